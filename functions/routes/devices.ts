@@ -1,0 +1,81 @@
+/** The device registry API (admin): create, list and filter, read, change, rotate, delete. */
+import { Hono } from "hono";
+import { z } from "zod";
+import { toIssues } from "../../shared/error-codes";
+import { DeviceCreate, DevicePatch, Slug } from "../../shared/schemas/device";
+import { DeviceId } from "../../shared/schemas/message";
+import { ApiError } from "../errors";
+import { type AppEnv, requireAdmin } from "../middleware/auth";
+import { createDevice, deleteDevice, getDevice, listDevices, patchDevice, rotateToken, twin } from "../registry";
+import { jsonBody, validate } from "../validate";
+
+const ListQuery = z.strictObject({
+  type: Slug.optional(),
+  room: Slug.optional(),
+  kind: z.enum(["device", "service"]).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  after: DeviceId.optional(),
+});
+
+const META_KEY = /^[A-Za-z0-9_-]{1,64}$/;
+
+function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
+  const result = schema.safeParse(body);
+  if (!result.success) {
+    const issues = toIssues(result.error.issues);
+    throw new ApiError("invalid_payload", issues.map((i) => `${i.path || "body"}: ${i.message}`).join("; "), { issues });
+  }
+  return result.data;
+}
+
+function deviceIdParam(raw: string): string {
+  const parsed = DeviceId.safeParse(raw);
+  if (!parsed.success) throw ApiError.field("not_found", "id", `"${raw.slice(0, 80)}" is not a device id`);
+  return parsed.data;
+}
+
+export const deviceRoutes = new Hono<AppEnv>()
+  .use(requireAdmin())
+  .post("/", async (c) => {
+    const input = parseBody(DeviceCreate, await jsonBody(c.req.raw));
+    const { device, token } = await createDevice(c.env, input);
+    c.header("location", `/v1/devices/${device.id}`);
+    return c.json({ device, token, note: "the token is shown once; store it on the device now" }, 201);
+  })
+  .get("/", async (c) => {
+    const url = new URL(c.req.url);
+    const metadata: [string, string][] = [];
+    const plain: Record<string, string> = {};
+    for (const [key, value] of url.searchParams) {
+      if (key.startsWith("meta.")) {
+        const metaKey = key.slice(5);
+        if (!META_KEY.test(metaKey)) throw ApiError.field("invalid_query", key, "metadata keys are 1-64 of A-Z a-z 0-9 _ -");
+        metadata.push([metaKey, value]);
+      } else plain[key] = value;
+    }
+    const query = ListQuery.safeParse(plain);
+    if (!query.success) {
+      const issues = toIssues(query.error.issues);
+      throw new ApiError("invalid_query", issues.map((i) => `${i.path}: ${i.message}`).join("; "), { issues });
+    }
+    return c.json(await listDevices(c.env, { ...query.data, metadata }));
+  })
+  .get("/:id", async (c) => c.json({ device: await getDevice(c.env, deviceIdParam(c.req.param("id"))) }))
+  .patch("/:id", async (c) => {
+    const id = deviceIdParam(c.req.param("id"));
+    const patch = parseBody(DevicePatch, await jsonBody(c.req.raw));
+    return c.json({ device: await patchDevice(c.env, id, patch) });
+  })
+  .delete("/:id", async (c) => {
+    await deleteDevice(c.env, deviceIdParam(c.req.param("id")));
+    return c.body(null, 204);
+  })
+  .post("/:id/token", async (c) => {
+    const { device, token } = await rotateToken(c.env, deviceIdParam(c.req.param("id")));
+    return c.json({ device, token, note: "the old token no longer works; the new one is shown once" }, 200);
+  })
+  .get("/:id/errors", validate("query", z.strictObject({ limit: z.coerce.number().int().min(1).max(1000).default(50) })), async (c) => {
+    const id = deviceIdParam(c.req.param("id"));
+    await getDevice(c.env, id);
+    return c.json({ device: id, errors: await twin(c.env, id).errors(c.req.valid("query").limit) });
+  });

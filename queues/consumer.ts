@@ -1,0 +1,118 @@
+/**
+ * The retry and dead-letter discipline every queue consumer shares: a message that fails with a
+ * retriable error is retried with backoff up to MAX_RETRIES times; after that, or at once when
+ * the error is not retriable, it is sent to the dead-letter queue with its original exchange,
+ * routing key, queue, error and attempts, and only then acknowledged.
+ */
+
+import { toIssues } from "../shared/error-codes";
+import type { DeadLetter } from "../shared/schemas/message";
+import { Envelope } from "../shared/schemas/message";
+import { ConsumerError } from "./errors";
+import { sendToQueue } from "./exchange";
+import { recordQueueStats } from "./stats";
+import { DEAD_LETTER_QUEUE, MAX_RETRIES, type QueueDef } from "./topology";
+
+export interface ConsumerContext {
+  env: Env;
+  queue: QueueDef;
+}
+
+/** Handles the messages of one batch that parsed; throws per message or returns per-message errors. */
+export type BatchHandler = (messages: Envelope[], ctx: ConsumerContext) => Promise<Map<string, unknown> | undefined>;
+
+/** Seconds before the next attempt: 2, 8, 32 — long enough for a restarting database. */
+export function backoffSeconds(attempts: number): number {
+  return Math.min(2 * 4 ** Math.max(0, attempts - 1), 300);
+}
+
+export async function consume(batch: MessageBatch<unknown>, ctx: ConsumerContext, handler: BatchHandler): Promise<void> {
+  const valid: { msg: Message<unknown>; envelope: Envelope }[] = [];
+  const failures: { msg: Message<unknown>; envelope: Envelope | undefined; error: ConsumerError }[] = [];
+
+  for (const msg of batch.messages) {
+    const parsed = Envelope.safeParse(msg.body);
+    if (parsed.success) valid.push({ msg, envelope: parsed.data });
+    else {
+      const detail = toIssues(parsed.error.issues)
+        .map((i) => `${i.path}: ${i.message}`)
+        .join("; ");
+      failures.push({
+        msg,
+        envelope: undefined,
+        error: new ConsumerError("invalid_message", `not a valid envelope: ${detail}`, { retriable: false }),
+      });
+    }
+  }
+
+  if (valid.length > 0) {
+    try {
+      const errors = await handler(
+        valid.map((v) => v.envelope),
+        ctx,
+      );
+      for (const v of valid) {
+        const error = errors?.get(v.envelope.id);
+        if (error === undefined) v.msg.ack();
+        else failures.push({ ...v, error: ConsumerError.from(error) });
+      }
+    } catch (error) {
+      const failure = ConsumerError.from(error);
+      for (const v of valid) failures.push({ ...v, error: failure });
+    }
+  }
+
+  let retried = 0;
+  const deadLetters: { msg: Message<unknown>; letter: DeadLetter | undefined }[] = [];
+  for (const { msg, envelope, error } of failures) {
+    if (error.retriable && msg.attempts <= MAX_RETRIES) {
+      msg.retry({ delaySeconds: backoffSeconds(msg.attempts) });
+      retried++;
+      continue;
+    }
+    deadLetters.push({ msg, letter: envelope && deadLetter(envelope, ctx.queue, error, msg.attempts) });
+    console.error(
+      JSON.stringify({
+        level: "error",
+        msg: "dead-lettering",
+        queue: ctx.queue.name,
+        message_id: envelope?.id ?? msg.id,
+        correlation_id: envelope?.correlation_id,
+        code: error.code,
+        error: error.message,
+        attempts: msg.attempts,
+      }),
+    );
+  }
+
+  if (deadLetters.length > 0) {
+    const letters = deadLetters.flatMap((d) => (d.letter ? [d.letter] : []));
+    try {
+      if (letters.length > 0) await sendToQueue(ctx.env, DEAD_LETTER_QUEUE, letters);
+      // A body that is not an envelope cannot be replayed; it is logged above and dropped.
+      for (const d of deadLetters) d.msg.ack();
+    } catch (error) {
+      // The dead-letter queue is unreachable: keep the messages where they are.
+      for (const d of deadLetters) d.msg.retry({ delaySeconds: backoffSeconds(d.msg.attempts) });
+      console.error(JSON.stringify({ level: "error", msg: "dead-letter queue unavailable", queue: ctx.queue.name, error: String(error) }));
+    }
+  }
+
+  await recordQueueStats(ctx.env, ctx.queue.name, {
+    delivered: batch.messages.length - failures.length,
+    retried,
+    dead_lettered: deadLetters.length,
+  });
+}
+
+export function deadLetter(message: Envelope, queue: QueueDef, error: ConsumerError, attempts: number): DeadLetter {
+  return {
+    message,
+    exchange: message.exchange,
+    routing_key: message.routing_key,
+    queue: queue.name,
+    error: { code: error.code, message: error.message.slice(0, 2000) },
+    attempts,
+    failed_at: new Date().toISOString(),
+  };
+}

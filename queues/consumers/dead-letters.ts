@@ -1,0 +1,56 @@
+/**
+ * The dead-letter store: the consumer of `dead.letter.queue` keeps every dead letter in D1 for
+ * `GET /v1/dead-letters` and replay. Idempotent: the same message failing on the same queue is
+ * stored once however often it is delivered.
+ */
+import { toIssues } from "../../shared/error-codes";
+import { DeadLetter } from "../../shared/schemas/message";
+import { backoffSeconds } from "../consumer";
+import { recordQueueStats } from "../stats";
+import { DEAD_LETTER_QUEUE } from "../topology";
+
+export async function storeDeadLetters(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+  const statements: D1PreparedStatement[] = [];
+  const stored: Message<unknown>[] = [];
+  for (const msg of batch.messages) {
+    const parsed = DeadLetter.safeParse(msg.body);
+    if (!parsed.success) {
+      // Nothing to replay from a body that is not a dead letter: log it loudly and let it go.
+      console.error(JSON.stringify({ level: "error", msg: "invalid dead letter dropped", issues: toIssues(parsed.error.issues) }));
+      msg.ack();
+      continue;
+    }
+    const letter = parsed.data;
+    statements.push(
+      env.DB.prepare(
+        `INSERT INTO dead_letters (message_id, queue, exchange, routing_key, error_code, error_message, attempts, failed_at, envelope, correlation_id, source)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+         ON CONFLICT (message_id, queue) DO UPDATE SET status = 'pending', error_code = ?5, error_message = ?6,
+           attempts = ?7, failed_at = ?8 WHERE status = 'replayed'`,
+      ).bind(
+        letter.message.id,
+        letter.queue,
+        letter.exchange,
+        letter.routing_key,
+        letter.error.code,
+        letter.error.message,
+        letter.attempts,
+        letter.failed_at,
+        JSON.stringify(letter.message),
+        letter.message.correlation_id,
+        letter.message.source,
+      ),
+    );
+    stored.push(msg);
+  }
+  if (statements.length === 0) return;
+  try {
+    await env.DB.batch(statements);
+    for (const msg of stored) msg.ack();
+    await recordQueueStats(env, DEAD_LETTER_QUEUE, { delivered: stored.length, retried: 0, dead_lettered: 0 });
+  } catch (error) {
+    // The store is the end of the line: never drop a dead letter, retry until D1 is back.
+    for (const msg of stored) msg.retry({ delaySeconds: backoffSeconds(msg.attempts) });
+    console.error(JSON.stringify({ level: "error", msg: "dead letters not stored, retrying", error: String(error) }));
+  }
+}

@@ -1,0 +1,7 @@
+/**
+ * The consumer of queues whose own consumer is not built yet (alerts, automations, AI,
+ * archive, series): it acknowledges and counts. See docs/topology.md for which queues use it.
+ */
+import type { BatchHandler } from "../consumer";
+
+export const record: BatchHandler = async () => undefined;

@@ -1,0 +1,22 @@
+/** The Worker's queue() entry: one dispatcher for every queue of the topology. */
+import { type BatchHandler, consume } from "./consumer";
+import { storeDeadLetters } from "./consumers/dead-letters";
+import { record } from "./consumers/record";
+import { transformer } from "./consumers/transformer";
+import { DEAD_LETTER_QUEUE, queueForCloudflareName } from "./topology";
+
+const HANDLERS: Record<string, BatchHandler> = { transformer, record };
+
+export async function handleQueue(batch: MessageBatch<unknown>, env: Env): Promise<void> {
+  const queue = queueForCloudflareName(batch.queue);
+  if (!queue) {
+    // A consumer binding with no topology entry: leave the messages for a Worker that knows it.
+    console.error(JSON.stringify({ level: "error", msg: "batch from a queue the topology does not know", queue: batch.queue }));
+    batch.retryAll({ delaySeconds: 60 });
+    return;
+  }
+  if (queue.name === DEAD_LETTER_QUEUE) return storeDeadLetters(batch, env);
+  const handler = HANDLERS[queue.consumer];
+  if (!handler) throw new Error(`queue "${queue.name}" names consumer "${queue.consumer}", which queues/index.ts does not register`);
+  await consume(batch, { env, queue }, handler);
+}

@@ -1,0 +1,119 @@
+/**
+ * The routing topology of seed 001 (RabbitMQ-style exchanges, queues and bindings) as data.
+ *
+ * Each bound queue is one Cloudflare Queue. `wrangler.toml` mirrors this file (producer binding
+ * and consumer per queue); `test/node/topology-config.test.ts` fails when the two disagree.
+ * Entries with `origin: "edgemesh"` are additions the seed does not draw; docs/topology.md says why.
+ */
+
+export type ExchangeType = "topic" | "fanout" | "direct";
+
+export interface Exchange {
+  readonly name: string;
+  readonly type: ExchangeType;
+  readonly description: string;
+}
+
+export interface QueueDef {
+  /** The seed's queue name (dot-separated). */
+  readonly name: string;
+  /** The Cloudflare Queue name (letters, digits and dashes). */
+  readonly cloudflare: string;
+  /** The Worker binding that produces to it. */
+  readonly binding: string;
+  readonly consumer: string;
+  readonly origin: "seed-001" | "edgemesh";
+}
+
+export interface Binding {
+  readonly exchange: string;
+  readonly queue: string;
+  /** AMQP topic pattern: `*` one word, `#` zero or more words; ignored by fanout exchanges. */
+  readonly pattern: string;
+  readonly origin: "seed-001" | "edgemesh";
+}
+
+export const EXCHANGES = [
+  { name: "home.events", type: "topic", description: "Home state changes and automation triggers" },
+  { name: "sensors", type: "topic", description: "Sensor readings: sensors.{type}.{location}" },
+  { name: "metrics", type: "topic", description: "System, application and transformed sensor metrics" },
+  { name: "ai", type: "topic", description: "AI inference requests (ai.model.#) and results (ai.result.#)" },
+  { name: "alerts", type: "fanout", description: "Alerts, fanned out to every bound queue" },
+  { name: "archive", type: "topic", description: "Events and metrics kept for long-term analysis" },
+  { name: "dead.letter", type: "direct", description: "Messages that failed after their retries" },
+] as const satisfies readonly Exchange[];
+
+export type ExchangeName = (typeof EXCHANGES)[number]["name"];
+
+function queue(name: string, consumer: string, origin: QueueDef["origin"] = "seed-001"): QueueDef {
+  const slug = name.replaceAll(".", "-");
+  return {
+    name,
+    cloudflare: `edgemesh-${slug}`,
+    binding: `Q_${slug.replaceAll("-", "_").toUpperCase()}`,
+    consumer,
+    origin,
+  };
+}
+
+export const DEAD_LETTER_QUEUE = "dead.letter.queue";
+
+export const QUEUES = [
+  queue("home.events.state_changes", "record"),
+  queue("home.events.automations", "record"),
+  queue("sensors.temperature", "transformer"),
+  queue("sensors.humidity", "transformer"),
+  queue("sensors.motion", "record"),
+  queue("sensors.energy", "transformer", "edgemesh"),
+  queue("metrics.system", "record"),
+  queue("metrics.application", "record"),
+  queue("metrics.sensors", "record", "edgemesh"),
+  queue("ai.inference.requests", "record"),
+  queue("ai.inference.results", "record"),
+  queue("alerts.critical", "record"),
+  queue("alerts.notifications", "record"),
+  queue("archive.events", "record"),
+  queue("archive.metrics", "record"),
+  queue(DEAD_LETTER_QUEUE, "dead-letter"),
+] as const satisfies readonly QueueDef[];
+
+export const BINDINGS: readonly Binding[] = [
+  { exchange: "home.events", queue: "home.events.state_changes", pattern: "home.*.*.state_changed", origin: "seed-001" },
+  { exchange: "home.events", queue: "home.events.automations", pattern: "home.*.*.trigger", origin: "seed-001" },
+  { exchange: "sensors", queue: "sensors.temperature", pattern: "sensors.temperature.#", origin: "seed-001" },
+  { exchange: "sensors", queue: "sensors.humidity", pattern: "sensors.humidity.#", origin: "seed-001" },
+  { exchange: "sensors", queue: "sensors.motion", pattern: "sensors.motion.#", origin: "seed-001" },
+  { exchange: "sensors", queue: "sensors.energy", pattern: "sensors.energy.#", origin: "edgemesh" },
+  { exchange: "metrics", queue: "metrics.system", pattern: "metrics.system.#", origin: "seed-001" },
+  { exchange: "metrics", queue: "metrics.application", pattern: "metrics.application.#", origin: "seed-001" },
+  { exchange: "metrics", queue: "metrics.sensors", pattern: "metrics.sensors.#", origin: "edgemesh" },
+  { exchange: "ai", queue: "ai.inference.requests", pattern: "ai.model.#", origin: "seed-001" },
+  { exchange: "ai", queue: "ai.inference.results", pattern: "ai.result.#", origin: "seed-001" },
+  { exchange: "alerts", queue: "alerts.critical", pattern: "#", origin: "seed-001" },
+  { exchange: "alerts", queue: "alerts.notifications", pattern: "alerts.#", origin: "seed-001" },
+  { exchange: "archive", queue: "archive.events", pattern: "#", origin: "seed-001" },
+  { exchange: "archive", queue: "archive.metrics", pattern: "#", origin: "seed-001" },
+  { exchange: "dead.letter", queue: DEAD_LETTER_QUEUE, pattern: "#", origin: "seed-001" },
+];
+
+export type QueueName = (typeof QUEUES)[number]["name"];
+
+const queuesByName = new Map<string, QueueDef>(QUEUES.map((q) => [q.name, q]));
+const queuesByCloudflareName = new Map<string, QueueDef>(QUEUES.map((q) => [q.cloudflare, q]));
+const exchangesByName = new Map<string, Exchange>(EXCHANGES.map((e) => [e.name, e]));
+
+export function findExchange(name: string): Exchange | undefined {
+  return exchangesByName.get(name);
+}
+
+export function findQueue(name: string): QueueDef | undefined {
+  return queuesByName.get(name);
+}
+
+/** The topology queue behind a Cloudflare queue name, as seen in `MessageBatch.queue`. */
+export function queueForCloudflareName(cloudflareName: string): QueueDef | undefined {
+  return queuesByCloudflareName.get(cloudflareName);
+}
+
+/** How many times a consumer retries a failed message before it dead-letters it. */
+export const MAX_RETRIES = 3;

@@ -1,0 +1,55 @@
+/**
+ * Limits and tunables, read from the Worker's `vars` (wrangler.toml) with documented defaults
+ * (docs/configuration.md). A bad value fails loudly naming the variable, rather than silently
+ * falling back.
+ */
+import { z } from "zod";
+import { DEFAULT_TOPIC_RULES, type TopicRule } from "./topics";
+
+const int = (fallback: number, min: number, max: number) => z.coerce.number().int().min(min).max(max).default(fallback);
+
+const ConfigSchema = z.object({
+  MAX_BODY_BYTES: int(1_048_576, 1024, 100 * 1_048_576),
+  MAX_MESSAGE_BYTES: int(65_536, 256, 120_000),
+  MAX_BATCH_MESSAGES: int(500, 1, 10_000),
+  DEVICE_RATE_PER_SECOND: z.coerce.number().positive().max(10_000).default(20),
+  DEVICE_RATE_BURST: int(1_000, 1, 100_000),
+  MAX_FUTURE_SKEW_SECONDS: int(300, 0, 86_400),
+  MAX_MESSAGE_AGE_DAYS: int(30, 1, 3650),
+  DEDUPE_WINDOW_HOURS: int(72, 1, 24 * 90),
+  DEVICE_ERRORS_KEPT: int(100, 1, 10_000),
+  TOPIC_RULES: z
+    .string()
+    .optional()
+    .transform((raw, ctx): readonly TopicRule[] => {
+      if (!raw) return DEFAULT_TOPIC_RULES;
+      try {
+        return z
+          .array(z.object({ topic: z.string().min(1), routing_key: z.string().min(1), device: z.string().optional() }))
+          .parse(JSON.parse(raw));
+      } catch (error) {
+        ctx.addIssue({ code: "custom", message: `TOPIC_RULES must be a JSON array of {topic, routing_key, device?}: ${error}` });
+        return z.NEVER;
+      }
+    }),
+});
+
+export type Config = z.infer<typeof ConfigSchema>;
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+let cached: { source: unknown; config: Config } | undefined;
+
+/** Reads the configuration from the Worker's environment; parsed once per isolate. */
+export function readConfig(env: object): Config {
+  if (cached?.source === env) return cached.config;
+  const result = ConfigSchema.safeParse(env);
+  if (!result.success) {
+    const detail = result.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
+    throw new ConfigError(`edgemesh configuration is invalid (check [vars] in wrangler.toml): ${detail}`);
+  }
+  cached = { source: env, config: result.data };
+  return result.data;
+}

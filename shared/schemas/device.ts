@@ -1,0 +1,74 @@
+/** Devices and services: the principals that publish, their profile and their permissions. */
+import { z } from "zod";
+import { findExchange } from "../../queues/topology";
+import { KEY_PROBLEM_MESSAGES, patternProblem } from "../topics";
+import { DeviceId, Metadata } from "./message";
+
+/**
+ * A publish permission: `exchange:pattern`, the pattern in AMQP topic syntax over routing keys
+ * (`sensors:sensors.temperature.*`). Exchange names contain dots, so the colon separates.
+ */
+export const PublishPermission = z.string().superRefine((value, ctx) => {
+  const colon = value.indexOf(":");
+  if (colon <= 0) {
+    ctx.addIssue({ code: "custom", message: "must be exchange:pattern, for example sensors:sensors.temperature.*" });
+    return;
+  }
+  const exchange = value.slice(0, colon);
+  if (!findExchange(exchange)) ctx.addIssue({ code: "custom", message: `unknown exchange "${exchange}"` });
+  if (exchange === "dead.letter") ctx.addIssue({ code: "custom", message: "only the edge publishes to dead.letter" });
+  const problem = patternProblem(value.slice(colon + 1));
+  if (problem) ctx.addIssue({ code: "custom", message: `pattern ${KEY_PROBLEM_MESSAGES[problem]}` });
+});
+
+export const Slug = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, {
+  message: "must be 1-64 characters of a-z, 0-9, _ and -, starting with a letter or digit",
+});
+
+export const DeviceKind = z.enum(["device", "service"]);
+export const DeviceClass = z.enum(["mains", "battery"]);
+
+export const DeviceCreate = z.strictObject({
+  id: DeviceId,
+  kind: DeviceKind.default("device"),
+  name: z.string().min(1).max(128).optional(),
+  type: Slug,
+  class: DeviceClass.default("mains"),
+  room: Slug.optional(),
+  metadata: Metadata.default({}),
+  publish: z.array(PublishPermission).max(64).optional(),
+  /** Messages per second the device may send, and the burst above it. */
+  rate: z.strictObject({ per_second: z.number().positive().max(10_000), burst: z.int().positive().max(100_000) }).optional(),
+});
+export type DeviceCreate = z.infer<typeof DeviceCreate>;
+
+export const DevicePatch = DeviceCreate.omit({ id: true, kind: true }).partial().extend({ room: Slug.nullable().optional() });
+export type DevicePatch = z.infer<typeof DevicePatch>;
+
+export const Rate = z.strictObject({ per_second: z.number(), burst: z.number() });
+
+/** A device as the registry returns it; never carries the credential or its hash. */
+export const Device = z.strictObject({
+  id: DeviceId,
+  kind: DeviceKind,
+  name: z.string().nullable(),
+  type: z.string(),
+  class: DeviceClass,
+  room: z.string().nullable(),
+  metadata: z.record(z.string(), z.unknown()),
+  publish: z.array(z.string()),
+  rate: Rate,
+  created_at: z.string(),
+  updated_at: z.string(),
+  token_rotated_at: z.string(),
+});
+export type Device = z.infer<typeof Device>;
+
+/**
+ * Least privilege by default: a device may publish its own type's readings (any location) and
+ * events about itself; a service may publish nothing until it is given permissions.
+ */
+export function defaultPublish(kind: z.infer<typeof DeviceKind>, id: string, type: string): string[] {
+  if (kind === "service") return [];
+  return [`sensors:sensors.${type}.*`, `home.events:home.*.${id}.*`];
+}
