@@ -1,0 +1,126 @@
+/**
+ * Starts the local edge — `wrangler dev` on workerd, with embedded D1, Durable Objects, Queues —
+ * as a child process, with its own storage folder and migrations applied. Used by the dev
+ * script, the benchmarks and the end-to-end tests, so all of them run the real thing.
+ */
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+export const PROJECT_ROOT = resolve(import.meta.dirname, "../..");
+const WRANGLER = join(PROJECT_ROOT, "node_modules/wrangler/bin/wrangler.js");
+
+export interface LocalEdgeOptions {
+  /** Port to listen on; 0 picks a free one. */
+  port?: number;
+  /** Folder for D1, Durable Object and Queue state; a fresh temporary one by default. */
+  persistDir?: string;
+  adminToken?: string;
+  /** Extra [vars], for example smaller limits in a test. */
+  vars?: Record<string, string>;
+  /** Another wrangler config (the benchmark's reference Worker). */
+  config?: string;
+  /** Print the edge's log lines to this process's stderr. */
+  verbose?: boolean;
+  /** Apply D1 migrations first (the edgemesh config only). */
+  migrate?: boolean;
+}
+
+export interface LocalEdge {
+  url: string;
+  port: number;
+  adminToken: string;
+  persistDir: string;
+  process: ChildProcess;
+  /** What the edge printed, for error messages. */
+  log(): string;
+  stop(): Promise<void>;
+}
+
+export const OFFLINE_ENV = {
+  WRANGLER_SEND_METRICS: "false",
+  WRANGLER_SEND_ERROR_REPORTS: "false",
+  CLOUDFLARE_CF_FETCH_ENABLED: "false",
+  NO_UPDATE_NOTIFIER: "1",
+};
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => (typeof address === "object" && address ? resolvePort(address.port) : reject(new Error("no port"))));
+    });
+  });
+}
+
+export function applyMigrations(persistDir: string, config = join(PROJECT_ROOT, "wrangler.toml")): void {
+  const result = spawnSync(process.execPath, [WRANGLER, "d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir, "--config", config], {
+    cwd: PROJECT_ROOT,
+    env: { ...process.env, ...OFFLINE_ENV, CI: "true" },
+    encoding: "utf8",
+  });
+  if (result.status !== 0) throw new Error(`applying D1 migrations failed:\n${result.stdout}\n${result.stderr}`);
+}
+
+export async function startLocalEdge(options: LocalEdgeOptions = {}): Promise<LocalEdge> {
+  const port = options.port || (await freePort());
+  const persistDir = options.persistDir ?? mkdtempSync(join(tmpdir(), "edgemesh-edge-"));
+  mkdirSync(persistDir, { recursive: true });
+  const config = options.config ?? join(PROJECT_ROOT, "wrangler.toml");
+  const adminToken = options.adminToken ?? randomBytes(24).toString("base64url");
+  if (options.migrate ?? options.config === undefined) applyMigrations(persistDir, config);
+
+  // Secrets reach wrangler dev through an env file, never through the command line.
+  const envFile = join(persistDir, "edge.env");
+  writeFileSync(envFile, `ADMIN_TOKEN="${adminToken}"\n`, { mode: 0o600 });
+  const args = [WRANGLER, "dev", "--config", config, "--ip", "127.0.0.1", "--port", String(port), "--persist-to", persistDir, "--env-file", envFile, "--show-interactive-dev-session=false", "--inspector-port", String(await freePort())];
+  for (const [key, value] of Object.entries(options.vars ?? {})) args.push("--var", `${key}:${value}`);
+
+  const child = spawn(process.execPath, args, { cwd: PROJECT_ROOT, env: { ...process.env, ...OFFLINE_ENV }, stdio: ["ignore", "pipe", "pipe"], detached: true });
+  let output = "";
+  const collect = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-20_000);
+    if (options.verbose) process.stderr.write(chunk);
+  };
+  child.stdout?.on("data", collect);
+  child.stderr?.on("data", collect);
+
+  const url = `http://127.0.0.1:${port}`;
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((done) => child.once("exit", () => done()));
+    try {
+      process.kill(-(child.pid ?? 0), "SIGTERM");
+    } catch {
+      child.kill("SIGTERM");
+    }
+    const timer = setTimeout(() => {
+      try {
+        process.kill(-(child.pid ?? 0), "SIGKILL");
+      } catch {}
+    }, 5000);
+    await exited;
+    clearTimeout(timer);
+  };
+
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`wrangler dev exited with ${child.exitCode}:\n${output}`);
+    try {
+      const res = await fetch(`${url}/v1/health`, { signal: AbortSignal.timeout(2000) });
+      if (res.status < 500 || options.config) break;
+    } catch {}
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`the local edge did not answer on ${url} within 60 s:\n${output}`);
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  return { url, port, adminToken, persistDir, process: child, log: () => output, stop };
+}
