@@ -7,6 +7,7 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { bindingsFor, publish, sendToQueue } from "../../queues/exchange";
+import { findQueue } from "../../queues/topology";
 import { Envelope, UNROUTABLE } from "../../shared/schemas/message";
 import { ApiError } from "../errors";
 import { type AppEnv, requireAdmin } from "../middleware/auth";
@@ -110,7 +111,8 @@ export const deadLetterRoutes = new Hono<AppEnv>()
     const reroute: { id: number; message: Envelope }[] = [];
     for (const row of rows) {
       const message = Envelope.parse(JSON.parse(row.envelope));
-      if (row.queue === UNROUTABLE) {
+      if (row.queue === UNROUTABLE || !findQueue(row.queue)) {
+        // Unroutable, or dead-lettered by the platform without a queue: route through the exchange again.
         if (bindingsFor(message.exchange, message.routing_key).length === 0) stillUnroutable.push(row.id);
         else reroute.push({ id: row.id, message });
         continue;

@@ -4,16 +4,39 @@
  * stored once however often it is delivered.
  */
 import { toIssues } from "../../shared/error-codes";
-import { DeadLetter } from "../../shared/schemas/message";
+import { DeadLetter, Envelope } from "../../shared/schemas/message";
 import { backoffSeconds } from "../consumer";
 import { recordQueueStats } from "../stats";
 import { DEAD_LETTER_QUEUE } from "../topology";
+
+/** The queue recorded for messages Cloudflare itself dead-lettered after a consumer crashed. */
+export const CRASHED = "(consumer-crashed)";
+
+/**
+ * Our consumers dead-letter with context; Cloudflare's own dead-letter queue setting (the
+ * backstop for a consumer that crashed or timed out on every attempt) moves the bare envelope.
+ */
+function asDeadLetter(msg: Message<unknown>) {
+  const letter = DeadLetter.safeParse(msg.body);
+  if (letter.success) return letter;
+  const bare = Envelope.safeParse(msg.body);
+  if (!bare.success) return letter;
+  return DeadLetter.safeParse({
+    message: bare.data,
+    exchange: bare.data.exchange,
+    routing_key: bare.data.routing_key,
+    queue: CRASHED,
+    error: { code: "consumer_crashed", message: "a consumer crashed or timed out on every attempt; Cloudflare dead-lettered the message" },
+    attempts: msg.attempts,
+    failed_at: new Date().toISOString(),
+  });
+}
 
 export async function storeDeadLetters(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   const statements: D1PreparedStatement[] = [];
   const stored: Message<unknown>[] = [];
   for (const msg of batch.messages) {
-    const parsed = DeadLetter.safeParse(msg.body);
+    const parsed = asDeadLetter(msg);
     if (!parsed.success) {
       // Nothing to replay from a body that is not a dead letter: log it loudly and let it go.
       console.error(JSON.stringify({ level: "error", msg: "invalid dead letter dropped", issues: toIssues(parsed.error.issues) }));

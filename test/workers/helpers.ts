@@ -1,0 +1,59 @@
+/** Helpers for tests that run inside workerd against the real Worker, DOs, D1 and Queues. */
+import { exports } from "cloudflare:workers";
+import { expect } from "vitest";
+
+export const ADMIN = { authorization: "Bearer test-admin-token" };
+
+let counter = 0;
+/** A device id no other test uses, so tests never share a Durable Object. */
+export function uniqueId(prefix = "dev"): string {
+  counter++;
+  return `${prefix}-${Date.now().toString(36)}-${counter}-${Math.random().toString(36).slice(2, 6)}`;
+}
+
+/** A client address of its own per test, so failed-auth rate limits never cross tests. */
+export function uniqueIp(): string {
+  return `10.${Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 250)}`;
+}
+
+export function call(path: string, init: RequestInit = {}): Promise<Response> {
+  return exports.default.fetch(new Request(`https://edge.test${path}`, init));
+}
+
+export async function json<T = Record<string, unknown>>(res: Response): Promise<T> {
+  return (await res.json()) as T;
+}
+
+export interface Created {
+  device: { id: string; publish: string[] };
+  token: string;
+}
+
+export async function createDevice(body: Record<string, unknown>): Promise<Created> {
+  const res = await call("/v1/devices", {
+    method: "POST",
+    headers: { ...ADMIN, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  expect(res.status, await res.clone().text()).toBe(201);
+  return json<Created>(res);
+}
+
+export function post(path: string, token: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
+  return call(path, {
+    method: "POST",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json", "cf-connecting-ip": uniqueIp(), ...headers },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+}
+
+/** Polls until `check` returns a value (not undefined) or the time is up. */
+export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 10_000, what = "condition"): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

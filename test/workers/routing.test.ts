@@ -1,0 +1,232 @@
+/** The seed-001 topology, as drawn, through the real exchanges and Cloudflare Queues. */
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { bindingsFor } from "../../queues/exchange";
+import { BINDINGS, EXCHANGES, QUEUES } from "../../queues/topology";
+import { ADMIN, call, createDevice, eventually, json, post, uniqueId } from "./helpers";
+
+/** Every seed-001 binding, with a routing key it must take and one it must not. */
+const DRAWN: [exchange: string, key: string, queues: string[]][] = [
+  ["home.events", "home.kitchen.lamp.state_changed", ["home.events.state_changes"]],
+  ["home.events", "home.kitchen.lamp.trigger", ["home.events.automations"]],
+  ["home.events", "home.kitchen.lamp.other", []],
+  ["home.events", "home.kitchen.state_changed", []],
+  ["sensors", "sensors.temperature.living_room", ["sensors.temperature"]],
+  ["sensors", "sensors.temperature", ["sensors.temperature"]],
+  ["sensors", "sensors.humidity.bathroom.shelf", ["sensors.humidity"]],
+  ["sensors", "sensors.motion.hallway", ["sensors.motion"]],
+  ["sensors", "sensors.pressure.attic", []],
+  ["metrics", "metrics.system.nas.cpu", ["metrics.system"]],
+  ["metrics", "metrics.application.api", ["metrics.application"]],
+  ["metrics", "metrics.other", []],
+  ["ai", "ai.model.resnet", ["ai.inference.requests"]],
+  ["ai", "ai.result.resnet", ["ai.inference.results"]],
+  ["ai", "ai.decision", []],
+  ["alerts", "alerts.critical.nas", ["alerts.critical", "alerts.notifications"]],
+  ["alerts", "anything.at.all", ["alerts.critical", "alerts.notifications"]],
+  ["archive", "archive.events.x", ["archive.events", "archive.metrics"]],
+  ["dead.letter", "whatever", ["dead.letter.queue"]],
+];
+
+describe("the topology", () => {
+  it.each(DRAWN)("%s routes %s to %j", (exchange, key, queues) => {
+    expect(bindingsFor(exchange, key).sort()).toEqual([...queues].sort());
+  });
+
+  it("has the seven exchanges of seed 001 with their types", () => {
+    expect(EXCHANGES.map((e) => [e.name, e.type])).toEqual([
+      ["home.events", "topic"],
+      ["sensors", "topic"],
+      ["metrics", "topic"],
+      ["ai", "topic"],
+      ["alerts", "fanout"],
+      ["archive", "topic"],
+      ["dead.letter", "direct"],
+    ]);
+  });
+
+  it("binds every queue, and every queue has a producer binding in this Worker", () => {
+    for (const queue of QUEUES) {
+      expect(
+        BINDINGS.some((b) => b.queue === queue.name),
+        queue.name,
+      ).toBe(true);
+      expect(typeof (env as unknown as Record<string, Queue>)[queue.binding]?.sendBatch, queue.binding).toBe("function");
+    }
+  });
+
+  it("routes through the real queues when a service publishes on every exchange", async () => {
+    const { token } = await createDevice({
+      id: uniqueId("svc"),
+      kind: "service",
+      type: "router-test",
+      publish: ["home.events:#", "sensors:#", "metrics:#", "ai:#", "alerts:#", "archive:#"],
+    });
+    for (const [exchange, key, queues] of DRAWN) {
+      if (exchange === "dead.letter" || queues.length === 0) continue;
+      const id = uniqueId("msg");
+      const payload =
+        exchange === "ai"
+          ? key.startsWith("ai.result")
+            ? { model: "m", request_id: "r-1", cached: false, outputs: [] }
+            : { model: "m", inputs: [{ name: "x", shape: [1], datatype: "FP32", data: [1] }] }
+          : exchange === "alerts"
+            ? { severity: "critical", title: "disk full" }
+            : exchange === "home.events" || exchange === "archive"
+              ? { event_type: "state_changed" }
+              : { value: 1 };
+      const type = exchange === "ai" && key.startsWith("ai.result") ? "inference_result" : undefined;
+      const res = await post(`/v1/exchanges/${exchange}/publish`, token, { id, routing_key: key, payload, ...(type && { type }) });
+      expect(res.status, `${exchange} ${key}: ${await res.clone().text()}`).toBe(202);
+      const routed = (await json<{ routed: Record<string, string[]> }>(res)).routed[id] ?? [];
+      expect(routed.sort(), `${exchange} ${key}`).toEqual([...queues].sort());
+    }
+  });
+});
+
+interface DeadLetterView {
+  id: number;
+  message_id: string;
+  queue: string;
+  exchange: string;
+  routing_key: string;
+  error: { code: string; message: string };
+  attempts: number;
+  status: string;
+}
+
+async function deadLetterFor(messageId: string, status = "pending"): Promise<DeadLetterView | undefined> {
+  const res = await call(`/v1/dead-letters?status=${status}&limit=1000`, { headers: ADMIN });
+  const body = await json<{ dead_letters: DeadLetterView[] }>(res);
+  return body.dead_letters.find((d) => d.message_id === messageId);
+}
+
+describe("unroutable messages and dead letters", () => {
+  it("sends a message no binding takes to the dead letters, marked unroutable, and counts it", async () => {
+    const { token } = await createDevice({ id: uniqueId("svc"), kind: "service", type: "t", publish: ["sensors:#"] });
+    const id = uniqueId("lost");
+    const res = await post("/v1/exchanges/sensors/publish", token, {
+      id,
+      routing_key: "sensors.pressure.attic",
+      payload: { pressure: 1013 },
+    });
+    expect(res.status).toBe(202);
+    expect((await json<{ routed: Record<string, string[]> }>(res)).routed[id]).toEqual(["dead.letter.queue"]);
+    const letter = await eventually(() => deadLetterFor(id), 10_000, "the unroutable dead letter");
+    expect(letter).toMatchObject({
+      queue: "(unroutable)",
+      exchange: "sensors",
+      routing_key: "sensors.pressure.attic",
+      error: { code: "unroutable" },
+    });
+    const topology = await json<{ unroutable: number }>(await call("/v1/topology"));
+    expect(topology.unroutable).toBeGreaterThanOrEqual(1);
+
+    const replay = await json<{ replayed: number; still_unroutable: number[] }>(
+      await call("/v1/dead-letters/replay", {
+        method: "POST",
+        headers: { ...ADMIN, "content-type": "application/json" },
+        body: JSON.stringify({ ids: [letter.id] }),
+      }),
+    );
+    expect(replay).toMatchObject({ replayed: 0, still_unroutable: [letter.id] });
+  });
+
+  it("dead-letters a message its consumer cannot take, with the original exchange and routing key", async () => {
+    // An event on the sensors exchange reaches the transformer, which takes only readings.
+    const { token } = await createDevice({ id: uniqueId("svc"), kind: "service", type: "t", publish: ["sensors:#"] });
+    const id = uniqueId("odd");
+    const res = await post("/v1/exchanges/sensors/publish", token, {
+      id,
+      type: "event",
+      routing_key: "sensors.temperature.lab",
+      payload: { event_type: "calibrated" },
+    });
+    expect(res.status).toBe(202);
+    const letter = await eventually(() => deadLetterFor(id), 10_000, "the dead letter");
+    expect(letter).toMatchObject({
+      queue: "sensors.temperature",
+      exchange: "sensors",
+      routing_key: "sensors.temperature.lab",
+      error: { code: "unexpected_type" },
+      attempts: 1,
+    });
+  });
+
+  it("replays a dead letter to the queue it failed on, where it is consumed", async () => {
+    const { device } = await createDevice({ id: uniqueId("thermo"), type: "temperature", room: "lab" });
+    const id = uniqueId("replay");
+    const message = {
+      id,
+      correlation_id: id,
+      source: device.id,
+      type: "telemetry",
+      exchange: "sensors",
+      routing_key: "sensors.temperature.lab",
+      timestamp: new Date().toISOString(),
+      received_at: new Date().toISOString(),
+      payload: { temperature: { value: 68, unit: "°F" } },
+      metadata: {},
+      schema_version: 1,
+    };
+    // As the consumer discipline writes it after the third retry of a database outage.
+    await env.Q_DEAD_LETTER_QUEUE.send(
+      {
+        message,
+        exchange: "sensors",
+        routing_key: "sensors.temperature.lab",
+        queue: "sensors.temperature",
+        error: { code: "db_down", message: "connection refused" },
+        attempts: 4,
+        failed_at: new Date().toISOString(),
+      },
+      { contentType: "json" },
+    );
+    const letter = await eventually(() => deadLetterFor(id), 10_000, "the stored dead letter");
+    expect(letter).toMatchObject({ attempts: 4, error: { code: "db_down" } });
+
+    const before = await deliveredTo("sensors.temperature");
+    const res = await call("/v1/dead-letters/replay", {
+      method: "POST",
+      headers: { ...ADMIN, "content-type": "application/json" },
+      body: JSON.stringify({ ids: [letter.id] }),
+    });
+    expect(res.status).toBe(200);
+    expect(await json(res)).toMatchObject({ replayed: 1, replayed_ids: [letter.id] });
+    expect(await deadLetterFor(id, "replayed")).toMatchObject({ status: "replayed" });
+    expect(await deadLetterFor(id, "pending")).toBeUndefined();
+    await eventually(async () => ((await deliveredTo("sensors.temperature")) > before ? true : undefined), 10_000, "the replayed delivery");
+  });
+
+  it("needs the admin token to list or replay", async () => {
+    expect((await call("/v1/dead-letters")).status).toBe(401);
+    expect(
+      (await call("/v1/dead-letters/replay", { method: "POST", headers: { "content-type": "application/json" }, body: "{}" })).status,
+    ).toBe(401);
+  });
+
+  it("answers 400 naming the body for a replay request of the wrong shape", async () => {
+    const res = await call("/v1/dead-letters/replay", {
+      method: "POST",
+      headers: { ...ADMIN, "content-type": "application/json" },
+      body: JSON.stringify({ ids: "all" }),
+    });
+    expect(res.status).toBe(400);
+    expect(await json(res)).toMatchObject({ error: { code: "invalid_payload", issues: [{ path: "body" }] } });
+  });
+});
+
+async function deliveredTo(queue: string): Promise<number> {
+  const topology = await json<{ queues: { name: string; counts: { delivered: number } }[] }>(await call("/v1/topology"));
+  return topology.queues.find((q) => q.name === queue)?.counts.delivered ?? 0;
+}
+
+describe("the transformer", () => {
+  it("consumes temperature readings and feeds the metrics path", async () => {
+    const { token } = await createDevice({ id: uniqueId("thermo"), type: "temperature", room: "lab" });
+    const before = await deliveredTo("metrics.sensors");
+    const res = await post("/v1/telemetry", token, { payload: { temperature: { value: 212, unit: "°F" } } });
+    expect(res.status).toBe(202);
+    await eventually(async () => ((await deliveredTo("metrics.sensors")) > before ? true : undefined), 10_000, "a transformed metric");
+  });
+});
