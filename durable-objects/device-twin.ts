@@ -1,26 +1,47 @@
 /**
- * DeviceTwin: one Durable Object per device (and per service principal). On the ingest path it
- * is the only hop: it holds the credential's hash and verifies it, enforces the device's rate
- * and publish permissions, catches duplicate message ids, records rejected messages, and
- * publishes what it accepted through the exchanges — answering only once those are safe in
- * their queues.
+ * DeviceTwin: one Durable Object per device (and per service principal) — its actor and its
+ * twin, in one strongly consistent place (seed 002).
+ *
+ * On the ingest path it is the only hop: it verifies the credential's hash, enforces the
+ * device's rate and publish permissions, catches duplicate message ids, records rejected
+ * messages, publishes what it accepted through the exchanges (answering only once those are
+ * safe in their queues), then merges the readings into the reported state, keeps recent
+ * readings, marks the device online, and tells its room.
+ *
+ * It also holds the desired state (versioned, for optimistic concurrency), availability (run by
+ * alarms), and the durable command outbox.
  */
 import { DurableObject } from "cloudflare:workers";
 import { publish } from "../queues/exchange";
 import { findExchange } from "../queues/topology";
-import { readConfig } from "../shared/config";
+import { availabilityTimeouts, readConfig } from "../shared/config";
 import { secretMatches } from "../shared/credentials";
 import { buildEnvelope } from "../shared/envelope";
 import type { ErrorCode, Issue } from "../shared/error-codes";
+import { derivedId, newMessageId } from "../shared/ids";
 import { mayPublish } from "../shared/permissions";
-import type { Envelope, MessageType } from "../shared/schemas/message";
+import { type Envelope, type MessageType, SCHEMA_VERSION } from "../shared/schemas/message";
+import type { CommandRequest, DocumentPatch } from "../shared/schemas/twin";
+import { type Availability, type AvailabilityState, nextTransitionAt, statusBySilence } from "./availability";
+import { type Command, CommandOutbox } from "./command-outbox";
+import { roomStub } from "./room";
 import { TokenBucket } from "./token-bucket";
+import {
+  computeDelta,
+  documentProblem,
+  type Json,
+  type JsonObject,
+  mergeDocument,
+  mergeReadings,
+  type ReportedReading,
+} from "./twin-document";
 
 /** What the registry tells a twin about its device. */
 export interface TwinProfile {
   id: string;
   kind: "device" | "service";
   type: string;
+  class: "mains" | "battery";
   room: string | null;
   publish: string[];
   rate: { per_second: number; burst: number };
@@ -46,6 +67,8 @@ export interface IngestRequest {
   transport: "https" | "mqtt" | "agent";
 }
 
+export type Failure = { ok: false; code: ErrorCode; message: string; retryAfterSeconds?: number; issues?: Issue[] };
+
 export type IngestOutcome =
   | {
       ok: true;
@@ -56,7 +79,7 @@ export type IngestOutcome =
       ids: (string | null)[];
       routed: Record<string, string[]>;
     }
-  | { ok: false; code: ErrorCode; message: string; retryAfterSeconds?: number };
+  | Failure;
 
 export interface StoredError {
   at: string;
@@ -66,6 +89,31 @@ export interface StoredError {
   issues: Issue[];
 }
 
+export interface TwinView {
+  device: string;
+  version: number;
+  last_seen: string | null;
+  availability: AvailabilityState;
+  reported: { readings: Record<string, ReportedReading>; state: JsonObject };
+  desired: JsonObject;
+  delta: JsonObject;
+  counters: Counters;
+}
+
+export interface RecentReading {
+  at: string;
+  metric: string;
+  value: number | boolean;
+  unit: string | null;
+  message_id: string;
+}
+
+interface Counters {
+  accepted: number;
+  duplicates: number;
+  rejected: number;
+}
+
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
   CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, at INTEGER NOT NULL);
@@ -73,9 +121,50 @@ const SCHEMA = `
   CREATE TABLE IF NOT EXISTS errors (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, idx INTEGER NOT NULL,
     message_id TEXT, code TEXT NOT NULL, issues TEXT NOT NULL);
+  CREATE TABLE IF NOT EXISTS recent (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, metric TEXT NOT NULL,
+    value REAL NOT NULL, is_bool INTEGER NOT NULL, unit TEXT, message_id TEXT NOT NULL);
+  CREATE INDEX IF NOT EXISTS recent_metric_at ON recent (metric, at);
+  CREATE TABLE IF NOT EXISTS outbound (id TEXT PRIMARY KEY, body TEXT NOT NULL, created INTEGER NOT NULL);
 `;
 
 const PRUNE_EVERY_MS = 10 * 60 * 1000;
+const OUTBOUND_RETRY_MS = 5_000;
+const MAX_WAIT_MS = 30_000;
+
+/**
+ * The twin as callers see it over RPC. Its methods take and return plain data, which RPC
+ * copies unchanged, so the class's own signatures are the honest types (the generated stub
+ * types give up on recursive JSON documents).
+ */
+export type TwinApi = Pick<
+  DeviceTwin,
+  | "provision"
+  | "deprovision"
+  | "profile"
+  | "ingest"
+  | "recordRejection"
+  | "errors"
+  | "recent"
+  | "twin"
+  | "patchDesired"
+  | "reportState"
+  | "presence"
+  | "signalPresence"
+  | "enqueueCommand"
+  | "awaitCommand"
+  | "command"
+  | "commands"
+  | "pollCommands"
+  | "takeCommands"
+  | "completeCommand"
+>;
+
+export function twinStub(env: Env, deviceId: string): TwinApi {
+  return env.DEVICE_TWIN.getByName(deviceId) as unknown as TwinApi;
+}
+
+const unauthorized: Failure = { ok: false, code: "unauthorized", message: "the device token is not valid" };
 
 export class DeviceTwin extends DurableObject<Env> {
   #profile: TwinProfile | undefined;
@@ -83,39 +172,85 @@ export class DeviceTwin extends DurableObject<Env> {
   /** Ids being published right now: a concurrent duplicate must not pass while the first is in flight. */
   #inFlight = new Set<string>();
   #lastPrune = 0;
+  #readings: Record<string, ReportedReading> = {};
+  #state: JsonObject = {};
+  #desired: JsonObject = {};
+  #version = 0;
+  #lastSeen: number | null = null;
+  #availability: AvailabilityState;
+  #counters: Counters = { accepted: 0, duplicates: 0, rejected: 0 };
+  #outbox: CommandOutbox;
+  #commandWaiters = new Map<string, Set<(command: Command) => void>>();
+  #pollWaiters = new Set<() => void>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    // SQLite calls are synchronous, so the schema exists before any RPC method can run.
+    // SQLite calls are synchronous, so the state is loaded before any RPC method or alarm runs.
     ctx.storage.sql.exec(SCHEMA);
-    const row = ctx.storage.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'profile'").toArray()[0];
-    this.#profile = row ? (JSON.parse(row.value) as TwinProfile) : undefined;
+    this.#outbox = new CommandOutbox(ctx.storage.sql);
+    this.#profile = this.#meta<TwinProfile>("profile");
+    this.#readings = this.#meta("readings") ?? {};
+    this.#state = this.#meta("state") ?? {};
+    this.#desired = this.#meta("desired") ?? {};
+    this.#version = this.#meta("version") ?? 0;
+    this.#lastSeen = this.#meta("last_seen") ?? null;
+    this.#availability = this.#meta("availability") ?? { status: "offline", since: new Date(0).toISOString(), reason: "never_seen" };
+    this.#counters = this.#meta("counters") ?? this.#counters;
   }
+
+  #meta<T>(key: string): T | undefined {
+    const row = this.ctx.storage.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = ?", key).toArray()[0];
+    return row ? (JSON.parse(row.value) as T) : undefined;
+  }
+
+  #setMeta(key: string, value: unknown): void {
+    this.ctx.storage.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", key, JSON.stringify(value));
+  }
+
+  async #authenticate(secret: string): Promise<TwinProfile | undefined> {
+    const profile = this.#profile;
+    return profile && (await secretMatches(secret, profile.token_hash)) ? profile : undefined;
+  }
+
+  // ── Registry ────────────────────────────────────────────────────────────────────────────
 
   /** Creates or replaces the device's profile and credential hash (registry → twin). */
   async provision(profile: TwinProfile): Promise<void> {
-    this.ctx.storage.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('profile', ?)", JSON.stringify(profile));
+    const first = this.#profile === undefined;
     this.#profile = profile;
+    this.#setMeta("profile", profile);
+    if (first) {
+      this.#availability = { status: "offline", since: new Date().toISOString(), reason: "never_seen" };
+      this.#setMeta("availability", this.#availability);
+    }
     this.#bucket?.reconfigure(profile.rate.per_second, profile.rate.burst);
+    await this.#schedule();
   }
 
   /** Forgets everything about the device: its credential stops working at once. */
   async deprovision(): Promise<void> {
     this.#profile = undefined;
     this.#bucket = undefined;
+    this.#readings = {};
+    this.#state = {};
+    this.#desired = {};
+    this.#version = 0;
+    this.#lastSeen = null;
+    await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
     this.ctx.storage.sql.exec(SCHEMA);
+    this.#outbox = new CommandOutbox(this.ctx.storage.sql);
   }
 
   async profile(): Promise<TwinProfile | undefined> {
     return this.#profile;
   }
 
+  // ── Ingest ──────────────────────────────────────────────────────────────────────────────
+
   async ingest(request: IngestRequest): Promise<IngestOutcome> {
-    const profile = this.#profile;
-    if (!profile || !(await secretMatches(request.secret, profile.token_hash))) {
-      return { ok: false, code: "unauthorized", message: "the device token is not valid" };
-    }
+    const profile = await this.#authenticate(request.secret);
+    if (!profile) return unauthorized;
     const config = readConfig(this.env);
     const now = Date.now();
 
@@ -139,10 +274,11 @@ export class DeviceTwin extends DurableObject<Env> {
     const preRejectedAt = new Set(request.preRejected.map((r) => r.index));
     const limits = { maxFutureSkewMs: config.MAX_FUTURE_SKEW_SECONDS * 1000, maxAgeMs: config.MAX_MESSAGE_AGE_DAYS * 86_400_000 };
 
+    const candidates: Envelope[] = [];
     for (let index = 0; index < count; index++) {
       if (preRejectedAt.has(index)) continue;
       const item = request.items[index];
-      const size = JSON.stringify(item)?.length ?? 0;
+      const size = utf8Length(JSON.stringify(item) ?? "");
       if (size > config.MAX_MESSAGE_BYTES) {
         rejected.push({
           index,
@@ -184,7 +320,13 @@ export class DeviceTwin extends DurableObject<Env> {
         continue;
       }
       ids[index] = message.id;
-      if (batchIds.has(message.id) || this.#inFlight.has(message.id) || this.#seen(message.id)) {
+      candidates.push(message);
+    }
+
+    // One query for the whole batch: the per-message lookups were the ingest path's main cost.
+    const seen = this.#seenAmong(candidates.map((m) => m.id));
+    for (const message of candidates) {
+      if (batchIds.has(message.id) || this.#inFlight.has(message.id) || seen.has(message.id)) {
         duplicates++;
         continue;
       }
@@ -197,8 +339,11 @@ export class DeviceTwin extends DurableObject<Env> {
       for (const id of batchIds) this.#inFlight.add(id);
       try {
         routed = Object.fromEntries((await publish(this.env, accepted)).map((r) => [r.id, r.queues]));
-        const at = Date.now();
-        for (const message of accepted) this.ctx.storage.sql.exec("INSERT OR IGNORE INTO seen (id, at) VALUES (?, ?)", message.id, at);
+        this.ctx.storage.sql.exec(
+          "INSERT OR IGNORE INTO seen (id, at) SELECT value, ? FROM json_each(?)",
+          Date.now(),
+          JSON.stringify([...batchIds]),
+        );
       } catch (error) {
         console.error(JSON.stringify({ level: "error", msg: "publish failed", device: profile.id, error: String(error) }));
         return { ok: false, code: "unavailable", message: "the message queues could not take the messages; retry", retryAfterSeconds: 5 };
@@ -207,16 +352,25 @@ export class DeviceTwin extends DurableObject<Env> {
       }
     }
 
+    this.#counters.accepted += accepted.length;
+    this.#counters.duplicates += duplicates;
+    this.#counters.rejected += rejected.length;
+    this.#setMeta("counters", this.#counters);
     if (rejected.length > 0) this.#recordErrors(rejected, config.DEVICE_ERRORS_KEPT);
-    this.#pruneSeen(now, config.DEDUPE_WINDOW_HOURS * 3_600_000);
+    if (accepted.length > 0 || duplicates > 0) {
+      this.#absorb(accepted, config.RECENT_READINGS_KEPT);
+      await this.#heard(now, "message");
+    }
+    this.#prune(now, config.DEDUPE_WINDOW_HOURS * 3_600_000, config.RECENT_READINGS_MINUTES * 60_000);
     rejected.sort((a, b) => a.index - b.index);
     return { ok: true, accepted: accepted.length, duplicates, rejected, ids, routed };
   }
 
   /** Records a request the Worker rejected whole (bad JSON, too large), if the secret is right. */
   async recordRejection(secret: string, rejection: Rejection): Promise<boolean> {
-    const profile = this.#profile;
-    if (!profile || !(await secretMatches(secret, profile.token_hash))) return false;
+    if (!(await this.#authenticate(secret))) return false;
+    this.#counters.rejected++;
+    this.#setMeta("counters", this.#counters);
     this.#recordErrors([rejection], readConfig(this.env).DEVICE_ERRORS_KEPT);
     return true;
   }
@@ -232,8 +386,390 @@ export class DeviceTwin extends DurableObject<Env> {
       .map((r) => ({ at: r.at, index: r.idx, message_id: r.message_id, code: r.code, issues: JSON.parse(r.issues) as Issue[] }));
   }
 
-  #seen(id: string): boolean {
-    return this.ctx.storage.sql.exec("SELECT 1 FROM seen WHERE id = ?", id).toArray().length > 0;
+  /** Merges accepted readings into the reported state and the recent ring, and tells the room. */
+  #absorb(messages: Envelope[], keep: number): void {
+    const incoming: Record<string, ReportedReading> = {};
+    const rows: [number, string, number, number, string | null, string][] = [];
+    for (const message of messages) {
+      if (message.type !== "telemetry" && message.type !== "metric") continue;
+      for (const [metric, reading] of Object.entries(message.payload)) {
+        const value = typeof reading === "object" ? reading.value : reading;
+        const unit = typeof reading === "object" ? reading.unit : undefined;
+        const at = message.timestamp;
+        const previous = Object.hasOwn(incoming, metric) ? incoming[metric] : undefined;
+        if (!previous || Date.parse(previous.at) <= Date.parse(at))
+          incoming[metric] = unit === undefined ? { value, at } : { value, unit, at };
+        rows.push([Date.parse(at), metric, Number(value), typeof value === "boolean" ? 1 : 0, unit ?? null, message.id]);
+      }
+    }
+    if (rows.length > 0) {
+      this.ctx.storage.sql.exec(
+        `INSERT INTO recent (at, metric, value, is_bool, unit, message_id)
+         SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5 FROM json_each(?)`,
+        JSON.stringify(rows),
+      );
+    }
+    const changed = mergeReadings(this.#readings, incoming);
+    if (changed.length === 0) return;
+    this.#setMeta("readings", this.#readings);
+    this.ctx.storage.sql.exec("DELETE FROM recent WHERE seq <= (SELECT MAX(seq) FROM recent) - ?", keep);
+    const room = this.#profile?.room;
+    if (room) {
+      const update = Object.fromEntries(changed.map((name) => [name, this.#readings[name] as ReportedReading]));
+      const id = this.#profile?.id ?? "";
+      // The room's aggregates are a live view: they never hold up the device's answer.
+      this.ctx.waitUntil(
+        roomStub(this.env, room)
+          .report(id, update)
+          .catch((error: unknown) =>
+            console.warn(JSON.stringify({ level: "warn", msg: "room update failed", room, device: id, error: String(error) })),
+          ),
+      );
+    }
+  }
+
+  async recent(options: { metric?: string; sinceMs?: number; limit?: number } = {}): Promise<RecentReading[]> {
+    const since = options.sinceMs ?? Date.now() - 3_600_000;
+    const limit = Math.max(1, Math.min(options.limit ?? 1000, 10_000));
+    const rows = options.metric
+      ? this.ctx.storage.sql.exec<RecentRow>(
+          "SELECT * FROM recent WHERE metric = ? AND at >= ? ORDER BY at, seq LIMIT ?",
+          options.metric,
+          since,
+          limit,
+        )
+      : this.ctx.storage.sql.exec<RecentRow>("SELECT * FROM recent WHERE at >= ? ORDER BY at, seq LIMIT ?", since, limit);
+    return rows.toArray().map((r) => ({
+      at: new Date(r.at).toISOString(),
+      metric: r.metric,
+      value: r.is_bool ? r.value !== 0 : r.value,
+      unit: r.unit,
+      message_id: r.message_id,
+    }));
+  }
+
+  // ── Twin documents ──────────────────────────────────────────────────────────────────────
+
+  async twin(): Promise<TwinView | undefined> {
+    const profile = this.#profile;
+    if (!profile) return undefined;
+    const view: JsonObject = { ...this.#state };
+    for (const [name, reading] of Object.entries(this.#readings)) view[name] = reading.value;
+    return {
+      device: profile.id,
+      version: this.#version,
+      last_seen: this.#lastSeen === null ? null : new Date(this.#lastSeen).toISOString(),
+      availability: this.#availability,
+      reported: { readings: this.#readings, state: this.#state },
+      desired: this.#desired,
+      delta: computeDelta(this.#desired, view),
+      counters: this.#counters,
+    };
+  }
+
+  /**
+   * Merges a patch into the desired state. With `ifMatch`, only when the version is still that
+   * one (optimistic concurrency); the version counts changes of the desired state.
+   */
+  async patchDesired(patch: DocumentPatch, ifMatch?: number): Promise<{ ok: true; twin: TwinView } | Failure> {
+    if (!this.#profile) return { ok: false, code: "not_found", message: "no such device" };
+    if (ifMatch !== undefined && ifMatch !== this.#version) {
+      return { ok: false, code: "precondition_failed", message: `the twin is at version ${this.#version}, not ${ifMatch}` };
+    }
+    const next = mergeDocument(this.#desired, patch as JsonObject);
+    const problem = documentProblem(next);
+    if (problem) return { ok: false, code: "invalid_payload", message: problem, issues: [{ path: "desired", message: problem }] };
+    this.#desired = next;
+    this.#version++;
+    this.#setMeta("desired", this.#desired);
+    this.#setMeta("version", this.#version);
+    return { ok: true, twin: (await this.twin()) as TwinView };
+  }
+
+  /** A device reports state that is not a reading (its configuration, firmware, schedule). */
+  async reportState(secret: string, patch: DocumentPatch): Promise<{ ok: true; twin: TwinView } | Failure> {
+    if (!(await this.#authenticate(secret))) return unauthorized;
+    const next = mergeDocument(this.#state, patch as JsonObject);
+    const problem = documentProblem(next);
+    if (problem) return { ok: false, code: "invalid_payload", message: problem, issues: [{ path: "reported", message: problem }] };
+    this.#state = next;
+    this.#setMeta("state", this.#state);
+    await this.#heard(Date.now(), "report");
+    return { ok: true, twin: (await this.twin()) as TwinView };
+  }
+
+  // ── Availability ────────────────────────────────────────────────────────────────────────
+
+  /** Explicit presence: a connect, a disconnect, or a last will reported by a gateway or agent. */
+  async presence(
+    secret: string,
+    status: "online" | "offline",
+    reason: string,
+  ): Promise<{ ok: true; availability: AvailabilityState } | Failure> {
+    if (!(await this.#authenticate(secret))) return unauthorized;
+    await this.signalPresence(status, reason);
+    return { ok: true, availability: this.#availability };
+  }
+
+  /** The same, for callers inside the edge that authenticated the device already (MQTT gateway). */
+  async signalPresence(status: "online" | "offline", reason: string): Promise<void> {
+    const now = Date.now();
+    if (status === "online") await this.#heard(now, reason);
+    else {
+      await this.#transition("offline", reason, now);
+      await this.#schedule();
+    }
+  }
+
+  async #heard(now: number, reason: string): Promise<void> {
+    this.#lastSeen = now;
+    this.#setMeta("last_seen", now);
+    if (this.#availability.status !== "online") await this.#transition("online", reason, now);
+    await this.#schedule();
+  }
+
+  async #transition(status: Availability, reason: string, now: number): Promise<void> {
+    const profile = this.#profile;
+    const previous = this.#availability;
+    if (!profile || previous.status === status) return;
+    this.#availability = { status, since: new Date(now).toISOString(), reason };
+    this.#setMeta("availability", this.#availability);
+    const room = profile.room ?? "unassigned";
+    const at = new Date(now).toISOString();
+    const id = await derivedId(profile.id, "availability", at, status);
+    this.#enqueueOutbound({
+      id,
+      correlation_id: id,
+      source: profile.id,
+      type: "event",
+      exchange: "home.events",
+      routing_key: `home.${room}.${profile.id}.state_changed`,
+      timestamp: at,
+      received_at: at,
+      payload: { event_type: "state_changed", previous_state: previous.status, current_state: status, reason },
+      metadata: { origin: "twin" },
+      schema_version: SCHEMA_VERSION,
+    });
+    // The registry's copy serves "devices by availability" queries; it may lag by a moment.
+    this.ctx.waitUntil(
+      this.env.DB.prepare("UPDATE devices SET availability = ?, last_seen = ? WHERE id = ?")
+        .bind(status, this.#lastSeen === null ? null : new Date(this.#lastSeen).toISOString(), profile.id)
+        .run()
+        .catch((error: unknown) =>
+          console.warn(
+            JSON.stringify({ level: "warn", msg: "registry availability not updated", device: profile.id, error: String(error) }),
+          ),
+        ),
+    );
+    await this.#flushOutbound();
+  }
+
+  // ── Outbound events (at least once) ─────────────────────────────────────────────────────
+
+  #enqueueOutbound(message: Envelope): void {
+    this.ctx.storage.sql.exec(
+      "INSERT OR IGNORE INTO outbound (id, body, created) VALUES (?, ?, ?)",
+      message.id,
+      JSON.stringify(message),
+      Date.now(),
+    );
+  }
+
+  async #flushOutbound(): Promise<void> {
+    const rows = this.ctx.storage.sql
+      .exec<{ id: string; body: string }>("SELECT id, body FROM outbound ORDER BY created LIMIT 100")
+      .toArray();
+    if (rows.length === 0) return;
+    try {
+      await publish(
+        this.env,
+        rows.map((r) => JSON.parse(r.body) as Envelope),
+      );
+      for (const r of rows) this.ctx.storage.sql.exec("DELETE FROM outbound WHERE id = ?", r.id);
+    } catch (error) {
+      // Kept in storage; the alarm tries again shortly.
+      console.warn(
+        JSON.stringify({ level: "warn", msg: "twin events not published yet", device: this.#profile?.id, error: String(error) }),
+      );
+    }
+  }
+
+  // ── Commands ────────────────────────────────────────────────────────────────────────────
+
+  async enqueueCommand(request: CommandRequest): Promise<{ ok: true; command: Command } | Failure> {
+    if (!this.#profile) return { ok: false, code: "not_found", message: "no such device" };
+    const config = readConfig(this.env);
+    if (this.#outbox.pendingCount() >= config.MAX_PENDING_COMMANDS) {
+      return {
+        ok: false,
+        code: "outbox_full",
+        message: `the device has ${config.MAX_PENDING_COMMANDS} pending commands; wait for them to finish or expire`,
+      };
+    }
+    const ttlMs = Math.min(request.ttl_s, config.COMMAND_TTL_MAX_SECONDS) * 1000;
+    const id = newMessageId();
+    const command = this.#outbox.add(
+      { id, command: request.command, parameters: request.parameters, correlation_id: request.correlation_id ?? id, ttlMs },
+      Date.now(),
+    );
+    for (const wake of this.#pollWaiters) wake();
+    this.#pollWaiters.clear();
+    await this.#schedule();
+    return { ok: true, command };
+  }
+
+  /** Waits until the command finishes or `waitMs` passes; returns it as it is then. */
+  async awaitCommand(id: string, waitMs: number): Promise<Command | undefined> {
+    const current = this.#outbox.get(id);
+    if (!current || waitMs <= 0 || ["succeeded", "failed", "expired"].includes(current.status)) return current;
+    return new Promise((resolve) => {
+      const waiters = this.#commandWaiters.get(id) ?? new Set();
+      const done = (command: Command) => {
+        clearTimeout(timer);
+        waiters.delete(done);
+        resolve(command);
+      };
+      const timer = setTimeout(
+        () => {
+          waiters.delete(done);
+          resolve(this.#outbox.get(id));
+        },
+        Math.min(waitMs, MAX_WAIT_MS),
+      );
+      waiters.add(done);
+      this.#commandWaiters.set(id, waiters);
+    });
+  }
+
+  async command(id: string): Promise<Command | undefined> {
+    return this.#outbox.get(id);
+  }
+
+  async commands(limit = 50, status?: Command["status"]): Promise<Command[]> {
+    return this.#outbox.list(Math.max(1, Math.min(limit, 500)), status);
+  }
+
+  /** The device asks for its commands (HTTPS long poll, or a gateway on its behalf). */
+  async pollCommands(secret: string, waitMs: number): Promise<{ ok: true; commands: Command[] } | Failure> {
+    if (!(await this.#authenticate(secret))) return unauthorized;
+    return { ok: true, commands: await this.takeCommands(waitMs) };
+  }
+
+  /** Delivers due commands to an already-authenticated caller, waiting up to `waitMs` for one. */
+  async takeCommands(waitMs: number): Promise<Command[]> {
+    await this.#heard(Date.now(), "poll");
+    let due = this.#outbox.takeDue(Date.now());
+    if (due.length === 0 && waitMs > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(
+          () => {
+            this.#pollWaiters.delete(wake);
+            resolve();
+          },
+          Math.min(waitMs, MAX_WAIT_MS),
+        );
+        const wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        this.#pollWaiters.add(wake);
+      });
+      due = this.#outbox.takeDue(Date.now());
+    }
+    return due;
+  }
+
+  /** The device answers a command; the result is recorded once and published as a message. */
+  async completeCommand(
+    secret: string | null,
+    id: string,
+    outcome: { status: "succeeded" | "failed"; result?: Json; error?: string },
+  ): Promise<{ ok: true; command: Command } | Failure> {
+    if (secret !== null && !(await this.#authenticate(secret))) return unauthorized;
+    const profile = this.#profile;
+    if (!profile) return unauthorized;
+    const before = this.#outbox.get(id);
+    if (!before) return { ok: false, code: "not_found", message: `no command "${id}" for this device` };
+    if (before.status === "expired")
+      return { ok: false, code: "command_finished", message: "the command expired before its result arrived" };
+    if (before.status === "succeeded" || before.status === "failed") return { ok: true, command: before };
+    const now = Date.now();
+    const command = this.#outbox.complete(id, outcome, now) as Command;
+    const at = new Date(now).toISOString();
+    this.#enqueueOutbound({
+      id: await derivedId(command.id, "result"),
+      correlation_id: command.correlation_id,
+      causation_id: command.id,
+      source: profile.id,
+      type: "command_result",
+      exchange: "home.events",
+      routing_key: `home.${profile.room ?? "unassigned"}.${profile.id}.command_result`,
+      timestamp: at,
+      received_at: at,
+      payload: {
+        command_id: command.id,
+        status: outcome.status,
+        ...(outcome.result !== undefined && { result: outcome.result }),
+        ...(outcome.error !== undefined && { error: outcome.error }),
+      },
+      metadata: { origin: "twin", command: command.command },
+      schema_version: SCHEMA_VERSION,
+    });
+    for (const wake of this.#commandWaiters.get(id) ?? []) wake(command);
+    this.#commandWaiters.delete(id);
+    await this.#heard(now, "command_result");
+    await this.#flushOutbound();
+    return { ok: true, command };
+  }
+
+  // ── Alarms ──────────────────────────────────────────────────────────────────────────────
+
+  /** Sets the alarm for the earliest of: the next availability change, a command expiry, a retry of unsent events. */
+  async #schedule(): Promise<void> {
+    if (!this.#profile) return;
+    const config = readConfig(this.env);
+    const candidates: number[] = [];
+    if (this.#lastSeen !== null) {
+      const next = nextTransitionAt(this.#availability.status, this.#lastSeen, availabilityTimeouts(config, this.#profile.class));
+      if (next !== undefined) candidates.push(next);
+    }
+    const expiry = this.#outbox.nextExpiry();
+    if (expiry !== undefined) candidates.push(expiry);
+    if (this.ctx.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM outbound").one().n > 0)
+      candidates.push(Date.now() + OUTBOUND_RETRY_MS);
+    if (candidates.length === 0) return;
+    const at = Math.min(...candidates);
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > at || current < Date.now()) await this.ctx.storage.setAlarm(at);
+  }
+
+  override async alarm(): Promise<void> {
+    const profile = this.#profile;
+    if (!profile) return;
+    const now = Date.now();
+    const config = readConfig(this.env);
+    if (this.#lastSeen !== null && this.#availability.status !== "offline") {
+      const due = statusBySilence(this.#lastSeen, now, availabilityTimeouts(config, profile.class));
+      if (due !== this.#availability.status && due !== "online") await this.#transition(due, "timeout", now);
+    }
+    for (const command of this.#outbox.expire(now)) {
+      for (const wake of this.#commandWaiters.get(command.id) ?? []) wake(command);
+      this.#commandWaiters.delete(command.id);
+    }
+    this.#outbox.prune(now - 7 * 86_400_000);
+    await this.#flushOutbound();
+    await this.#schedule();
+  }
+
+  // ── Housekeeping ────────────────────────────────────────────────────────────────────────
+
+  #seenAmong(ids: string[]): Set<string> {
+    if (ids.length === 0) return new Set();
+    const rows = this.ctx.storage.sql.exec<{ id: string }>(
+      "SELECT id FROM seen WHERE id IN (SELECT value FROM json_each(?))",
+      JSON.stringify(ids),
+    );
+    return new Set(rows.toArray().map((r) => r.id));
   }
 
   #recordErrors(rejected: Rejection[], keep: number): void {
@@ -251,11 +787,28 @@ export class DeviceTwin extends DurableObject<Env> {
     this.ctx.storage.sql.exec("DELETE FROM errors WHERE seq <= (SELECT MAX(seq) FROM errors) - ?", keep);
   }
 
-  #pruneSeen(now: number, windowMs: number): void {
+  #prune(now: number, dedupeWindowMs: number, recentWindowMs: number): void {
     if (now - this.#lastPrune < PRUNE_EVERY_MS) return;
     this.#lastPrune = now;
-    this.ctx.storage.sql.exec("DELETE FROM seen WHERE at < ?", now - windowMs);
+    this.ctx.storage.sql.exec("DELETE FROM seen WHERE at < ?", now - dedupeWindowMs);
+    this.ctx.storage.sql.exec("DELETE FROM recent WHERE at < ?", now - recentWindowMs);
   }
+}
+
+type RecentRow = {
+  at: number;
+  metric: string;
+  value: number;
+  is_bool: number;
+  unit: string | null;
+  message_id: string;
+};
+
+const encoder = new TextEncoder();
+
+/** Limits are in bytes, as the platform's are; a string's length counts UTF-16 units. */
+function utf8Length(text: string): number {
+  return encoder.encode(text).byteLength;
 }
 
 function idOf(item: unknown): string | undefined {

@@ -4,7 +4,8 @@
  * the twin first, so a credential never works in the registry's name before the twin knows it.
  */
 
-import type { TwinProfile } from "../durable-objects/device-twin";
+import { type TwinProfile, twinStub as twin } from "../durable-objects/device-twin";
+import { roomStub as room } from "../durable-objects/room";
 import { readConfig } from "../shared/config";
 import { issueDeviceToken } from "../shared/credentials";
 import { type Device, type DeviceCreate, type DevicePatch, defaultPublish } from "../shared/schemas/device";
@@ -25,6 +26,8 @@ interface DeviceRow {
   created_at: string;
   updated_at: string;
   token_rotated_at: string;
+  availability: "online" | "stale" | "offline";
+  last_seen: string | null;
 }
 
 function toDevice(row: DeviceRow): Device {
@@ -41,6 +44,8 @@ function toDevice(row: DeviceRow): Device {
     created_at: row.created_at,
     updated_at: row.updated_at,
     token_rotated_at: row.token_rotated_at,
+    availability: row.availability,
+    last_seen: row.last_seen,
   };
 }
 
@@ -49,6 +54,7 @@ function profileOf(row: DeviceRow): TwinProfile {
     id: row.id,
     kind: row.kind,
     type: row.type,
+    class: row.class,
     room: row.room,
     publish: JSON.parse(row.publish) as string[],
     rate: { per_second: row.rate_per_second, burst: row.rate_burst },
@@ -56,8 +62,14 @@ function profileOf(row: DeviceRow): TwinProfile {
   };
 }
 
-export function twin(env: Env, deviceId: string) {
-  return env.DEVICE_TWIN.getByName(deviceId);
+export { twinStub as twin } from "../durable-objects/device-twin";
+export { roomStub as room } from "../durable-objects/room";
+
+/** Naming a room on a device creates it when it does not exist yet, as people expect. */
+async function ensureRoom(env: Env, roomId: string): Promise<void> {
+  await env.DB.prepare("INSERT OR IGNORE INTO rooms (id, name, metadata, created_at) VALUES (?, NULL, '{}', ?)")
+    .bind(roomId, new Date().toISOString())
+    .run();
 }
 
 async function getRow(env: Env, id: string): Promise<DeviceRow | null> {
@@ -85,8 +97,12 @@ export async function createDevice(env: Env, input: DeviceCreate): Promise<{ dev
     created_at: now,
     updated_at: now,
     token_rotated_at: now,
+    availability: "offline",
+    last_seen: null,
   };
+  if (row.room) await ensureRoom(env, row.room);
   await twin(env, row.id).provision(profileOf(row));
+  if (row.room) await room(env, row.room).join(row.id);
   await env.DB.prepare(
     `INSERT INTO devices (id, kind, name, type, class, room, metadata, publish, rate_per_second, rate_burst, token_hash, created_at, updated_at, token_rotated_at)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -121,6 +137,8 @@ export interface DeviceFilter {
   type?: string;
   room?: string;
   kind?: string;
+  class?: string;
+  availability?: string;
   metadata: [string, string][];
   limit: number;
   after?: string;
@@ -132,6 +150,8 @@ export async function listDevices(env: Env, filter: DeviceFilter): Promise<{ dev
   if (filter.type) where.push("type = ?") && params.push(filter.type);
   if (filter.room) where.push("room = ?") && params.push(filter.room);
   if (filter.kind) where.push("kind = ?") && params.push(filter.kind);
+  if (filter.class) where.push("class = ?") && params.push(filter.class);
+  if (filter.availability) where.push("availability = ?") && params.push(filter.availability);
   for (const [key, value] of filter.metadata) {
     // The key is bound as a JSON path (never spliced into SQL); keys were validated by the route.
     where.push("CAST(json_extract(metadata, ?) AS TEXT) = ?");
@@ -161,7 +181,12 @@ export async function patchDevice(env: Env, id: string, patch: DevicePatch): Pro
     rate_burst: patch.rate?.burst ?? row.rate_burst,
     updated_at: new Date().toISOString(),
   };
+  if (next.room && next.room !== row.room) await ensureRoom(env, next.room);
   await twin(env, id).provision(profileOf(next));
+  if (next.room !== row.room) {
+    if (row.room) await room(env, row.room).leave(id);
+    if (next.room) await room(env, next.room).join(id);
+  }
   await env.DB.prepare(
     "UPDATE devices SET name = ?, type = ?, class = ?, room = ?, metadata = ?, publish = ?, rate_per_second = ?, rate_burst = ?, updated_at = ? WHERE id = ?",
   )
@@ -196,5 +221,6 @@ export async function deleteDevice(env: Env, id: string): Promise<void> {
   const row = await getRow(env, id);
   if (!row) throw new ApiError("not_found", `no device "${id}"`);
   await twin(env, id).deprovision();
+  if (row.room) await room(env, row.room).leave(id);
   await env.DB.prepare("DELETE FROM devices WHERE id = ?").bind(id).run();
 }

@@ -10,7 +10,7 @@ import type { DeadLetter } from "../shared/schemas/message";
 import { Envelope } from "../shared/schemas/message";
 import { ConsumerError } from "./errors";
 import { sendToQueue } from "./exchange";
-import { recordQueueStats } from "./stats";
+import { recordSteps, type StepRecord } from "./history";
 import { DEAD_LETTER_QUEUE, MAX_RETRIES, type QueueDef } from "./topology";
 
 export interface ConsumerContext {
@@ -63,13 +63,31 @@ export async function consume(batch: MessageBatch<unknown>, ctx: ConsumerContext
   }
 
   let retried = 0;
+  const failed = new Set(failures.map((f) => f.msg.id));
+  const steps: StepRecord[] = valid
+    .filter((v) => !failed.has(v.msg.id))
+    .map((v) => ({ message: v.envelope, queue: ctx.queue.name, step: "delivered" as const }));
   const deadLetters: { msg: Message<unknown>; letter: DeadLetter | undefined }[] = [];
   for (const { msg, envelope, error } of failures) {
     if (error.retriable && msg.attempts <= MAX_RETRIES) {
       msg.retry({ delaySeconds: backoffSeconds(msg.attempts) });
       retried++;
+      if (envelope)
+        steps.push({
+          message: envelope,
+          queue: ctx.queue.name,
+          step: "retried",
+          detail: `attempt ${msg.attempts}: ${error.code}: ${error.message}`.slice(0, 500),
+        });
       continue;
     }
+    if (envelope)
+      steps.push({
+        message: envelope,
+        queue: ctx.queue.name,
+        step: "dead_lettered",
+        detail: `${error.code}: ${error.message}`.slice(0, 500),
+      });
     deadLetters.push({ msg, letter: envelope && deadLetter(envelope, ctx.queue, error, msg.attempts) });
     console.error(
       JSON.stringify({
@@ -98,10 +116,9 @@ export async function consume(batch: MessageBatch<unknown>, ctx: ConsumerContext
     }
   }
 
-  await recordQueueStats(ctx.env, ctx.queue.name, {
-    delivered: batch.messages.length - failures.length,
-    retried,
-    dead_lettered: deadLetters.length,
+  await recordSteps(ctx.env, steps, {
+    queue: ctx.queue.name,
+    counts: { delivered: batch.messages.length - failures.length, retried, dead_lettered: deadLetters.length },
   });
 }
 

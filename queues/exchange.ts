@@ -35,6 +35,8 @@ export interface Routed {
   queues: string[];
 }
 
+const encoder = new TextEncoder();
+
 // Cloudflare Queues: at most 100 messages and 256 KB per sendBatch.
 const MAX_BATCH_MESSAGES = 100;
 const MAX_BATCH_BYTES = 250_000;
@@ -62,7 +64,7 @@ export async function sendToQueue(env: object, queueName: string, bodies: readon
   let bytes = 0;
   const sends: Promise<unknown>[] = [];
   for (const body of bodies) {
-    const size = JSON.stringify(body).length + 100;
+    const size = encoder.encode(JSON.stringify(body)).byteLength + 100;
     if (batch.length > 0 && (batch.length === MAX_BATCH_MESSAGES || bytes + size > MAX_BATCH_BYTES)) {
       sends.push(target.sendBatch(batch));
       batch = [];

@@ -46,7 +46,8 @@ export const EXCHANGES = [
 export type ExchangeName = (typeof EXCHANGES)[number]["name"];
 
 function queue(name: string, consumer: string, origin: QueueDef["origin"] = "seed-001"): QueueDef {
-  const slug = name.replaceAll(".", "-");
+  // Cloudflare queue names take letters, digits and dashes.
+  const slug = name.replaceAll(".", "-").replaceAll("_", "-");
   return {
     name,
     cloudflare: `edgemesh-${slug}`,
@@ -61,6 +62,7 @@ export const DEAD_LETTER_QUEUE = "dead.letter.queue";
 export const QUEUES = [
   queue("home.events.state_changes", "record"),
   queue("home.events.automations", "record"),
+  queue("home.events.command_results", "record", "edgemesh"),
   queue("sensors.temperature", "transformer"),
   queue("sensors.humidity", "transformer"),
   queue("sensors.motion", "record"),
@@ -80,6 +82,7 @@ export const QUEUES = [
 export const BINDINGS: readonly Binding[] = [
   { exchange: "home.events", queue: "home.events.state_changes", pattern: "home.*.*.state_changed", origin: "seed-001" },
   { exchange: "home.events", queue: "home.events.automations", pattern: "home.*.*.trigger", origin: "seed-001" },
+  { exchange: "home.events", queue: "home.events.command_results", pattern: "home.*.*.command_result", origin: "edgemesh" },
   { exchange: "sensors", queue: "sensors.temperature", pattern: "sensors.temperature.#", origin: "seed-001" },
   { exchange: "sensors", queue: "sensors.humidity", pattern: "sensors.humidity.#", origin: "seed-001" },
   { exchange: "sensors", queue: "sensors.motion", pattern: "sensors.motion.#", origin: "seed-001" },

@@ -18,6 +18,15 @@ const ConfigSchema = z.object({
   MAX_MESSAGE_AGE_DAYS: int(30, 1, 3650),
   DEDUPE_WINDOW_HOURS: int(72, 1, 24 * 90),
   DEVICE_ERRORS_KEPT: int(100, 1, 10_000),
+  AVAILABILITY_MAINS_STALE_SECONDS: int(120, 5, 86_400),
+  AVAILABILITY_MAINS_OFFLINE_SECONDS: int(600, 10, 7 * 86_400),
+  AVAILABILITY_BATTERY_STALE_SECONDS: int(3600, 5, 7 * 86_400),
+  AVAILABILITY_BATTERY_OFFLINE_SECONDS: int(14_400, 10, 30 * 86_400),
+  RECENT_READINGS_MINUTES: int(120, 1, 7 * 24 * 60),
+  RECENT_READINGS_KEPT: int(20_000, 100, 1_000_000),
+  MAX_PENDING_COMMANDS: int(100, 1, 10_000),
+  COMMAND_TTL_MAX_SECONDS: int(7 * 86_400, 1, 30 * 86_400),
+  MESSAGE_HISTORY_DAYS: int(7, 1, 365),
   TOPIC_RULES: z
     .string()
     .optional()
@@ -35,6 +44,12 @@ const ConfigSchema = z.object({
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
+
+export function availabilityTimeouts(config: Config, deviceClass: "mains" | "battery") {
+  return deviceClass === "battery"
+    ? { staleMs: config.AVAILABILITY_BATTERY_STALE_SECONDS * 1000, offlineMs: config.AVAILABILITY_BATTERY_OFFLINE_SECONDS * 1000 }
+    : { staleMs: config.AVAILABILITY_MAINS_STALE_SECONDS * 1000, offlineMs: config.AVAILABILITY_MAINS_OFFLINE_SECONDS * 1000 };
+}
 
 export class ConfigError extends Error {
   override name = "ConfigError";

@@ -7,6 +7,7 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { bindingsFor, publish, sendToQueue } from "../../queues/exchange";
+import { recordSteps } from "../../queues/history";
 import { findQueue } from "../../queues/topology";
 import { Envelope, UNROUTABLE } from "../../shared/schemas/message";
 import { ApiError } from "../errors";
@@ -134,6 +135,11 @@ export const deadLetterRoutes = new Hono<AppEnv>()
       replayed.push(...reroute.map((r) => r.id));
     }
     if (replayed.length > 0) {
+      const replayedRows = rows.filter((r) => replayed.includes(r.id));
+      await recordSteps(
+        c.env,
+        replayedRows.map((r) => ({ message: Envelope.parse(JSON.parse(r.envelope)), queue: r.queue, step: "replayed" as const })),
+      );
       await c.env.DB.prepare("UPDATE dead_letters SET status = 'replayed', replayed_at = ? WHERE id IN (SELECT value FROM json_each(?))")
         .bind(new Date().toISOString(), JSON.stringify(replayed))
         .run();

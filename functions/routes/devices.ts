@@ -13,6 +13,8 @@ const ListQuery = z.strictObject({
   type: Slug.optional(),
   room: Slug.optional(),
   kind: z.enum(["device", "service"]).optional(),
+  class: z.enum(["mains", "battery"]).optional(),
+  availability: z.enum(["online", "stale", "offline"]).optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
   after: DeviceId.optional(),
 });

@@ -4,9 +4,9 @@
  * stored once however often it is delivered.
  */
 import { toIssues } from "../../shared/error-codes";
-import { DeadLetter, Envelope } from "../../shared/schemas/message";
+import { DeadLetter, Envelope, UNROUTABLE } from "../../shared/schemas/message";
 import { backoffSeconds } from "../consumer";
-import { recordQueueStats } from "../stats";
+import { recordSteps } from "../history";
 import { DEAD_LETTER_QUEUE } from "../topology";
 
 /** The queue recorded for messages Cloudflare itself dead-lettered after a consumer crashed. */
@@ -35,6 +35,7 @@ function asDeadLetter(msg: Message<unknown>) {
 export async function storeDeadLetters(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   const statements: D1PreparedStatement[] = [];
   const stored: Message<unknown>[] = [];
+  const unroutable: DeadLetter[] = [];
   for (const msg of batch.messages) {
     const parsed = asDeadLetter(msg);
     if (!parsed.success) {
@@ -44,6 +45,7 @@ export async function storeDeadLetters(batch: MessageBatch<unknown>, env: Env): 
       continue;
     }
     const letter = parsed.data;
+    if (letter.queue === UNROUTABLE || letter.queue === CRASHED) unroutable.push(letter);
     statements.push(
       env.DB.prepare(
         `INSERT INTO dead_letters (message_id, queue, exchange, routing_key, error_code, error_message, attempts, failed_at, envelope, correlation_id, source)
@@ -70,7 +72,17 @@ export async function storeDeadLetters(batch: MessageBatch<unknown>, env: Env): 
   try {
     await env.DB.batch(statements);
     for (const msg of stored) msg.ack();
-    await recordQueueStats(env, DEAD_LETTER_QUEUE, { delivered: stored.length, retried: 0, dead_lettered: 0 });
+    // Consumers record their own dead-lettering; messages that reached no consumer are recorded here.
+    await recordSteps(
+      env,
+      unroutable.map((l) => ({
+        message: l.message,
+        queue: l.queue,
+        step: "dead_lettered" as const,
+        detail: `${l.error.code}: ${l.error.message}`.slice(0, 500),
+      })),
+      { queue: DEAD_LETTER_QUEUE, counts: { delivered: stored.length, retried: 0, dead_lettered: 0 } },
+    );
   } catch (error) {
     // The store is the end of the line: never drop a dead letter, retry until D1 is back.
     for (const msg of stored) msg.retry({ delaySeconds: backoffSeconds(msg.attempts) });

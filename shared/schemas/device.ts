@@ -61,6 +61,9 @@ export const Device = z.strictObject({
   created_at: z.string(),
   updated_at: z.string(),
   token_rotated_at: z.string(),
+  /** As last written by the twin; GET /v1/devices/:id/twin has the live value. */
+  availability: z.enum(["online", "stale", "offline"]),
+  last_seen: z.string().nullable(),
 });
 export type Device = z.infer<typeof Device>;
 

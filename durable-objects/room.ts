@@ -1,0 +1,130 @@
+/**
+ * RoomActor: one Durable Object per room (seed 002's room actor). It keeps the latest reading
+ * of every member device, so a room's live aggregates (latest, min, max, mean per metric) are
+ * one call away, and it forwards a command to every member and gathers their outcomes.
+ */
+import { DurableObject } from "cloudflare:workers";
+import type { CommandRequest } from "../shared/schemas/twin";
+import type { Command } from "./command-outbox";
+import { twinStub } from "./device-twin";
+import type { ReportedReading } from "./twin-document";
+
+export interface MetricAggregate {
+  metric: string;
+  unit: string | null;
+  devices: number;
+  latest: { device: string; value: number | boolean; at: string };
+  min?: number;
+  max?: number;
+  mean?: number;
+}
+
+export interface RoomCommandOutcome {
+  device: string;
+  ok: boolean;
+  command?: Command;
+  error?: { code: string; message: string };
+}
+
+/** The room as callers see it over RPC (see TwinApi for why the class's own signatures). */
+export type RoomApi = Pick<RoomActor, "join" | "leave" | "members" | "report" | "aggregates" | "forwardCommand" | "forget">;
+
+export function roomStub(env: Env, roomId: string): RoomApi {
+  return env.ROOM.getByName(roomId) as unknown as RoomApi;
+}
+
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS members (device TEXT PRIMARY KEY);
+  CREATE TABLE IF NOT EXISTS latest (
+    device TEXT NOT NULL, metric TEXT NOT NULL, value REAL NOT NULL, is_bool INTEGER NOT NULL,
+    unit TEXT, at TEXT NOT NULL, PRIMARY KEY (device, metric));
+`;
+
+export class RoomActor extends DurableObject<Env> {
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    ctx.storage.sql.exec(SCHEMA);
+  }
+
+  async join(device: string): Promise<void> {
+    this.ctx.storage.sql.exec("INSERT OR IGNORE INTO members (device) VALUES (?)", device);
+  }
+
+  async leave(device: string): Promise<void> {
+    this.ctx.storage.sql.exec("DELETE FROM members WHERE device = ?", device);
+    this.ctx.storage.sql.exec("DELETE FROM latest WHERE device = ?", device);
+  }
+
+  async members(): Promise<string[]> {
+    return this.ctx.storage.sql
+      .exec<{ device: string }>("SELECT device FROM members ORDER BY device")
+      .toArray()
+      .map((r) => r.device);
+  }
+
+  /** A member's twin reports readings that changed; older ones never overwrite newer. */
+  async report(device: string, readings: Record<string, ReportedReading>): Promise<void> {
+    const member = this.ctx.storage.sql.exec("SELECT 1 FROM members WHERE device = ?", device).toArray().length > 0;
+    if (!member) return;
+    for (const [metric, r] of Object.entries(readings)) {
+      this.ctx.storage.sql.exec(
+        `INSERT INTO latest (device, metric, value, is_bool, unit, at) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (device, metric) DO UPDATE SET value = excluded.value, is_bool = excluded.is_bool,
+           unit = excluded.unit, at = excluded.at WHERE excluded.at >= latest.at`,
+        device,
+        metric,
+        Number(r.value),
+        typeof r.value === "boolean" ? 1 : 0,
+        r.unit ?? null,
+        r.at,
+      );
+    }
+  }
+
+  /** Live aggregates over the members' latest readings, per metric. */
+  async aggregates(): Promise<MetricAggregate[]> {
+    const rows = this.ctx.storage.sql
+      .exec<{ device: string; metric: string; value: number; is_bool: number; unit: string | null; at: string }>(
+        "SELECT device, metric, value, is_bool, unit, at FROM latest ORDER BY metric, at DESC",
+      )
+      .toArray();
+    const byMetric = new Map<string, typeof rows>();
+    for (const row of rows) byMetric.set(row.metric, [...(byMetric.get(row.metric) ?? []), row]);
+    return [...byMetric].map(([metric, list]) => {
+      const newest = list[0] as (typeof rows)[number];
+      const numeric = list.filter((r) => !r.is_bool).map((r) => r.value);
+      const aggregate: MetricAggregate = {
+        metric,
+        unit: newest.unit,
+        devices: list.length,
+        latest: { device: newest.device, value: newest.is_bool ? newest.value !== 0 : newest.value, at: newest.at },
+      };
+      if (numeric.length > 0) {
+        aggregate.min = Math.min(...numeric);
+        aggregate.max = Math.max(...numeric);
+        aggregate.mean = Number.parseFloat((numeric.reduce((a, b) => a + b, 0) / numeric.length).toPrecision(12));
+      }
+      return aggregate;
+    });
+  }
+
+  /** Forwards a command to every member and reports each device's outcome (seed 002). */
+  async forwardCommand(request: CommandRequest): Promise<RoomCommandOutcome[]> {
+    const devices = await this.members();
+    return Promise.all(
+      devices.map(async (device): Promise<RoomCommandOutcome> => {
+        const twin = twinStub(this.env, device);
+        const queued = await twin.enqueueCommand({ ...request, wait_s: 0 });
+        if (!queued.ok) return { device, ok: false, error: { code: queued.code, message: queued.message } };
+        const command =
+          request.wait_s > 0 ? ((await twin.awaitCommand(queued.command.id, request.wait_s * 1000)) ?? queued.command) : queued.command;
+        return { device, ok: true, command };
+      }),
+    );
+  }
+
+  async forget(): Promise<void> {
+    await this.ctx.storage.deleteAll();
+    this.ctx.storage.sql.exec(SCHEMA);
+  }
+}

@@ -1,0 +1,93 @@
+/** Rooms (seed 002's room actor): membership, live aggregates, and commands to every member. */
+import { Hono } from "hono";
+import { Slug } from "../../shared/schemas/device";
+import { CommandRequest, RoomCreate } from "../../shared/schemas/twin";
+import { ApiError } from "../errors";
+import { type AppEnv, requireAdmin } from "../middleware/auth";
+import { getDevice, listDevices, patchDevice, room } from "../registry";
+import { jsonBody } from "../validate";
+import { deviceIdParam, parseWith } from "./twins";
+
+interface RoomRow {
+  id: string;
+  name: string | null;
+  metadata: string;
+  created_at: string;
+}
+
+function roomIdParam(raw: string): string {
+  const parsed = Slug.safeParse(raw);
+  if (!parsed.success) throw ApiError.field("not_found", "id", `"${raw.slice(0, 80)}" is not a room id`);
+  return parsed.data;
+}
+
+async function getRoom(env: Env, id: string) {
+  const row = await env.DB.prepare("SELECT * FROM rooms WHERE id = ?").bind(id).first<RoomRow>();
+  if (!row) throw new ApiError("not_found", `no room "${id}"`);
+  return { id: row.id, name: row.name, metadata: JSON.parse(row.metadata) as Record<string, unknown>, created_at: row.created_at };
+}
+
+export const roomRoutes = new Hono<AppEnv>()
+  .use(requireAdmin())
+  .post("/", async (c) => {
+    const input = parseWith(RoomCreate, await jsonBody(c.req.raw));
+    const result = await c.env.DB.prepare("INSERT OR IGNORE INTO rooms (id, name, metadata, created_at) VALUES (?, ?, ?, ?)")
+      .bind(input.id, input.name ?? null, JSON.stringify(input.metadata), new Date().toISOString())
+      .run();
+    if (result.meta.changes === 0)
+      throw new ApiError("conflict", `room "${input.id}" already exists`, { issues: [{ path: "id", message: "already exists" }] });
+    c.header("location", `/v1/rooms/${input.id}`);
+    return c.json({ room: await getRoom(c.env, input.id) }, 201);
+  })
+  .get("/", async (c) => {
+    const { results } = await c.env.DB.prepare(
+      "SELECT r.*, (SELECT COUNT(*) FROM devices d WHERE d.room = r.id) AS devices FROM rooms r ORDER BY r.id LIMIT 1000",
+    ).all<RoomRow & { devices: number }>();
+    return c.json({
+      rooms: results.map((r) => ({
+        id: r.id,
+        name: r.name,
+        metadata: JSON.parse(r.metadata),
+        created_at: r.created_at,
+        devices: r.devices,
+      })),
+    });
+  })
+  .get("/:id", async (c) => {
+    const id = roomIdParam(c.req.param("id"));
+    const info = await getRoom(c.env, id);
+    const [{ devices }, aggregates] = await Promise.all([
+      listDevices(c.env, { room: id, metadata: [], limit: 1000 }),
+      room(c.env, id).aggregates(),
+    ]);
+    return c.json({ room: info, devices, aggregates });
+  })
+  .delete("/:id", async (c) => {
+    const id = roomIdParam(c.req.param("id"));
+    await getRoom(c.env, id);
+    const members = await c.env.DB.prepare("SELECT COUNT(*) AS n FROM devices WHERE room = ?").bind(id).first<{ n: number }>();
+    if ((members?.n ?? 0) > 0) throw new ApiError("conflict", `room "${id}" still has ${members?.n} devices; move them first`);
+    await room(c.env, id).forget();
+    await c.env.DB.prepare("DELETE FROM rooms WHERE id = ?").bind(id).run();
+    return c.body(null, 204);
+  })
+  .put("/:id/devices/:device", async (c) => {
+    const id = roomIdParam(c.req.param("id"));
+    await getRoom(c.env, id);
+    const device = await patchDevice(c.env, deviceIdParam(c.req.param("device")), { room: id });
+    return c.json({ device });
+  })
+  .delete("/:id/devices/:device", async (c) => {
+    const id = roomIdParam(c.req.param("id"));
+    const deviceId = deviceIdParam(c.req.param("device"));
+    const device = await getDevice(c.env, deviceId);
+    if (device.room !== id) throw new ApiError("not_found", `device "${deviceId}" is not in room "${id}"`);
+    return c.json({ device: await patchDevice(c.env, deviceId, { room: null }) });
+  })
+  .post("/:id/commands", async (c) => {
+    const id = roomIdParam(c.req.param("id"));
+    await getRoom(c.env, id);
+    const request = parseWith(CommandRequest, await jsonBody(c.req.raw));
+    const outcomes = await room(c.env, id).forwardCommand(request);
+    return c.json({ room: id, outcomes }, 202);
+  });
