@@ -256,6 +256,14 @@ export class DeviceTwin extends DurableObject<Env> {
 
     this.#bucket ??= new TokenBucket(profile.rate.per_second, profile.rate.burst, now);
     const count = request.items.length;
+    if (count > profile.rate.burst) {
+      // Waiting would never help: the bucket never holds more than the burst.
+      return {
+        ok: false,
+        code: "batch_too_large",
+        message: `${count} messages in one request; this device's burst is ${profile.rate.burst}: send smaller batches`,
+      };
+    }
     const rate = this.#bucket.take(count, now);
     if (!rate.ok) {
       return {

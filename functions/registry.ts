@@ -77,8 +77,6 @@ async function getRow(env: Env, id: string): Promise<DeviceRow | null> {
 }
 
 export async function createDevice(env: Env, input: DeviceCreate): Promise<{ device: Device; token: string }> {
-  if (await getRow(env, input.id))
-    throw new ApiError("conflict", `device "${input.id}" already exists`, { issues: [{ path: "id", message: "already exists" }] });
   const config = readConfig(env);
   const { token, hash } = await issueDeviceToken(input.id);
   const now = new Date().toISOString();
@@ -100,11 +98,10 @@ export async function createDevice(env: Env, input: DeviceCreate): Promise<{ dev
     availability: "offline",
     last_seen: null,
   };
-  if (row.room) await ensureRoom(env, row.room);
-  await twin(env, row.id).provision(profileOf(row));
-  if (row.room) await room(env, row.room).join(row.id);
-  await env.DB.prepare(
-    `INSERT INTO devices (id, kind, name, type, class, room, metadata, publish, rate_per_second, rate_burst, token_hash, created_at, updated_at, token_rotated_at)
+  // The row first: its primary key settles two concurrent creates of one id, so only the winner
+  // provisions the twin, whose credential is the one the device will use.
+  const inserted = await env.DB.prepare(
+    `INSERT OR IGNORE INTO devices (id, kind, name, type, class, room, metadata, publish, rate_per_second, rate_burst, token_hash, created_at, updated_at, token_rotated_at)
      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   )
     .bind(
@@ -124,6 +121,18 @@ export async function createDevice(env: Env, input: DeviceCreate): Promise<{ dev
       row.token_rotated_at,
     )
     .run();
+  if (inserted.meta.changes === 0) {
+    throw new ApiError("conflict", `device "${input.id}" already exists`, { issues: [{ path: "id", message: "already exists" }] });
+  }
+  try {
+    if (row.room) await ensureRoom(env, row.room);
+    await twin(env, row.id).provision(profileOf(row));
+    if (row.room) await room(env, row.room).join(row.id);
+  } catch (error) {
+    // Without its twin the device could never authenticate: take the row back.
+    await env.DB.prepare("DELETE FROM devices WHERE id = ?").bind(row.id).run();
+    throw error;
+  }
   return { device: toDevice(row), token };
 }
 

@@ -88,6 +88,15 @@ export function buildEnvelope(raw: unknown, ctx: BuildContext): BuildResult {
     return fail("invalid_payload", "exchange", `the URL names exchange "${ctx.exchange}"`);
   }
 
+  if (
+    type === "event" &&
+    input.event_type !== undefined &&
+    isObject(input.payload) &&
+    input.payload.event_type !== undefined &&
+    input.payload.event_type !== input.event_type
+  ) {
+    return fail("invalid_payload", "event_type", `differs from payload.event_type ("${String(input.payload.event_type)}"); send one`);
+  }
   let rawPayload = input.payload;
   if (type === "event" && input.event_type !== undefined && isObject(rawPayload) && rawPayload.event_type === undefined) {
     rawPayload = { ...rawPayload, event_type: input.event_type };

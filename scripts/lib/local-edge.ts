@@ -60,11 +60,15 @@ export async function freePort(): Promise<number> {
 }
 
 export function applyMigrations(persistDir: string, config = join(PROJECT_ROOT, "wrangler.toml")): void {
-  const result = spawnSync(process.execPath, [WRANGLER, "d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir, "--config", config], {
-    cwd: PROJECT_ROOT,
-    env: { ...process.env, ...OFFLINE_ENV, CI: "true" },
-    encoding: "utf8",
-  });
+  const result = spawnSync(
+    process.execPath,
+    [WRANGLER, "d1", "migrations", "apply", "DB", "--local", "--persist-to", persistDir, "--config", config],
+    {
+      cwd: PROJECT_ROOT,
+      env: { ...process.env, ...OFFLINE_ENV, CI: "true" },
+      encoding: "utf8",
+    },
+  );
   if (result.status !== 0) throw new Error(`applying D1 migrations failed:\n${result.stdout}\n${result.stderr}`);
 }
 
@@ -79,10 +83,31 @@ export async function startLocalEdge(options: LocalEdgeOptions = {}): Promise<Lo
   // Secrets reach wrangler dev through an env file, never through the command line.
   const envFile = join(persistDir, "edge.env");
   writeFileSync(envFile, `ADMIN_TOKEN="${adminToken}"\n`, { mode: 0o600 });
-  const args = [WRANGLER, "dev", "--config", config, "--ip", "127.0.0.1", "--port", String(port), "--persist-to", persistDir, "--env-file", envFile, "--show-interactive-dev-session=false", "--inspector-port", String(await freePort())];
+  const args = [
+    WRANGLER,
+    "dev",
+    "--config",
+    config,
+    "--ip",
+    "127.0.0.1",
+    "--port",
+    String(port),
+    "--persist-to",
+    persistDir,
+    "--env-file",
+    envFile,
+    "--show-interactive-dev-session=false",
+    "--inspector-port",
+    String(await freePort()),
+  ];
   for (const [key, value] of Object.entries(options.vars ?? {})) args.push("--var", `${key}:${value}`);
 
-  const child = spawn(process.execPath, args, { cwd: PROJECT_ROOT, env: { ...process.env, ...OFFLINE_ENV }, stdio: ["ignore", "pipe", "pipe"], detached: true });
+  const child = spawn(process.execPath, args, {
+    cwd: PROJECT_ROOT,
+    env: { ...process.env, ...OFFLINE_ENV },
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
   let output = "";
   const collect = (chunk: Buffer) => {
     output = (output + chunk.toString()).slice(-20_000);

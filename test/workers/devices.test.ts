@@ -182,3 +182,34 @@ describe("the device registry", () => {
     expect((await call("/v1/devices/NOT_AN_ID", { headers: ADMIN })).status).toBe(404);
   });
 });
+
+describe("registry edge cases", () => {
+  it("settles two concurrent creates of one id: one 201 whose token works, one 409", async () => {
+    const id = uniqueId("race");
+    const body = JSON.stringify({ id, type: "temperature" });
+    const create = () => call("/v1/devices", { method: "POST", headers: { ...ADMIN, "content-type": "application/json" }, body });
+    const results = await Promise.all([create(), create()]);
+    expect(results.map((r) => r.status).sort()).toEqual([201, 409]);
+    const winner = results.find((r) => r.status === 201) as Response;
+    const { token } = await json<{ token: string }>(winner);
+    expect((await post("/v1/telemetry", token, { payload: { temperature: 1 } })).status).toBe(202);
+  });
+
+  it("answers 413 for a batch larger than the device's burst, since waiting would never help", async () => {
+    const { token } = await createDevice({ id: uniqueId("tiny"), type: "temperature", rate: { per_second: 1, burst: 2 } });
+    const res = await post(
+      "/v1/telemetry",
+      token,
+      [1, 2, 3].map((t) => ({ payload: { temperature: t } })),
+    );
+    expect(res.status).toBe(413);
+    expect(await json(res)).toMatchObject({ error: { code: "batch_too_large" } });
+  });
+
+  it("refuses an event whose two event_type fields disagree", async () => {
+    const { token } = await createDevice({ id: uniqueId("ev"), type: "motion" });
+    const res = await post("/v1/events", token, { event_type: "trigger", payload: { event_type: "state_changed" } });
+    expect(res.status).toBe(400);
+    expect(await json(res)).toMatchObject({ error: { issues: [{ path: "event_type" }] } });
+  });
+});
