@@ -12,7 +12,7 @@ export default defineConfig(async () => {
             cloudflareTest({
               wrangler: { configPath: "./wrangler.toml" },
               miniflare: {
-                bindings: { ADMIN_TOKEN: "test-admin-token", TEST_MIGRATIONS: migrations },
+                bindings: { ADMIN_TOKEN: "test-admin-token", JWT_SECRET: "test-jwt-secret-at-least-32-characters-long", TEST_MIGRATIONS: migrations },
               },
             }),
           ],

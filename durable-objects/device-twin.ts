@@ -20,10 +20,12 @@ import { buildEnvelope } from "../shared/envelope";
 import type { ErrorCode, Issue } from "../shared/error-codes";
 import { derivedId, newMessageId } from "../shared/ids";
 import { mayPublish } from "../shared/permissions";
+import type { HubUpdate } from "../shared/schemas/live";
 import { type Envelope, type MessageType, SCHEMA_VERSION } from "../shared/schemas/message";
 import type { CommandRequest, DocumentPatch } from "../shared/schemas/twin";
 import { type Availability, type AvailabilityState, nextTransitionAt, statusBySilence } from "./availability";
 import { type Command, CommandOutbox } from "./command-outbox";
+import { hubName, hubStub } from "./live-hub";
 import { roomStub } from "./room";
 import { TokenBucket } from "./token-bucket";
 import {
@@ -131,6 +133,8 @@ const SCHEMA = `
 const PRUNE_EVERY_MS = 10 * 60 * 1000;
 const OUTBOUND_RETRY_MS = 5_000;
 const MAX_WAIT_MS = 30_000;
+/** Long polls held open at once per device; more just answer at once. */
+const MAX_POLLERS = 8;
 
 /**
  * The twin as callers see it over RPC. Its methods take and return plain data, which RPC
@@ -421,10 +425,10 @@ export class DeviceTwin extends DurableObject<Env> {
     if (changed.length === 0) return;
     this.#setMeta("readings", this.#readings);
     this.ctx.storage.sql.exec("DELETE FROM recent WHERE seq <= (SELECT MAX(seq) FROM recent) - ?", keep);
+    const update = Object.fromEntries(changed.map((name) => [name, this.#readings[name] as ReportedReading]));
     const room = this.#profile?.room;
+    const id = this.#profile?.id ?? "";
     if (room) {
-      const update = Object.fromEntries(changed.map((name) => [name, this.#readings[name] as ReportedReading]));
-      const id = this.#profile?.id ?? "";
       // The room's aggregates are a live view: they never hold up the device's answer.
       this.ctx.waitUntil(
         roomStub(this.env, room)
@@ -434,6 +438,43 @@ export class DeviceTwin extends DurableObject<Env> {
           ),
       );
     }
+    const latest = messages.at(-1);
+    this.#announce({
+      stream: "twin",
+      device: id,
+      routing_key: latest?.routing_key,
+      at: new Date().toISOString(),
+      data: { readings: update },
+    });
+  }
+
+  /** Tells the room's live hub, without holding up the caller; dashboards resync on reconnect. */
+  #announce(...updates: HubUpdate[]): void {
+    const profile = this.#profile;
+    if (!profile || updates.length === 0) return;
+    const name = hubName(profile.room);
+    this.ctx.waitUntil(
+      hubStub(this.env, name)
+        .publish(updates)
+        .catch((error: unknown) =>
+          console.warn(
+            JSON.stringify({ level: "warn", msg: "live hub update failed", hub: name, device: profile.id, error: String(error) }),
+          ),
+        ),
+    );
+  }
+
+  #announceCommands(commands: Command[]): void {
+    const at = new Date().toISOString();
+    const device = this.#profile?.id;
+    this.#announce(
+      ...commands.map((c) => ({
+        stream: "command" as const,
+        device,
+        at,
+        data: { id: c.id, command: c.command, status: c.status, correlation_id: c.correlation_id },
+      })),
+    );
   }
 
   async recent(options: { metric?: string; sinceMs?: number; limit?: number } = {}): Promise<RecentReading[]> {
@@ -542,6 +583,12 @@ export class DeviceTwin extends DurableObject<Env> {
     if (!profile || previous.status === status) return;
     this.#availability = { status, since: new Date(now).toISOString(), reason };
     this.#setMeta("availability", this.#availability);
+    this.#announce({
+      stream: "availability",
+      device: profile.id,
+      at: this.#availability.since,
+      data: { status, previous: previous.status, reason },
+    });
     const room = profile.room ?? "unassigned";
     const at = new Date(now).toISOString();
     const id = await derivedId(profile.id, "availability", at, status);
@@ -620,6 +667,7 @@ export class DeviceTwin extends DurableObject<Env> {
       { id, command: request.command, parameters: request.parameters, correlation_id: request.correlation_id ?? id, ttlMs },
       Date.now(),
     );
+    this.#announceCommands([command]);
     for (const wake of this.#pollWaiters) wake();
     this.#pollWaiters.clear();
     await this.#schedule();
@@ -667,7 +715,7 @@ export class DeviceTwin extends DurableObject<Env> {
   async takeCommands(waitMs: number): Promise<Command[]> {
     await this.#heard(Date.now(), "poll");
     let due = this.#outbox.takeDue(Date.now());
-    if (due.length === 0 && waitMs > 0) {
+    if (due.length === 0 && waitMs > 0 && this.#pollWaiters.size < MAX_POLLERS) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(
           () => {
@@ -684,6 +732,7 @@ export class DeviceTwin extends DurableObject<Env> {
       });
       due = this.#outbox.takeDue(Date.now());
     }
+    this.#announceCommands(due);
     return due;
   }
 
@@ -703,6 +752,7 @@ export class DeviceTwin extends DurableObject<Env> {
     if (before.status === "succeeded" || before.status === "failed") return { ok: true, command: before };
     const now = Date.now();
     const command = this.#outbox.complete(id, outcome, now) as Command;
+    this.#announceCommands([command]);
     const at = new Date(now).toISOString();
     this.#enqueueOutbound({
       id: await derivedId(command.id, "result"),
@@ -760,7 +810,9 @@ export class DeviceTwin extends DurableObject<Env> {
       const due = statusBySilence(this.#lastSeen, now, availabilityTimeouts(config, profile.class));
       if (due !== this.#availability.status && due !== "online") await this.#transition(due, "timeout", now);
     }
-    for (const command of this.#outbox.expire(now)) {
+    const expired = this.#outbox.expire(now);
+    this.#announceCommands(expired);
+    for (const command of expired) {
       for (const wake of this.#commandWaiters.get(command.id) ?? []) wake(command);
       this.#commandWaiters.delete(command.id);
     }

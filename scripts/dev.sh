@@ -33,5 +33,10 @@ if [ ! -e .dev.vars ]; then
 elif ! grep -Eq '^[[:space:]]*(export[[:space:]]+)?ADMIN_TOKEN[[:space:]]*=' .dev.vars; then
   fail ".dev.vars exists but sets no ADMIN_TOKEN: add a line ADMIN_TOKEN=\"<a long random string>\", or delete the file so this script creates one"
 fi
+# JWT_SECRET signs dashboard logins; added to an older .dev.vars that lacks it (nothing else changes).
+if ! grep -Eq '^[[:space:]]*(export[[:space:]]+)?JWT_SECRET[[:space:]]*=' .dev.vars; then
+  printf 'JWT_SECRET="%s"\n' "$(node -p 'require("node:crypto").randomBytes(32).toString("base64url")')" >>.dev.vars
+  say "added a random JWT_SECRET to .dev.vars"
+fi
 
 exec node scripts/dev.ts "$@"

@@ -27,6 +27,12 @@ const ConfigSchema = z.object({
   MAX_PENDING_COMMANDS: int(100, 1, 10_000),
   COMMAND_TTL_MAX_SECONDS: int(7 * 86_400, 1, 30 * 86_400),
   MESSAGE_HISTORY_DAYS: int(7, 1, 365),
+  ACCESS_TOKEN_TTL_SECONDS: int(900, 60, 86_400),
+  REFRESH_TOKEN_TTL_SECONDS: int(30 * 86_400, 3600, 365 * 86_400),
+  ALLOWED_ORIGINS: z.string().default(""),
+  LIVE_WINDOW: int(256, 8, 100_000),
+  LIVE_STALL_SECONDS: int(30, 2, 3600),
+  LIVE_REPLAY_KEPT: int(1000, 10, 100_000),
   TOPIC_RULES: z
     .string()
     .optional()

@@ -11,7 +11,7 @@ import { recordSteps } from "../../queues/history";
 import { findQueue } from "../../queues/topology";
 import { Envelope, UNROUTABLE } from "../../shared/schemas/message";
 import { ApiError } from "../errors";
-import { type AppEnv, requireAdmin } from "../middleware/auth";
+import { type AppEnv, requireRole } from "../middleware/auth";
 import { jsonBody, validate } from "../validate";
 
 interface DeadLetterRow {
@@ -63,8 +63,7 @@ function view(row: DeadLetterRow) {
 }
 
 export const deadLetterRoutes = new Hono<AppEnv>()
-  .use(requireAdmin())
-  .get("/", validate("query", ListQuery), async (c) => {
+  .get("/", requireRole("viewer"), validate("query", ListQuery), async (c) => {
     const q = c.req.valid("query");
     const where: string[] = [];
     const params: unknown[] = [];
@@ -85,7 +84,7 @@ export const deadLetterRoutes = new Hono<AppEnv>()
       next_before: results.length === q.limit ? (results.at(-1)?.id ?? null) : null,
     });
   })
-  .post("/replay", async (c) => {
+  .post("/replay", requireRole("admin"), async (c) => {
     const parsed = ReplayBody.safeParse(await jsonBody(c.req.raw));
     if (!parsed.success) throw ApiError.field("invalid_payload", "body", 'send {"ids": [1, 2]} or {"all": true, "queue"?: "…"}');
     const body = parsed.data;

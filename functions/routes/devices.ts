@@ -5,7 +5,7 @@ import { toIssues } from "../../shared/error-codes";
 import { DeviceCreate, DevicePatch, Slug } from "../../shared/schemas/device";
 import { DeviceId } from "../../shared/schemas/message";
 import { ApiError } from "../errors";
-import { type AppEnv, requireAdmin } from "../middleware/auth";
+import { type AppEnv, requireRole } from "../middleware/auth";
 import { createDevice, deleteDevice, getDevice, listDevices, patchDevice, rotateToken, twin } from "../registry";
 import { jsonBody, validate } from "../validate";
 
@@ -37,14 +37,13 @@ function deviceIdParam(raw: string): string {
 }
 
 export const deviceRoutes = new Hono<AppEnv>()
-  .use(requireAdmin())
-  .post("/", async (c) => {
+  .post("/", requireRole("admin"), async (c) => {
     const input = parseBody(DeviceCreate, await jsonBody(c.req.raw));
     const { device, token } = await createDevice(c.env, input);
     c.header("location", `/v1/devices/${device.id}`);
     return c.json({ device, token, note: "the token is shown once; store it on the device now" }, 201);
   })
-  .get("/", async (c) => {
+  .get("/", requireRole("viewer"), async (c) => {
     const url = new URL(c.req.url);
     const metadata: [string, string][] = [];
     const plain: Record<string, string> = {};
@@ -62,22 +61,27 @@ export const deviceRoutes = new Hono<AppEnv>()
     }
     return c.json(await listDevices(c.env, { ...query.data, metadata }));
   })
-  .get("/:id", async (c) => c.json({ device: await getDevice(c.env, deviceIdParam(c.req.param("id"))) }))
-  .patch("/:id", async (c) => {
+  .get("/:id", requireRole("viewer"), async (c) => c.json({ device: await getDevice(c.env, deviceIdParam(c.req.param("id"))) }))
+  .patch("/:id", requireRole("admin"), async (c) => {
     const id = deviceIdParam(c.req.param("id"));
     const patch = parseBody(DevicePatch, await jsonBody(c.req.raw));
     return c.json({ device: await patchDevice(c.env, id, patch) });
   })
-  .delete("/:id", async (c) => {
+  .delete("/:id", requireRole("admin"), async (c) => {
     await deleteDevice(c.env, deviceIdParam(c.req.param("id")));
     return c.body(null, 204);
   })
-  .post("/:id/token", async (c) => {
+  .post("/:id/token", requireRole("admin"), async (c) => {
     const { device, token } = await rotateToken(c.env, deviceIdParam(c.req.param("id")));
     return c.json({ device, token, note: "the old token no longer works; the new one is shown once" }, 200);
   })
-  .get("/:id/errors", validate("query", z.strictObject({ limit: z.coerce.number().int().min(1).max(1000).default(50) })), async (c) => {
-    const id = deviceIdParam(c.req.param("id"));
-    await getDevice(c.env, id);
-    return c.json({ device: id, errors: await twin(c.env, id).errors(c.req.valid("query").limit) });
-  });
+  .get(
+    "/:id/errors",
+    requireRole("viewer"),
+    validate("query", z.strictObject({ limit: z.coerce.number().int().min(1).max(1000).default(50) })),
+    async (c) => {
+      const id = deviceIdParam(c.req.param("id"));
+      await getDevice(c.env, id);
+      return c.json({ device: id, errors: await twin(c.env, id).errors(c.req.valid("query").limit) });
+    },
+  );

@@ -5,7 +5,7 @@
  */
 import { Hono } from "hono";
 import { z } from "zod";
-import { type AppEnv, requireAdmin } from "../middleware/auth";
+import { type AppEnv, requireRole } from "../middleware/auth";
 import { validate } from "../validate";
 
 const MessagesQuery = z.strictObject({
@@ -36,7 +36,7 @@ interface StepRow {
   detail: string | null;
 }
 
-export const messageRoutes = new Hono<AppEnv>().use(requireAdmin()).get("/", validate("query", MessagesQuery), async (c) => {
+export const messageRoutes = new Hono<AppEnv>().get("/", requireRole("viewer"), validate("query", MessagesQuery), async (c) => {
   const q = c.req.valid("query");
   const where: string[] = [];
   const params: unknown[] = [];

@@ -3,7 +3,7 @@ import { Hono } from "hono";
 import { Slug } from "../../shared/schemas/device";
 import { CommandRequest, RoomCreate } from "../../shared/schemas/twin";
 import { ApiError } from "../errors";
-import { type AppEnv, requireAdmin } from "../middleware/auth";
+import { type AppEnv, requireRole } from "../middleware/auth";
 import { getDevice, listDevices, patchDevice, room } from "../registry";
 import { jsonBody } from "../validate";
 import { deviceIdParam, parseWith } from "./twins";
@@ -28,8 +28,7 @@ async function getRoom(env: Env, id: string) {
 }
 
 export const roomRoutes = new Hono<AppEnv>()
-  .use(requireAdmin())
-  .post("/", async (c) => {
+  .post("/", requireRole("admin"), async (c) => {
     const input = parseWith(RoomCreate, await jsonBody(c.req.raw));
     const result = await c.env.DB.prepare("INSERT OR IGNORE INTO rooms (id, name, metadata, created_at) VALUES (?, ?, ?, ?)")
       .bind(input.id, input.name ?? null, JSON.stringify(input.metadata), new Date().toISOString())
@@ -39,7 +38,7 @@ export const roomRoutes = new Hono<AppEnv>()
     c.header("location", `/v1/rooms/${input.id}`);
     return c.json({ room: await getRoom(c.env, input.id) }, 201);
   })
-  .get("/", async (c) => {
+  .get("/", requireRole("viewer"), async (c) => {
     const { results } = await c.env.DB.prepare(
       "SELECT r.*, (SELECT COUNT(*) FROM devices d WHERE d.room = r.id) AS devices FROM rooms r ORDER BY r.id LIMIT 1000",
     ).all<RoomRow & { devices: number }>();
@@ -53,7 +52,7 @@ export const roomRoutes = new Hono<AppEnv>()
       })),
     });
   })
-  .get("/:id", async (c) => {
+  .get("/:id", requireRole("viewer"), async (c) => {
     const id = roomIdParam(c.req.param("id"));
     const info = await getRoom(c.env, id);
     const [{ devices }, aggregates] = await Promise.all([
@@ -62,7 +61,7 @@ export const roomRoutes = new Hono<AppEnv>()
     ]);
     return c.json({ room: info, devices, aggregates });
   })
-  .delete("/:id", async (c) => {
+  .delete("/:id", requireRole("admin"), async (c) => {
     const id = roomIdParam(c.req.param("id"));
     await getRoom(c.env, id);
     const members = await c.env.DB.prepare("SELECT COUNT(*) AS n FROM devices WHERE room = ?").bind(id).first<{ n: number }>();
@@ -71,20 +70,20 @@ export const roomRoutes = new Hono<AppEnv>()
     await c.env.DB.prepare("DELETE FROM rooms WHERE id = ?").bind(id).run();
     return c.body(null, 204);
   })
-  .put("/:id/devices/:device", async (c) => {
+  .put("/:id/devices/:device", requireRole("admin"), async (c) => {
     const id = roomIdParam(c.req.param("id"));
     await getRoom(c.env, id);
     const device = await patchDevice(c.env, deviceIdParam(c.req.param("device")), { room: id });
     return c.json({ device });
   })
-  .delete("/:id/devices/:device", async (c) => {
+  .delete("/:id/devices/:device", requireRole("admin"), async (c) => {
     const id = roomIdParam(c.req.param("id"));
     const deviceId = deviceIdParam(c.req.param("device"));
     const device = await getDevice(c.env, deviceId);
     if (device.room !== id) throw new ApiError("not_found", `device "${deviceId}" is not in room "${id}"`);
     return c.json({ device: await patchDevice(c.env, deviceId, { room: null }) });
   })
-  .post("/:id/commands", async (c) => {
+  .post("/:id/commands", requireRole("operator"), async (c) => {
     const id = roomIdParam(c.req.param("id"));
     await getRoom(c.env, id);
     const request = parseWith(CommandRequest, await jsonBody(c.req.raw));

@@ -9,7 +9,7 @@ import { toIssues } from "../../shared/error-codes";
 import { DeviceId } from "../../shared/schemas/message";
 import { CommandRequest, DesiredPatch } from "../../shared/schemas/twin";
 import { ApiError } from "../errors";
-import { type AppEnv, requireAdmin } from "../middleware/auth";
+import { type AppEnv, requireRole } from "../middleware/auth";
 import { twin } from "../registry";
 import { jsonBody, validate } from "../validate";
 
@@ -63,14 +63,13 @@ const RecentQuery = z.strictObject({
 });
 
 export const twinRoutes = new Hono<AppEnv>()
-  .use(requireAdmin())
-  .get("/:id/twin", async (c) => {
+  .get("/:id/twin", requireRole("viewer"), async (c) => {
     const view = await twin(c.env, deviceIdParam(c.req.param("id"))).twin();
     if (!view) throw new ApiError("not_found", `no device "${c.req.param("id")}"`);
     c.header("etag", `"${view.version}"`);
     return c.json(view);
   })
-  .patch("/:id/twin/desired", async (c) => {
+  .patch("/:id/twin/desired", requireRole("operator"), async (c) => {
     const id = deviceIdParam(c.req.param("id"));
     const { desired } = parseWith(DesiredPatch, await jsonBody(c.req.raw));
     const result = await twin(c.env, id).patchDesired(desired, ifMatchVersion(c.req.header("if-match")));
@@ -78,7 +77,7 @@ export const twinRoutes = new Hono<AppEnv>()
     c.header("etag", `"${result.twin.version}"`);
     return c.json(result.twin);
   })
-  .get("/:id/readings", validate("query", RecentQuery), async (c) => {
+  .get("/:id/readings", requireRole("viewer"), validate("query", RecentQuery), async (c) => {
     const id = deviceIdParam(c.req.param("id"));
     const q = c.req.valid("query");
     const device = twin(c.env, id);
@@ -88,7 +87,7 @@ export const twinRoutes = new Hono<AppEnv>()
       readings: await device.recent({ metric: q.metric, sinceMs: Date.now() - q.minutes * 60_000, limit: q.limit }),
     });
   })
-  .post("/:id/commands", async (c) => {
+  .post("/:id/commands", requireRole("operator"), async (c) => {
     const id = deviceIdParam(c.req.param("id"));
     const request = parseWith(CommandRequest, await jsonBody(c.req.raw));
     const device = twin(c.env, id);
@@ -100,14 +99,14 @@ export const twinRoutes = new Hono<AppEnv>()
     const finished = command.status === "succeeded" || command.status === "failed";
     return c.json({ command }, finished ? 200 : 202);
   })
-  .get("/:id/commands", validate("query", CommandsQuery), async (c) => {
+  .get("/:id/commands", requireRole("viewer"), validate("query", CommandsQuery), async (c) => {
     const id = deviceIdParam(c.req.param("id"));
     const q = c.req.valid("query");
     const device = twin(c.env, id);
     if (!(await device.profile())) throw new ApiError("not_found", `no device "${id}"`);
     return c.json({ device: id, commands: await device.commands(q.limit, q.status) });
   })
-  .get("/:id/commands/:command", async (c) => {
+  .get("/:id/commands/:command", requireRole("viewer"), async (c) => {
     const command = await twin(c.env, deviceIdParam(c.req.param("id"))).command(c.req.param("command"));
     if (!command) throw new ApiError("not_found", `no command "${c.req.param("command").slice(0, 80)}"`);
     return c.json({ command });

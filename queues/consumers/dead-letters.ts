@@ -3,6 +3,8 @@
  * `GET /v1/dead-letters` and replay. Idempotent: the same message failing on the same queue is
  * stored once however often it is delivered.
  */
+
+import { hubStub } from "../../durable-objects/live-hub";
 import { toIssues } from "../../shared/error-codes";
 import { DeadLetter, Envelope, UNROUTABLE } from "../../shared/schemas/message";
 import { backoffSeconds } from "../consumer";
@@ -32,9 +34,28 @@ function asDeadLetter(msg: Message<unknown>) {
   });
 }
 
+/** Dashboards watch dead letters live on the `system` hub; a missed update is only a live view. */
+async function announce(env: Env, letters: DeadLetter[]): Promise<void> {
+  if (letters.length === 0) return;
+  const at = new Date().toISOString();
+  try {
+    await hubStub(env, "system").publish(
+      letters.map((l) => ({
+        stream: "dead_letter" as const,
+        device: l.message.source,
+        at,
+        data: { message_id: l.message.id, queue: l.queue, exchange: l.exchange, routing_key: l.routing_key, error: l.error },
+      })),
+    );
+  } catch (error) {
+    console.warn(JSON.stringify({ level: "warn", msg: "dead letters not announced", error: String(error) }));
+  }
+}
+
 export async function storeDeadLetters(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   const statements: D1PreparedStatement[] = [];
   const stored: Message<unknown>[] = [];
+  const letters: DeadLetter[] = [];
   const unroutable: DeadLetter[] = [];
   for (const msg of batch.messages) {
     const parsed = asDeadLetter(msg);
@@ -45,6 +66,7 @@ export async function storeDeadLetters(batch: MessageBatch<unknown>, env: Env): 
       continue;
     }
     const letter = parsed.data;
+    letters.push(letter);
     if (letter.queue === UNROUTABLE || letter.queue === CRASHED) unroutable.push(letter);
     statements.push(
       env.DB.prepare(
@@ -72,6 +94,7 @@ export async function storeDeadLetters(batch: MessageBatch<unknown>, env: Env): 
   try {
     await env.DB.batch(statements);
     for (const msg of stored) msg.ack();
+    await announce(env, letters);
     // Consumers record their own dead-lettering; messages that reached no consumer are recorded here.
     await recordSteps(
       env,

@@ -19,6 +19,10 @@ export interface LocalEdgeOptions {
   /** Folder for D1, Durable Object and Queue state; a fresh temporary one by default. */
   persistDir?: string;
   adminToken?: string;
+  /** Signs the edge's JWTs; random per start unless given (tokens then outlive restarts). */
+  jwtSecret?: string;
+  /** Use this env file (for example .dev.vars) for the secrets instead of writing one. */
+  envFile?: string;
   /** Extra [vars], for example smaller limits in a test. */
   vars?: Record<string, string>;
   /** Another wrangler config (the benchmark's reference Worker). */
@@ -33,6 +37,7 @@ export interface LocalEdge {
   url: string;
   port: number;
   adminToken: string;
+  jwtSecret: string;
   persistDir: string;
   process: ChildProcess;
   /** What the edge printed, for error messages. */
@@ -81,8 +86,9 @@ export async function startLocalEdge(options: LocalEdgeOptions = {}): Promise<Lo
   if (options.migrate ?? options.config === undefined) applyMigrations(persistDir, config);
 
   // Secrets reach wrangler dev through an env file, never through the command line.
-  const envFile = join(persistDir, "edge.env");
-  writeFileSync(envFile, `ADMIN_TOKEN="${adminToken}"\n`, { mode: 0o600 });
+  const jwtSecret = options.jwtSecret ?? randomBytes(32).toString("base64url");
+  const envFile = options.envFile ?? join(persistDir, "edge.env");
+  if (!options.envFile) writeFileSync(envFile, `ADMIN_TOKEN="${adminToken}"\nJWT_SECRET="${jwtSecret}"\n`, { mode: 0o600 });
   const args = [
     WRANGLER,
     "dev",
@@ -147,5 +153,5 @@ export async function startLocalEdge(options: LocalEdgeOptions = {}): Promise<Lo
     }
     await new Promise((r) => setTimeout(r, 250));
   }
-  return { url, port, adminToken, persistDir, process: child, log: () => output, stop };
+  return { url, port, adminToken, jwtSecret, persistDir, process: child, log: () => output, stop };
 }

@@ -1,0 +1,358 @@
+/**
+ * LiveHub: fans live updates out to dashboards over hibernatable WebSockets. One hub per room
+ * (`room:<id>`) and one for system streams (`system`), so no single object carries every socket
+ * or every update. Protocol: docs/live.md.
+ *
+ * Every update gets the hub's next sequence number and is kept in a bounded ring, so a client
+ * that reconnects resumes without gaps while the hub still has what it missed. The hub keeps the
+ * latest state of each device for snapshots. A client that stops acknowledging is not sent
+ * more than LIVE_WINDOW updates ahead: the hub coalesces to the latest update per device and
+ * stream, and closes it (4008) if it stays behind; other clients never wait for it.
+ */
+import { DurableObject } from "cloudflare:workers";
+import { readConfig } from "../shared/config";
+import { toIssues } from "../shared/error-codes";
+import { type HubUpdate, LiveClientMessage, type LiveStream } from "../shared/schemas/live";
+import { matchesPattern } from "../shared/topics";
+
+export const CLOSE = { tokenExpired: 4001, forbidden: 4003, tooSlow: 4008, internal: 1011 } as const;
+const ALL_STREAMS: LiveStream[] = ["twin", "availability", "command", "dead_letter"];
+
+interface Attachment {
+  sub: string;
+  role: string;
+  /** Token expiry, seconds since the epoch; 0 never. */
+  exp: number;
+  devices: string[];
+  patterns: string[];
+  streams: LiveStream[];
+  /** Set once the client subscribed: until then it gets nothing. */
+  subscribed: boolean;
+  acked: number;
+  /** When the socket fell behind (ms), or 0. */
+  behindSince: number;
+}
+
+interface Sequenced extends HubUpdate {
+  seq: number;
+}
+
+/** Per-socket state that changes with every update, kept in memory (see #state). */
+interface Flow {
+  sent: number;
+  pending: Map<string, Sequenced> | undefined;
+}
+
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+  CREATE TABLE IF NOT EXISTS updates (seq INTEGER PRIMARY KEY, body TEXT NOT NULL);
+  CREATE TABLE IF NOT EXISTS devices (
+    device TEXT PRIMARY KEY, readings TEXT NOT NULL DEFAULT '{}', availability TEXT, routing_key TEXT);
+`;
+
+export class LiveHub extends DurableObject<Env> {
+  #seq: number;
+  #flows = new Map<WebSocket, Flow>();
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    ctx.storage.sql.exec(SCHEMA);
+    this.#seq = Number(ctx.storage.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'seq'").toArray()[0]?.value ?? 0);
+    // Answered by the runtime without waking the hub from hibernation.
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair('{"type":"ping"}', '{"type":"pong"}'));
+  }
+
+  /** The upgrade, forwarded by the Worker after it checked the token, role and origin. */
+  override async fetch(request: Request): Promise<Response> {
+    if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") return new Response("expected a WebSocket upgrade", { status: 426 });
+    const pair = new WebSocketPair();
+    const [client, server] = [pair[0], pair[1]];
+    this.ctx.acceptWebSocket(server);
+    const attachment: Attachment = {
+      sub: request.headers.get("x-edgemesh-sub") ?? "unknown",
+      role: request.headers.get("x-edgemesh-role") ?? "viewer",
+      exp: Number(request.headers.get("x-edgemesh-exp") ?? 0),
+      devices: [],
+      patterns: [],
+      streams: ALL_STREAMS,
+      subscribed: false,
+      acked: this.#seq,
+      behindSince: 0,
+    };
+    server.serializeAttachment(attachment);
+    this.#flows.set(server, { sent: this.#seq, pending: undefined });
+    await this.#scheduleChecks();
+    return new Response(null, { status: 101, webSocket: client, headers: { "sec-websocket-protocol": "edgemesh.v1" } });
+  }
+
+  /** Publishers (twins, the dead-letter store) hand updates in; each gets the next sequence number. */
+  async publish(updates: HubUpdate[]): Promise<number> {
+    const config = readConfig(this.env);
+    const sequenced: Sequenced[] = [];
+    for (const update of updates) {
+      const item: Sequenced = { ...update, seq: ++this.#seq };
+      sequenced.push(item);
+      this.ctx.storage.sql.exec("INSERT INTO updates (seq, body) VALUES (?, ?)", item.seq, JSON.stringify(item));
+      this.#remember(item);
+    }
+    this.ctx.storage.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('seq', ?)", String(this.#seq));
+    this.ctx.storage.sql.exec("DELETE FROM updates WHERE seq <= ?", this.#seq - config.LIVE_REPLAY_KEPT);
+    let behind = false;
+    for (const ws of this.ctx.getWebSockets()) {
+      const attachment = ws.deserializeAttachment() as Attachment;
+      if (!attachment.subscribed) continue;
+      for (const item of sequenced)
+        if (matches(attachment, item)) behind = this.#deliver(ws, attachment, item, config.LIVE_WINDOW) || behind;
+    }
+    if (behind) await this.#scheduleChecks();
+    return this.#seq;
+  }
+
+  override async webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
+    let value: unknown;
+    try {
+      value = JSON.parse(typeof raw === "string" ? raw : new TextDecoder().decode(raw));
+    } catch {
+      send(ws, { type: "error", code: "invalid_json", message: "messages are JSON text" });
+      return;
+    }
+    const parsed = LiveClientMessage.safeParse(value);
+    if (!parsed.success) {
+      const issues = toIssues(parsed.error.issues);
+      send(ws, {
+        type: "error",
+        code: "invalid_payload",
+        message: issues.map((i) => `${i.path || "message"}: ${i.message}`).join("; "),
+        issues,
+      });
+      return;
+    }
+    const message = parsed.data;
+    const attachment = ws.deserializeAttachment() as Attachment;
+    switch (message.type) {
+      case "subscribe": {
+        attachment.devices = union(attachment.devices, message.devices);
+        attachment.patterns = union(attachment.patterns, message.patterns);
+        if (message.streams) attachment.streams = attachment.subscribed ? union(attachment.streams, message.streams) : message.streams;
+        attachment.subscribed = true;
+        this.#save(ws, attachment);
+        return this.#snapshot(ws, attachment);
+      }
+      case "unsubscribe": {
+        attachment.devices = attachment.devices.filter((d) => !message.devices?.includes(d));
+        attachment.patterns = attachment.patterns.filter((p) => !message.patterns?.includes(p));
+        if (message.streams) attachment.streams = attachment.streams.filter((s) => !message.streams?.includes(s));
+        return this.#save(ws, attachment);
+      }
+      case "resume":
+        return this.#resume(ws, attachment, message.after);
+      case "ack": {
+        attachment.acked = Math.max(attachment.acked, Math.min(message.seq, this.#seq));
+        const flow = this.#flow(ws, attachment);
+        if (attachment.behindSince > 0) {
+          attachment.behindSince = 0;
+          if (flow.pending) {
+            const updates = [...flow.pending.values()].sort((a, b) => a.seq - b.seq);
+            send(ws, { type: "coalesced", seq: this.#seq, updates });
+          } else {
+            // The hub hibernated while the client was behind: what it missed is not in memory.
+            this.#snapshot(ws, attachment);
+          }
+          flow.pending = undefined;
+          flow.sent = this.#seq;
+        }
+        return this.#save(ws, attachment);
+      }
+      case "ping":
+        send(ws, { type: "pong" });
+        return;
+    }
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number): Promise<void> {
+    this.#flows.delete(ws);
+    try {
+      ws.close(code === 1005 ? 1000 : code, "closed");
+    } catch {
+      // Already closed.
+    }
+  }
+
+  override async webSocketError(ws: WebSocket): Promise<void> {
+    this.#flows.delete(ws);
+  }
+
+  /** Closes sockets whose token expired (4001) and sockets that stayed behind too long (4008). */
+  override async alarm(): Promise<void> {
+    const config = readConfig(this.env);
+    const now = Date.now();
+    for (const ws of this.ctx.getWebSockets()) {
+      const a = ws.deserializeAttachment() as Attachment;
+      if (a.exp > 0 && a.exp * 1000 <= now) this.#close(ws, CLOSE.tokenExpired, "token expired");
+      else if (a.behindSince > 0 && now - a.behindSince > config.LIVE_STALL_SECONDS * 1000)
+        this.#close(ws, CLOSE.tooSlow, "cannot keep up");
+    }
+    await this.#scheduleChecks();
+  }
+
+  /** Test and operations view: sockets and their state. */
+  async stats(): Promise<{ sockets: number; seq: number; behind: number }> {
+    const sockets = this.ctx.getWebSockets();
+    return {
+      sockets: sockets.length,
+      seq: this.#seq,
+      behind: sockets.filter((ws) => (ws.deserializeAttachment() as Attachment).behindSince > 0).length,
+    };
+  }
+
+  #flow(ws: WebSocket, attachment: Attachment): Flow {
+    let flow = this.#flows.get(ws);
+    if (!flow) {
+      // After hibernation the in-memory state is gone; what the client acked is the safe floor.
+      flow = { sent: attachment.acked, pending: undefined };
+      this.#flows.set(ws, flow);
+    }
+    return flow;
+  }
+
+  /** Sends an update, or coalesces it when the socket is too far behind. Returns whether it is behind. */
+  #deliver(ws: WebSocket, attachment: Attachment, item: Sequenced, window: number): boolean {
+    const flow = this.#flow(ws, attachment);
+    if (attachment.behindSince === 0 && flow.sent - attachment.acked < window) {
+      if (send(ws, { type: "update", ...item })) flow.sent = item.seq;
+      return false;
+    }
+    if (attachment.behindSince === 0) {
+      attachment.behindSince = Date.now();
+      this.#save(ws, attachment);
+    }
+    flow.pending ??= new Map();
+    flow.pending.set(`${item.stream}:${item.device ?? item.seq}`, item);
+    return true;
+  }
+
+  #snapshot(ws: WebSocket, attachment: Attachment): void {
+    const rows = this.ctx.storage.sql
+      .exec<{ device: string; readings: string; availability: string | null; routing_key: string | null }>(
+        "SELECT * FROM devices ORDER BY device",
+      )
+      .toArray();
+    const devices: Record<string, unknown> = {};
+    for (const row of rows) {
+      if (!selects(attachment, row.device, row.routing_key ?? undefined)) continue;
+      devices[row.device] = { readings: JSON.parse(row.readings), availability: row.availability ? JSON.parse(row.availability) : null };
+    }
+    const flow = this.#flow(ws, attachment);
+    flow.sent = this.#seq;
+    send(ws, { type: "snapshot", seq: this.#seq, devices });
+  }
+
+  #resume(ws: WebSocket, attachment: Attachment, after: number): void {
+    const oldest = this.ctx.storage.sql.exec<{ seq: number | null }>("SELECT MIN(seq) AS seq FROM updates").one().seq;
+    const complete = after >= this.#seq || (oldest !== null && oldest <= after + 1);
+    if (!complete || after > this.#seq) return this.#snapshot(ws, attachment);
+    const rows = this.ctx.storage.sql.exec<{ body: string }>("SELECT body FROM updates WHERE seq > ? ORDER BY seq", after).toArray();
+    for (const row of rows) {
+      const item = JSON.parse(row.body) as Sequenced;
+      if (matches(attachment, item)) send(ws, { type: "update", ...item });
+    }
+    this.#flow(ws, attachment).sent = this.#seq;
+    send(ws, { type: "resumed", seq: this.#seq });
+  }
+
+  /** Keeps each device's latest state for snapshots. */
+  #remember(item: Sequenced): void {
+    if (!item.device) return;
+    if (item.stream === "twin") {
+      const row = this.ctx.storage.sql
+        .exec<{ readings: string }>("SELECT readings FROM devices WHERE device = ?", item.device)
+        .toArray()[0];
+      const readings = {
+        ...(row ? (JSON.parse(row.readings) as Record<string, unknown>) : {}),
+        ...((item.data.readings as Record<string, unknown>) ?? {}),
+      };
+      this.ctx.storage.sql.exec(
+        `INSERT INTO devices (device, readings, routing_key) VALUES (?, ?, ?)
+         ON CONFLICT (device) DO UPDATE SET readings = excluded.readings, routing_key = COALESCE(excluded.routing_key, routing_key)`,
+        item.device,
+        JSON.stringify(readings),
+        item.routing_key ?? null,
+      );
+    } else if (item.stream === "availability") {
+      const availability = { status: item.data.status, since: item.at, reason: item.data.reason };
+      this.ctx.storage.sql.exec(
+        "INSERT INTO devices (device, availability) VALUES (?, ?) ON CONFLICT (device) DO UPDATE SET availability = excluded.availability",
+        item.device,
+        JSON.stringify(availability),
+      );
+    }
+  }
+
+  #save(ws: WebSocket, attachment: Attachment): void {
+    ws.serializeAttachment(attachment);
+  }
+
+  #close(ws: WebSocket, code: number, reason: string): void {
+    this.#flows.delete(ws);
+    try {
+      ws.close(code, reason);
+    } catch {
+      // Already closing.
+    }
+  }
+
+  async #scheduleChecks(): Promise<void> {
+    const config = readConfig(this.env);
+    let next = Number.POSITIVE_INFINITY;
+    for (const ws of this.ctx.getWebSockets()) {
+      const a = ws.deserializeAttachment() as Attachment;
+      if (a.exp > 0) next = Math.min(next, a.exp * 1000);
+      if (a.behindSince > 0) next = Math.min(next, a.behindSince + config.LIVE_STALL_SECONDS * 1000 + 100);
+    }
+    if (!Number.isFinite(next)) return;
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > next) await this.ctx.storage.setAlarm(Math.max(next, Date.now() + 10));
+  }
+}
+
+/** Whether a device (with its routing key) is within a socket's subscription. */
+function selects(a: Attachment, device: string | undefined, routingKey: string | undefined): boolean {
+  if (a.devices.length === 0 && a.patterns.length === 0) return true;
+  if (device !== undefined && a.devices.includes(device)) return true;
+  return routingKey !== undefined && a.patterns.some((p) => matchesPattern(p, routingKey));
+}
+
+function matches(a: Attachment, item: Sequenced): boolean {
+  if (!a.streams.includes(item.stream)) return false;
+  if (item.stream === "dead_letter") return true;
+  return selects(a, item.device, item.routing_key);
+}
+
+function union<T extends string>(a: T[], b: T[] | undefined): T[] {
+  return b ? [...new Set([...a, ...b])] : a;
+}
+
+/** Sends JSON; a socket that fails is closed with 1011 and skipped (partyserver's rule). */
+function send(ws: WebSocket, message: unknown): boolean {
+  if (ws.readyState !== WebSocket.OPEN) return false;
+  try {
+    ws.send(JSON.stringify(message));
+    return true;
+  } catch {
+    try {
+      ws.close(CLOSE.internal, "send failed");
+    } catch {}
+    return false;
+  }
+}
+
+/** The hub as callers see it over RPC (see TwinApi for why the class's own signatures). */
+export type HubApi = Pick<LiveHub, "publish" | "stats">;
+
+export function hubName(room: string | null | undefined): string {
+  return `room:${room ?? "unassigned"}`;
+}
+
+export function hubStub(env: Env, name: string): HubApi & { fetch(request: Request): Promise<Response> } {
+  return env.LIVE_HUB.getByName(name) as unknown as HubApi & { fetch(request: Request): Promise<Response> };
+}
