@@ -1,9 +1,15 @@
 import { join } from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
+import { exportJWK, generateKeyPair } from "jose";
 import { defineConfig } from "vitest/config";
 
 export default defineConfig(async () => {
   const migrations = await readD1Migrations(join(import.meta.dirname, "infra/migrations/d1"));
+  // A Cloudflare Access stand-in: a real RSA key pair whose public half the Worker trusts, so the
+  // assertion path runs real RS256 verification without reaching Cloudflare.
+  const access = await generateKeyPair("RS256", { extractable: true });
+  const accessPublic = { ...(await exportJWK(access.publicKey)), kid: "test-access", alg: "RS256", use: "sig" };
+  const accessPrivate = { ...(await exportJWK(access.privateKey)), kid: "test-access", alg: "RS256" };
   return {
     test: {
       projects: [
@@ -12,7 +18,17 @@ export default defineConfig(async () => {
             cloudflareTest({
               wrangler: { configPath: "./wrangler.toml" },
               miniflare: {
-                bindings: { ADMIN_TOKEN: "test-admin-token", JWT_SECRET: "test-jwt-secret-at-least-32-characters-long", TEST_MIGRATIONS: migrations },
+                bindings: {
+                  ADMIN_TOKEN: "test-admin-token",
+                  JWT_SECRET: "test-jwt-secret-at-least-32-characters-long",
+                  ALLOWED_ORIGINS: "https://dashboard.example",
+                  ACCESS_AUD: "test-access-aud",
+                  ACCESS_TEAM_DOMAIN: "https://team.cloudflareaccess.test",
+                  ACCESS_JWKS: JSON.stringify({ keys: [accessPublic] }),
+                  ACCESS_ADMINS: "boss@example.com",
+                  TEST_ACCESS_PRIVATE_JWK: JSON.stringify(accessPrivate),
+                  TEST_MIGRATIONS: migrations,
+                },
               },
             }),
           ],

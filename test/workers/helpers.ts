@@ -57,3 +57,21 @@ export async function eventually<T>(check: () => Promise<T | undefined>, timeout
     await new Promise((r) => setTimeout(r, 50));
   }
 }
+
+/** An access token for a person with this role, issued the way an admin would. */
+export async function tokenFor(role: "viewer" | "operator" | "admin", sub = `${role}-${uniqueId("p")}`): Promise<string> {
+  const issued = await call("/v1/auth/token", {
+    method: "POST",
+    headers: { ...ADMIN, "content-type": "application/json" },
+    body: JSON.stringify({ grant_type: "issue", sub, role }),
+  });
+  expect(issued.status, await issued.clone().text()).toBe(201);
+  const { refresh_token } = await json<{ refresh_token: string }>(issued);
+  const res = await call("/v1/auth/token", {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ grant_type: "refresh_token", refresh_token }),
+  });
+  expect(res.status).toBe(200);
+  return (await json<{ access_token: string }>(res)).access_token;
+}
