@@ -144,6 +144,8 @@ const MAX_POLLERS = 8;
 export type TwinApi = Pick<
   DeviceTwin,
   | "provision"
+  | "configure"
+  | "setCredential"
   | "deprovision"
   | "profile"
   | "ingest"
@@ -173,8 +175,12 @@ const unauthorized: Failure = { ok: false, code: "unauthorized", message: "the d
 export class DeviceTwin extends DurableObject<Env> {
   #profile: TwinProfile | undefined;
   #bucket: TokenBucket | undefined;
-  /** Ids being published right now: a concurrent duplicate must not pass while the first is in flight. */
-  #inFlight = new Set<string>();
+  /**
+   * Ids being published right now, with whether that publish succeeded. A concurrent request with
+   * the same id waits for the outcome instead of calling it a duplicate of something that may
+   * still fail: a 202 must only ever stand for a message that is in its queues.
+   */
+  #inFlight = new Map<string, Promise<boolean>>();
   #lastPrune = 0;
   #readings: Record<string, ReportedReading> = {};
   #state: JsonObject = {};
@@ -183,23 +189,32 @@ export class DeviceTwin extends DurableObject<Env> {
   #lastSeen: number | null = null;
   #availability: AvailabilityState;
   #counters: Counters = { accepted: 0, duplicates: 0, rejected: 0 };
-  #outbox: CommandOutbox;
+  #outboxStore: CommandOutbox | undefined;
   #commandWaiters = new Map<string, Set<(command: Command) => void>>();
   #pollWaiters = new Set<() => void>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    // SQLite calls are synchronous, so the state is loaded before any RPC method or alarm runs.
+    this.#availability = { status: "offline", since: new Date(0).toISOString(), reason: "never_seen" };
+    // Tables are created when the registry provisions the device, never for an id someone merely
+    // guessed in a token. SQLite calls are synchronous, so state loads before any call runs.
+    const provisioned = ctx.storage.sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").toArray().length > 0;
+    if (!provisioned) return;
     ctx.storage.sql.exec(SCHEMA);
-    this.#outbox = new CommandOutbox(ctx.storage.sql);
     this.#profile = this.#meta<TwinProfile>("profile");
     this.#readings = this.#meta("readings") ?? {};
     this.#state = this.#meta("state") ?? {};
     this.#desired = this.#meta("desired") ?? {};
     this.#version = this.#meta("version") ?? 0;
     this.#lastSeen = this.#meta("last_seen") ?? null;
-    this.#availability = this.#meta("availability") ?? { status: "offline", since: new Date(0).toISOString(), reason: "never_seen" };
+    this.#availability = this.#meta("availability") ?? this.#availability;
     this.#counters = this.#meta("counters") ?? this.#counters;
+  }
+
+  /** The command outbox; its table exists only once the device is provisioned. */
+  get #outbox(): CommandOutbox {
+    this.#outboxStore ??= new CommandOutbox(this.ctx.storage.sql);
+    return this.#outboxStore;
   }
 
   #meta<T>(key: string): T | undefined {
@@ -216,11 +231,28 @@ export class DeviceTwin extends DurableObject<Env> {
     return profile && (await secretMatches(secret, profile.token_hash)) ? profile : undefined;
   }
 
+  /** Every device call costs from the same bucket as its messages, so none of them is free to flood. */
+  async #authenticateCall(secret: string): Promise<{ ok: true; profile: TwinProfile } | Failure> {
+    const profile = await this.#authenticate(secret);
+    if (!profile) return unauthorized;
+    this.#bucket ??= new TokenBucket(profile.rate.per_second, profile.rate.burst);
+    const rate = this.#bucket.take(1);
+    if (!rate.ok)
+      return {
+        ok: false,
+        code: "rate_limited",
+        message: `over ${profile.rate.per_second} calls/s`,
+        retryAfterSeconds: rate.retryAfterSeconds,
+      };
+    return { ok: true, profile };
+  }
+
   // ── Registry ────────────────────────────────────────────────────────────────────────────
 
-  /** Creates or replaces the device's profile and credential hash (registry → twin). */
+  /** Creates the device's twin with its profile and credential hash (registry → twin). */
   async provision(profile: TwinProfile): Promise<void> {
     const first = this.#profile === undefined;
+    if (first) this.ctx.storage.sql.exec(SCHEMA);
     this.#profile = profile;
     this.#setMeta("profile", profile);
     if (first) {
@@ -231,8 +263,33 @@ export class DeviceTwin extends DurableObject<Env> {
     await this.#schedule();
   }
 
+  /**
+   * Changes the profile but never the credential: a PATCH racing a rotation must not write an
+   * old hash back (rotation has its own call).
+   */
+  async configure(profile: Omit<TwinProfile, "token_hash">): Promise<boolean> {
+    const current = this.#profile;
+    if (!current) return false;
+    this.#profile = { ...profile, token_hash: current.token_hash };
+    this.#setMeta("profile", this.#profile);
+    this.#bucket?.reconfigure(profile.rate.per_second, profile.rate.burst);
+    return true;
+  }
+
+  /** A new credential hash: from this call on, only the new token works. */
+  async setCredential(tokenHash: string): Promise<boolean> {
+    const current = this.#profile;
+    if (!current) return false;
+    this.#profile = { ...current, token_hash: tokenHash };
+    this.#setMeta("profile", this.#profile);
+    return true;
+  }
+
   /** Forgets everything about the device: its credential stops working at once. */
   async deprovision(): Promise<void> {
+    await this.ctx.storage.deleteAlarm();
+    await this.ctx.storage.deleteAll();
+    // Nothing of the old device may outlive it in memory either (a new device may take the id).
     this.#profile = undefined;
     this.#bucket = undefined;
     this.#readings = {};
@@ -240,10 +297,13 @@ export class DeviceTwin extends DurableObject<Env> {
     this.#desired = {};
     this.#version = 0;
     this.#lastSeen = null;
-    await this.ctx.storage.deleteAlarm();
-    await this.ctx.storage.deleteAll();
-    this.ctx.storage.sql.exec(SCHEMA);
-    this.#outbox = new CommandOutbox(this.ctx.storage.sql);
+    this.#availability = { status: "offline", since: new Date(0).toISOString(), reason: "never_seen" };
+    this.#counters = { accepted: 0, duplicates: 0, rejected: 0 };
+    this.#lastPrune = 0;
+    this.#outboxStore = undefined;
+    for (const wake of this.#pollWaiters) wake();
+    this.#pollWaiters.clear();
+    this.#commandWaiters.clear();
   }
 
   async profile(): Promise<TwinProfile | undefined> {
@@ -335,10 +395,16 @@ export class DeviceTwin extends DurableObject<Env> {
       candidates.push(message);
     }
 
+    // Ids another request is publishing right now: wait for how that ends first.
+    for (;;) {
+      const pending = candidates.flatMap((m) => this.#inFlight.get(m.id) ?? []);
+      if (pending.length === 0) break;
+      await Promise.all(pending);
+    }
     // One query for the whole batch: the per-message lookups were the ingest path's main cost.
     const seen = this.#seenAmong(candidates.map((m) => m.id));
     for (const message of candidates) {
-      if (batchIds.has(message.id) || this.#inFlight.has(message.id) || seen.has(message.id)) {
+      if (batchIds.has(message.id) || seen.has(message.id)) {
         duplicates++;
         continue;
       }
@@ -348,7 +414,12 @@ export class DeviceTwin extends DurableObject<Env> {
 
     let routed: Record<string, string[]> = {};
     if (accepted.length > 0) {
-      for (const id of batchIds) this.#inFlight.add(id);
+      let settle: (published: boolean) => void = () => {};
+      const outcome = new Promise<boolean>((resolve) => {
+        settle = resolve;
+      });
+      for (const id of batchIds) this.#inFlight.set(id, outcome);
+      let published = false;
       try {
         routed = Object.fromEntries((await publish(this.env, accepted)).map((r) => [r.id, r.queues]));
         this.ctx.storage.sql.exec(
@@ -356,11 +427,13 @@ export class DeviceTwin extends DurableObject<Env> {
           Date.now(),
           JSON.stringify([...batchIds]),
         );
+        published = true;
       } catch (error) {
         console.error(JSON.stringify({ level: "error", msg: "publish failed", device: profile.id, error: String(error) }));
         return { ok: false, code: "unavailable", message: "the message queues could not take the messages; retry", retryAfterSeconds: 5 };
       } finally {
         for (const id of batchIds) this.#inFlight.delete(id);
+        settle(published);
       }
     }
 
@@ -380,7 +453,8 @@ export class DeviceTwin extends DurableObject<Env> {
 
   /** Records a request the Worker rejected whole (bad JSON, too large), if the secret is right. */
   async recordRejection(secret: string, rejection: Rejection): Promise<boolean> {
-    if (!(await this.#authenticate(secret))) return false;
+    const call = await this.#authenticateCall(secret);
+    if (!call.ok) return call.code !== "unauthorized";
     this.#counters.rejected++;
     this.#setMeta("counters", this.#counters);
     this.#recordErrors([rejection], readConfig(this.env).DEVICE_ERRORS_KEPT);
@@ -389,6 +463,7 @@ export class DeviceTwin extends DurableObject<Env> {
 
   /** The device's most recent rejected messages, newest first (seed 003: errors are recorded). */
   async errors(limit = 50): Promise<StoredError[]> {
+    if (!this.#profile) return [];
     return this.ctx.storage.sql
       .exec<{ at: string; idx: number; message_id: string | null; code: string; issues: string }>(
         "SELECT at, idx, message_id, code, issues FROM errors ORDER BY seq DESC LIMIT ?",
@@ -478,6 +553,7 @@ export class DeviceTwin extends DurableObject<Env> {
   }
 
   async recent(options: { metric?: string; sinceMs?: number; limit?: number } = {}): Promise<RecentReading[]> {
+    if (!this.#profile) return [];
     const since = options.sinceMs ?? Date.now() - 3_600_000;
     const limit = Math.max(1, Math.min(options.limit ?? 1000, 10_000));
     const rows = options.metric
@@ -537,7 +613,8 @@ export class DeviceTwin extends DurableObject<Env> {
 
   /** A device reports state that is not a reading (its configuration, firmware, schedule). */
   async reportState(secret: string, patch: DocumentPatch): Promise<{ ok: true; twin: TwinView } | Failure> {
-    if (!(await this.#authenticate(secret))) return unauthorized;
+    const call = await this.#authenticateCall(secret);
+    if (!call.ok) return call;
     const next = mergeDocument(this.#state, patch as JsonObject);
     const problem = documentProblem(next);
     if (problem) return { ok: false, code: "invalid_payload", message: problem, issues: [{ path: "reported", message: problem }] };
@@ -555,7 +632,8 @@ export class DeviceTwin extends DurableObject<Env> {
     status: "online" | "offline",
     reason: string,
   ): Promise<{ ok: true; availability: AvailabilityState } | Failure> {
-    if (!(await this.#authenticate(secret))) return unauthorized;
+    const call = await this.#authenticateCall(secret);
+    if (!call.ok) return call;
     await this.signalPresence(status, reason);
     return { ok: true, availability: this.#availability };
   }
@@ -581,7 +659,10 @@ export class DeviceTwin extends DurableObject<Env> {
     const profile = this.#profile;
     const previous = this.#availability;
     if (!profile || previous.status === status) return;
-    this.#availability = { status, since: new Date(now).toISOString(), reason };
+    const at = new Date(now).toISOString();
+    // Computed before any state is written: no await may separate the state from its event.
+    const id = await derivedId(profile.id, "availability", at, status);
+    this.#availability = { status, since: at, reason };
     this.#setMeta("availability", this.#availability);
     this.#announce({
       stream: "availability",
@@ -590,8 +671,6 @@ export class DeviceTwin extends DurableObject<Env> {
       data: { status, previous: previous.status, reason },
     });
     const room = profile.room ?? "unassigned";
-    const at = new Date(now).toISOString();
-    const id = await derivedId(profile.id, "availability", at, status);
     this.#enqueueOutbound({
       id,
       correlation_id: id,
@@ -676,6 +755,7 @@ export class DeviceTwin extends DurableObject<Env> {
 
   /** Waits until the command finishes or `waitMs` passes; returns it as it is then. */
   async awaitCommand(id: string, waitMs: number): Promise<Command | undefined> {
+    if (!this.#profile) return undefined;
     const current = this.#outbox.get(id);
     if (!current || waitMs <= 0 || ["succeeded", "failed", "expired"].includes(current.status)) return current;
     return new Promise((resolve) => {
@@ -698,16 +778,19 @@ export class DeviceTwin extends DurableObject<Env> {
   }
 
   async command(id: string): Promise<Command | undefined> {
+    if (!this.#profile) return undefined;
     return this.#outbox.get(id);
   }
 
   async commands(limit = 50, status?: Command["status"]): Promise<Command[]> {
+    if (!this.#profile) return [];
     return this.#outbox.list(Math.max(1, Math.min(limit, 500)), status);
   }
 
   /** The device asks for its commands (HTTPS long poll, or a gateway on its behalf). */
   async pollCommands(secret: string, waitMs: number): Promise<{ ok: true; commands: Command[] } | Failure> {
-    if (!(await this.#authenticate(secret))) return unauthorized;
+    const call = await this.#authenticateCall(secret);
+    if (!call.ok) return call;
     return { ok: true, commands: await this.takeCommands(waitMs) };
   }
 
@@ -742,7 +825,10 @@ export class DeviceTwin extends DurableObject<Env> {
     id: string,
     outcome: { status: "succeeded" | "failed"; result?: Json; error?: string },
   ): Promise<{ ok: true; command: Command } | Failure> {
-    if (secret !== null && !(await this.#authenticate(secret))) return unauthorized;
+    if (secret !== null) {
+      const call = await this.#authenticateCall(secret);
+      if (!call.ok) return call;
+    }
     const profile = this.#profile;
     if (!profile) return unauthorized;
     const before = this.#outbox.get(id);
@@ -751,11 +837,12 @@ export class DeviceTwin extends DurableObject<Env> {
       return { ok: false, code: "command_finished", message: "the command expired before its result arrived" };
     if (before.status === "succeeded" || before.status === "failed") return { ok: true, command: before };
     const now = Date.now();
+    const resultId = await derivedId(profile.id, id, "result");
     const command = this.#outbox.complete(id, outcome, now) as Command;
     this.#announceCommands([command]);
     const at = new Date(now).toISOString();
     this.#enqueueOutbound({
-      id: await derivedId(command.id, "result"),
+      id: resultId,
       correlation_id: command.correlation_id,
       causation_id: command.id,
       source: profile.id,

@@ -250,7 +250,10 @@ export class LiveHub extends DurableObject<Env> {
   #resume(ws: WebSocket, attachment: Attachment, after: number): void {
     const oldest = this.ctx.storage.sql.exec<{ seq: number | null }>("SELECT MIN(seq) AS seq FROM updates").one().seq;
     const complete = after >= this.#seq || (oldest !== null && oldest <= after + 1);
-    if (!complete || after > this.#seq) return this.#snapshot(ws, attachment);
+    if (!complete || after > this.#seq) {
+      this.#snapshot(ws, attachment);
+      return;
+    }
     const rows = this.ctx.storage.sql.exec<{ body: string }>("SELECT body FROM updates WHERE seq > ? ORDER BY seq", after).toArray();
     for (const row of rows) {
       const item = JSON.parse(row.body) as Sequenced;

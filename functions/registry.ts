@@ -129,7 +129,10 @@ export async function createDevice(env: Env, input: DeviceCreate): Promise<{ dev
     await twin(env, row.id).provision(profileOf(row));
     if (row.room) await room(env, row.room).join(row.id);
   } catch (error) {
-    // Without its twin the device could never authenticate: take the row back.
+    // A half-made device must not keep a working credential, nor a row without a twin.
+    await twin(env, row.id)
+      .deprovision()
+      .catch(() => undefined);
     await env.DB.prepare("DELETE FROM devices WHERE id = ?").bind(row.id).run();
     throw error;
   }
@@ -191,7 +194,8 @@ export async function patchDevice(env: Env, id: string, patch: DevicePatch): Pro
     updated_at: new Date().toISOString(),
   };
   if (next.room && next.room !== row.room) await ensureRoom(env, next.room);
-  await twin(env, id).provision(profileOf(next));
+  const { token_hash: _unchanged, ...profile } = profileOf(next);
+  if (!(await twin(env, id).configure(profile))) throw new ApiError("not_found", `no device "${id}"`);
   if (next.room !== row.room) {
     if (row.room) await room(env, row.room).leave(id);
     if (next.room) await room(env, next.room).join(id);
@@ -221,7 +225,7 @@ export async function rotateToken(env: Env, id: string): Promise<{ device: Devic
   const { token, hash } = await issueDeviceToken(id);
   const next = { ...row, token_hash: hash, token_rotated_at: new Date().toISOString() };
   // The twin first: from this call on, the old token fails.
-  await twin(env, id).provision(profileOf(next));
+  await twin(env, id).setCredential(hash);
   await env.DB.prepare("UPDATE devices SET token_hash = ?, token_rotated_at = ? WHERE id = ?").bind(hash, next.token_rotated_at, id).run();
   return { device: toDevice(next), token };
 }

@@ -6,7 +6,7 @@
  */
 
 import { toIssues } from "../shared/error-codes";
-import type { DeadLetter } from "../shared/schemas/message";
+import type { DeadLetter, RawDeadLetter } from "../shared/schemas/message";
 import { Envelope } from "../shared/schemas/message";
 import { ConsumerError } from "./errors";
 import { sendToQueue } from "./exchange";
@@ -67,7 +67,7 @@ export async function consume(batch: MessageBatch<unknown>, ctx: ConsumerContext
   const steps: StepRecord[] = valid
     .filter((v) => !failed.has(v.msg.id))
     .map((v) => ({ message: v.envelope, queue: ctx.queue.name, step: "delivered" as const }));
-  const deadLetters: { msg: Message<unknown>; letter: DeadLetter | undefined }[] = [];
+  const deadLetters: { msg: Message<unknown>; letter: DeadLetter | RawDeadLetter }[] = [];
   for (const { msg, envelope, error } of failures) {
     if (error.retriable && msg.attempts <= MAX_RETRIES) {
       msg.retry({ delaySeconds: backoffSeconds(msg.attempts) });
@@ -88,7 +88,18 @@ export async function consume(batch: MessageBatch<unknown>, ctx: ConsumerContext
         step: "dead_lettered",
         detail: `${error.code}: ${error.message}`.slice(0, 500),
       });
-    deadLetters.push({ msg, letter: envelope && deadLetter(envelope, ctx.queue, error, msg.attempts) });
+    deadLetters.push({
+      msg,
+      letter: envelope
+        ? deadLetter(envelope, ctx.queue, error, msg.attempts)
+        : {
+            raw: msg.body,
+            queue: ctx.queue.name,
+            error: { code: error.code, message: error.message.slice(0, 2000) },
+            attempts: msg.attempts,
+            failed_at: new Date().toISOString(),
+          },
+    });
     console.error(
       JSON.stringify({
         level: "error",
@@ -104,10 +115,10 @@ export async function consume(batch: MessageBatch<unknown>, ctx: ConsumerContext
   }
 
   if (deadLetters.length > 0) {
-    const letters = deadLetters.flatMap((d) => (d.letter ? [d.letter] : []));
+    // A body that is no valid envelope cannot be replayed, but it is kept as it came.
+    const letters = deadLetters.map((d) => d.letter);
     try {
-      if (letters.length > 0) await sendToQueue(ctx.env, DEAD_LETTER_QUEUE, letters);
-      // A body that is not an envelope cannot be replayed; it is logged above and dropped.
+      await sendToQueue(ctx.env, DEAD_LETTER_QUEUE, letters);
       for (const d of deadLetters) d.msg.ack();
     } catch (error) {
       // The dead-letter queue is unreachable: keep the messages where they are.

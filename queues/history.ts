@@ -5,7 +5,7 @@
  */
 import type { Envelope } from "../shared/schemas/message";
 
-export type Step = "delivered" | "retried" | "dead_lettered" | "replayed" | "stored";
+export type Step = "accepted" | "delivered" | "retried" | "dead_lettered" | "replayed" | "stored";
 
 export interface StepRecord {
   message: Envelope;
@@ -23,16 +23,16 @@ export interface QueueCounts {
 function messageRow(db: D1Database, m: Envelope): D1PreparedStatement {
   return db
     .prepare(
-      `INSERT OR IGNORE INTO messages (id, correlation_id, source, type, exchange, routing_key, timestamp, received_at)
+      `INSERT OR IGNORE INTO messages (source, id, correlation_id, type, exchange, routing_key, timestamp, received_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     )
-    .bind(m.id, m.correlation_id, m.source, m.type, m.exchange, m.routing_key, m.timestamp, m.received_at);
+    .bind(m.source, m.id, m.correlation_id, m.type, m.exchange, m.routing_key, m.timestamp, m.received_at);
 }
 
 function stepRow(db: D1Database, r: StepRecord, at: string): D1PreparedStatement {
   return db
-    .prepare("INSERT OR REPLACE INTO message_events (message_id, queue, status, at, detail) VALUES (?, ?, ?, ?, ?)")
-    .bind(r.message.id, r.queue, r.step, at, r.detail ?? null);
+    .prepare("INSERT OR REPLACE INTO message_events (source, message_id, queue, status, at, detail) VALUES (?, ?, ?, ?, ?, ?)")
+    .bind(r.message.source, r.message.id, r.queue, r.step, at, r.detail ?? null);
 }
 
 function countsRow(db: D1Database, queue: string, c: QueueCounts, at: string): D1PreparedStatement {
@@ -54,8 +54,9 @@ export async function recordSteps(env: Env, steps: StepRecord[], counts?: { queu
   const seen = new Set<string>();
   const statements: D1PreparedStatement[] = [];
   for (const step of steps) {
-    if (!seen.has(step.message.id)) {
-      seen.add(step.message.id);
+    const key = `${step.message.source}\u001f${step.message.id}`;
+    if (!seen.has(key)) {
+      seen.add(key);
       statements.push(messageRow(env.DB, step.message));
     }
     statements.push(stepRow(env.DB, step, at));

@@ -27,8 +27,9 @@ interface DeadLetterRow {
   status: "pending" | "replayed";
   replayed_at: string | null;
   correlation_id: string | null;
-  source: string | null;
+  source: string;
   envelope: string;
+  replayable: number;
 }
 
 const ListQuery = z.strictObject({
@@ -58,8 +59,17 @@ function view(row: DeadLetterRow) {
     failed_at: row.failed_at,
     status: row.status,
     replayed_at: row.replayed_at,
-    message: JSON.parse(row.envelope) as unknown,
+    replayable: row.replayable === 1,
+    message: safeJson(row.envelope),
   };
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
 }
 
 export const deadLetterRoutes = new Hono<AppEnv>()
@@ -105,44 +115,62 @@ export const deadLetterRoutes = new Hono<AppEnv>()
               .all<DeadLetterRow>()
           ).results;
 
-    const replayed: number[] = [];
-    const stillUnroutable: number[] = [];
-    const perQueue = new Map<string, { ids: number[]; messages: Envelope[] }>();
-    const reroute: { id: number; message: Envelope }[] = [];
+    // Marked replayed before the send: a replayed message that fails again at once must find
+    // its row already replayed, so its new failure makes it pending again (not the other way).
+    const replayable: { row: DeadLetterRow; message: Envelope }[] = [];
+    const notReplayable: number[] = [];
     for (const row of rows) {
-      const message = Envelope.parse(JSON.parse(row.envelope));
-      if (row.queue === UNROUTABLE || !findQueue(row.queue)) {
-        // Unroutable, or dead-lettered by the platform without a queue: route through the exchange again.
-        if (bindingsFor(message.exchange, message.routing_key).length === 0) stillUnroutable.push(row.id);
-        else reroute.push({ id: row.id, message });
+      const parsed = row.replayable ? Envelope.safeParse(JSON.parse(row.envelope)) : undefined;
+      if (parsed?.success) replayable.push({ row, message: parsed.data });
+      else notReplayable.push(row.id);
+    }
+    const stillUnroutable: number[] = [];
+    const groups = new Map<string, { ids: number[]; messages: Envelope[]; viaExchange: boolean }>();
+    for (const { row, message } of replayable) {
+      // Unroutable, or dead-lettered by the platform without a queue: through the exchange again.
+      const viaExchange = row.queue === UNROUTABLE || !findQueue(row.queue);
+      if (viaExchange && bindingsFor(message.exchange, message.routing_key).length === 0) {
+        stillUnroutable.push(row.id);
         continue;
       }
-      const entry = perQueue.get(row.queue) ?? { ids: [], messages: [] };
-      entry.ids.push(row.id);
-      entry.messages.push(message);
-      perQueue.set(row.queue, entry);
+      const key = viaExchange ? "(exchange)" : row.queue;
+      const group = groups.get(key) ?? { ids: [], messages: [], viaExchange };
+      group.ids.push(row.id);
+      group.messages.push(message);
+      groups.set(key, group);
     }
-    for (const [queue, entry] of perQueue) {
-      await sendToQueue(c.env, queue, entry.messages);
-      replayed.push(...entry.ids);
-    }
-    if (reroute.length > 0) {
-      await publish(
-        c.env,
-        reroute.map((r) => r.message),
-      );
-      replayed.push(...reroute.map((r) => r.id));
-    }
-    if (replayed.length > 0) {
-      const replayedRows = rows.filter((r) => replayed.includes(r.id));
-      await recordSteps(
-        c.env,
-        replayedRows.map((r) => ({ message: Envelope.parse(JSON.parse(r.envelope)), queue: r.queue, step: "replayed" as const })),
-      );
-      await c.env.DB.prepare("UPDATE dead_letters SET status = 'replayed', replayed_at = ? WHERE id IN (SELECT value FROM json_each(?))")
-        .bind(new Date().toISOString(), JSON.stringify(replayed))
+    const mark = (ids: number[], status: "replayed" | "pending") =>
+      c.env.DB.prepare("UPDATE dead_letters SET status = ?, replayed_at = ? WHERE id IN (SELECT value FROM json_each(?))")
+        .bind(status, status === "replayed" ? new Date().toISOString() : null, JSON.stringify(ids))
         .run();
+    const replayed: number[] = [];
+    const failed: number[] = [];
+    for (const [queue, group] of groups) {
+      await mark(group.ids, "replayed");
+      try {
+        if (group.viaExchange) await publish(c.env, group.messages);
+        else await sendToQueue(c.env, queue, group.messages);
+        replayed.push(...group.ids);
+        await recordSteps(
+          c.env,
+          group.messages.map((message) => ({ message, queue, step: "replayed" as const })),
+        );
+      } catch (error) {
+        await mark(group.ids, "pending");
+        failed.push(...group.ids);
+        console.error(JSON.stringify({ level: "error", msg: "replay failed", queue, error: String(error) }));
+      }
     }
     const remaining = await c.env.DB.prepare("SELECT COUNT(*) AS n FROM dead_letters WHERE status = 'pending'").first<{ n: number }>();
-    return c.json({ replayed: replayed.length, replayed_ids: replayed, still_unroutable: stillUnroutable, pending: remaining?.n ?? 0 });
+    return c.json(
+      {
+        replayed: replayed.length,
+        replayed_ids: replayed,
+        still_unroutable: stillUnroutable,
+        not_replayable: notReplayable,
+        failed,
+        pending: remaining?.n ?? 0,
+      },
+      failed.length > 0 ? 503 : 200,
+    );
   });

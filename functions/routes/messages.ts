@@ -29,6 +29,7 @@ interface MessageRow {
 }
 
 interface StepRow {
+  source: string;
   message_id: string;
   queue: string;
   status: string;
@@ -50,15 +51,23 @@ export const messageRoutes = new Hono<AppEnv>().get("/", requireRole("viewer"), 
     .bind(...params, q.limit)
     .all<MessageRow>();
   const { results: steps } = messages.length
-    ? await c.env.DB.prepare("SELECT * FROM message_events WHERE message_id IN (SELECT value FROM json_each(?)) ORDER BY at")
-        .bind(JSON.stringify(messages.map((m) => m.id)))
+    ? await c.env.DB.prepare(
+        `SELECT e.* FROM message_events e JOIN json_each(?) k
+           ON e.source = k.value ->> 0 AND e.message_id = k.value ->> 1 ORDER BY e.at`,
+      )
+        .bind(JSON.stringify(messages.map((m) => [m.source, m.id])))
         .all<StepRow>()
     : { results: [] as StepRow[] };
-  const byMessage = Map.groupBy(steps, (s) => s.message_id);
+  const byMessage = Map.groupBy(steps, (s) => `${s.source}\u001f${s.message_id}`);
   return c.json({
     messages: messages.map((m) => ({
       ...m,
-      steps: (byMessage.get(m.id) ?? []).map((s) => ({ queue: s.queue, status: s.status, at: s.at, detail: s.detail })),
+      steps: (byMessage.get(`${m.source}\u001f${m.id}`) ?? []).map((s) => ({
+        queue: s.queue,
+        status: s.status,
+        at: s.at,
+        detail: s.detail,
+      })),
     })),
   });
 });

@@ -1,50 +1,121 @@
 /**
  * The dead-letter store: the consumer of `dead.letter.queue` keeps every dead letter in D1 for
- * `GET /v1/dead-letters` and replay. Idempotent: the same message failing on the same queue is
- * stored once however often it is delivered.
+ * `GET /v1/dead-letters` and replay, and announces it on the `system` live hub. Nothing that
+ * reaches it is dropped: envelopes dead-lettered with context, bare envelopes Cloudflare itself
+ * dead-lettered after consumer crashes, and bodies that are no valid envelope at all (kept as
+ * they came, marked not replayable). Idempotent: one message failing on one queue is one row.
  */
-
 import { hubStub } from "../../durable-objects/live-hub";
-import { toIssues } from "../../shared/error-codes";
-import { DeadLetter, Envelope, UNROUTABLE } from "../../shared/schemas/message";
+import { DeadLetter, Envelope, RawDeadLetter, UNROUTABLE } from "../../shared/schemas/message";
 import { backoffSeconds } from "../consumer";
 import { recordSteps } from "../history";
 import { DEAD_LETTER_QUEUE } from "../topology";
 
 /** The queue recorded for messages Cloudflare itself dead-lettered after a consumer crashed. */
 export const CRASHED = "(consumer-crashed)";
+/** The queue recorded for a body whose origin cannot be told. */
+export const UNKNOWN = "(unknown)";
 
-/**
- * Our consumers dead-letter with context; Cloudflare's own dead-letter queue setting (the
- * backstop for a consumer that crashed or timed out on every attempt) moves the bare envelope.
- */
-function asDeadLetter(msg: Message<unknown>) {
+type Stored = { kind: "letter"; letter: DeadLetter } | { kind: "raw"; letter: RawDeadLetter };
+
+function classify(msg: Message<unknown>): Stored {
   const letter = DeadLetter.safeParse(msg.body);
-  if (letter.success) return letter;
+  if (letter.success) return { kind: "letter", letter: letter.data };
+  const raw = RawDeadLetter.safeParse(msg.body);
+  if (raw.success) return { kind: "raw", letter: raw.data };
+  const now = new Date().toISOString();
   const bare = Envelope.safeParse(msg.body);
-  if (!bare.success) return letter;
-  return DeadLetter.safeParse({
-    message: bare.data,
-    exchange: bare.data.exchange,
-    routing_key: bare.data.routing_key,
-    queue: CRASHED,
-    error: { code: "consumer_crashed", message: "a consumer crashed or timed out on every attempt; Cloudflare dead-lettered the message" },
-    attempts: msg.attempts,
-    failed_at: new Date().toISOString(),
-  });
+  if (bare.success) {
+    return {
+      kind: "letter",
+      letter: {
+        message: bare.data,
+        exchange: bare.data.exchange,
+        routing_key: bare.data.routing_key,
+        queue: CRASHED,
+        error: {
+          code: "consumer_crashed",
+          message: "a consumer crashed or timed out on every attempt; Cloudflare dead-lettered the message",
+        },
+        attempts: msg.attempts,
+        failed_at: now,
+      },
+    };
+  }
+  return {
+    kind: "raw",
+    letter: {
+      raw: msg.body,
+      queue: UNKNOWN,
+      error: { code: "invalid_message", message: "not an envelope or a dead letter" },
+      attempts: msg.attempts,
+      failed_at: now,
+    },
+  };
+}
+
+function row(db: D1Database, stored: Stored, queueMessageId: string): D1PreparedStatement {
+  const insert = db.prepare(
+    `INSERT INTO dead_letters (message_id, source, queue, exchange, routing_key, error_code, error_message, attempts, failed_at, envelope, correlation_id, replayable)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+     ON CONFLICT (source, message_id, queue) DO UPDATE SET status = 'pending', replayed_at = NULL,
+       error_code = ?6, error_message = ?7, attempts = ?8, failed_at = ?9`,
+  );
+  if (stored.kind === "letter") {
+    const l = stored.letter;
+    return insert.bind(
+      l.message.id,
+      l.message.source,
+      l.queue,
+      l.exchange,
+      l.routing_key,
+      l.error.code,
+      l.error.message,
+      l.attempts,
+      l.failed_at,
+      JSON.stringify(l.message),
+      l.message.correlation_id,
+      1,
+    );
+  }
+  const l = stored.letter;
+  const body = JSON.stringify(l.raw) ?? "null";
+  return insert.bind(
+    queueMessageId,
+    UNKNOWN,
+    l.queue,
+    "",
+    "",
+    l.error.code,
+    l.error.message,
+    l.attempts,
+    l.failed_at,
+    body.slice(0, 100_000),
+    null,
+    0,
+  );
 }
 
 /** Dashboards watch dead letters live on the `system` hub; a missed update is only a live view. */
-async function announce(env: Env, letters: DeadLetter[]): Promise<void> {
+async function announce(env: Env, letters: Stored[]): Promise<void> {
   if (letters.length === 0) return;
   const at = new Date().toISOString();
   try {
     await hubStub(env, "system").publish(
-      letters.map((l) => ({
+      letters.map((s) => ({
         stream: "dead_letter" as const,
-        device: l.message.source,
+        device: s.kind === "letter" ? s.letter.message.source : undefined,
         at,
-        data: { message_id: l.message.id, queue: l.queue, exchange: l.exchange, routing_key: l.routing_key, error: l.error },
+        data:
+          s.kind === "letter"
+            ? {
+                message_id: s.letter.message.id,
+                queue: s.letter.queue,
+                exchange: s.letter.exchange,
+                routing_key: s.letter.routing_key,
+                error: s.letter.error,
+              }
+            : { queue: s.letter.queue, error: s.letter.error, replayable: false },
       })),
     );
   } catch (error) {
@@ -53,62 +124,32 @@ async function announce(env: Env, letters: DeadLetter[]): Promise<void> {
 }
 
 export async function storeDeadLetters(batch: MessageBatch<unknown>, env: Env): Promise<void> {
-  const statements: D1PreparedStatement[] = [];
-  const stored: Message<unknown>[] = [];
-  const letters: DeadLetter[] = [];
-  const unroutable: DeadLetter[] = [];
-  for (const msg of batch.messages) {
-    const parsed = asDeadLetter(msg);
-    if (!parsed.success) {
-      // Nothing to replay from a body that is not a dead letter: log it loudly and let it go.
-      console.error(JSON.stringify({ level: "error", msg: "invalid dead letter dropped", issues: toIssues(parsed.error.issues) }));
-      msg.ack();
-      continue;
-    }
-    const letter = parsed.data;
-    letters.push(letter);
-    if (letter.queue === UNROUTABLE || letter.queue === CRASHED) unroutable.push(letter);
-    statements.push(
-      env.DB.prepare(
-        `INSERT INTO dead_letters (message_id, queue, exchange, routing_key, error_code, error_message, attempts, failed_at, envelope, correlation_id, source)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-         ON CONFLICT (message_id, queue) DO UPDATE SET status = 'pending', error_code = ?5, error_message = ?6,
-           attempts = ?7, failed_at = ?8 WHERE status = 'replayed'`,
-      ).bind(
-        letter.message.id,
-        letter.queue,
-        letter.exchange,
-        letter.routing_key,
-        letter.error.code,
-        letter.error.message,
-        letter.attempts,
-        letter.failed_at,
-        JSON.stringify(letter.message),
-        letter.message.correlation_id,
-        letter.message.source,
-      ),
-    );
-    stored.push(msg);
-  }
-  if (statements.length === 0) return;
+  const stored = batch.messages.map((msg) => ({ msg, stored: classify(msg) }));
   try {
-    await env.DB.batch(statements);
-    for (const msg of stored) msg.ack();
-    await announce(env, letters);
-    // Consumers record their own dead-lettering; messages that reached no consumer are recorded here.
-    await recordSteps(
-      env,
-      unroutable.map((l) => ({
-        message: l.message,
-        queue: l.queue,
-        step: "dead_lettered" as const,
-        detail: `${l.error.code}: ${l.error.message}`.slice(0, 500),
-      })),
-      { queue: DEAD_LETTER_QUEUE, counts: { delivered: stored.length, retried: 0, dead_lettered: 0 } },
-    );
+    await env.DB.batch(stored.map((s) => row(env.DB, s.stored, s.msg.id)));
+    for (const s of stored) s.msg.ack();
   } catch (error) {
-    // The store is the end of the line: never drop a dead letter, retry until D1 is back.
-    for (const msg of stored) msg.retry({ delaySeconds: backoffSeconds(msg.attempts) });
+    // The store is the end of the line: never drop a dead letter; retry until D1 is back.
+    for (const s of stored) s.msg.retry({ delaySeconds: backoffSeconds(s.msg.attempts) });
     console.error(JSON.stringify({ level: "error", msg: "dead letters not stored, retrying", error: String(error) }));
+    return;
   }
+  await announce(
+    env,
+    stored.map((s) => s.stored),
+  );
+  // Consumers record their own dead-lettering; messages that reached no consumer are recorded here.
+  const noConsumer = stored.flatMap((s) =>
+    s.stored.kind === "letter" && (s.stored.letter.queue === UNROUTABLE || s.stored.letter.queue === CRASHED) ? [s.stored.letter] : [],
+  );
+  await recordSteps(
+    env,
+    noConsumer.map((l) => ({
+      message: l.message,
+      queue: l.queue,
+      step: "dead_lettered" as const,
+      detail: `${l.error.code}: ${l.error.message}`.slice(0, 500),
+    })),
+    { queue: DEAD_LETTER_QUEUE, counts: { delivered: stored.length, retried: 0, dead_lettered: 0 } },
+  );
 }

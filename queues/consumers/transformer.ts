@@ -31,7 +31,7 @@ export async function transform(message: Envelope): Promise<EnvelopeOf<"metric">
   const suffix = message.routing_key.startsWith("sensors.") ? message.routing_key.slice("sensors.".length) : message.routing_key;
   return {
     ...message,
-    id: await derivedId(message.id, "transformer"),
+    id: await derivedId(message.source, message.id, "transformer"),
     causation_id: message.id,
     type: "metric",
     exchange: "metrics",

@@ -214,3 +214,16 @@ export const DeadLetter = z.strictObject({
 export type DeadLetter = z.infer<typeof DeadLetter>;
 
 export const UNROUTABLE = "(unroutable)";
+
+/**
+ * A body that is not a valid envelope (a schema change, a bug, a hand-sent message): kept as it
+ * came, so nothing is silently discarded, but it cannot be replayed.
+ */
+export const RawDeadLetter = z.strictObject({
+  raw: z.unknown(),
+  queue: z.string(),
+  error: z.strictObject({ code: z.string(), message: z.string() }),
+  attempts: z.int().nonnegative(),
+  failed_at: Timestamp,
+});
+export type RawDeadLetter = z.infer<typeof RawDeadLetter>;
