@@ -142,6 +142,14 @@ export class CommandOutbox {
     return this.get(id);
   }
 
+  /** The ids `expire(now)` would expire. */
+  dueToExpire(now: number): string[] {
+    return this.sql
+      .exec<{ id: string }>("SELECT id FROM commands WHERE status IN ('queued', 'delivered') AND expires_at <= ?", now)
+      .toArray()
+      .map((r) => r.id);
+  }
+
   /** Expires what is past its TTL; returns the expired commands. */
   expire(now: number): Command[] {
     const rows = this.sql.exec<Row>("SELECT * FROM commands WHERE status IN ('queued', 'delivered') AND expires_at <= ?", now).toArray();

@@ -13,6 +13,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { publish } from "../queues/exchange";
+import { recordSteps } from "../queues/history";
 import { findExchange } from "../queues/topology";
 import { availabilityTimeouts, readConfig } from "../shared/config";
 import { secretMatches } from "../shared/credentials";
@@ -360,7 +361,7 @@ export class DeviceTwin extends DurableObject<Env> {
         continue;
       }
       const built = buildEnvelope(item, {
-        principal: { id: profile.id, type: profile.type, room: profile.room },
+        principal: { id: profile.id, type: profile.type, room: profile.room, class: profile.class },
         defaultType: request.defaultType,
         allowedTypes: request.allowedTypes,
         exchange: request.exchange,
@@ -437,6 +438,20 @@ export class DeviceTwin extends DurableObject<Env> {
       }
     }
 
+    if (accepted.length > 0) {
+      // Seed 002's message repository: accepted, and routed where; after the answer, never before it.
+      this.ctx.waitUntil(
+        recordSteps(
+          this.env,
+          accepted.map((message) => ({
+            message,
+            queue: "(edge)",
+            step: "accepted" as const,
+            detail: `routed to ${(routed[message.id] ?? []).join(", ")}`,
+          })),
+        ),
+      );
+    }
     this.#counters.accepted += accepted.length;
     this.#counters.duplicates += duplicates;
     this.#counters.rejected += rejected.length;
@@ -840,9 +855,25 @@ export class DeviceTwin extends DurableObject<Env> {
     const resultId = await derivedId(profile.id, id, "result");
     const command = this.#outbox.complete(id, outcome, now) as Command;
     this.#announceCommands([command]);
+    this.#enqueueResult(profile, command, resultId, now, { status: outcome.status, result: outcome.result, error: outcome.error });
+    for (const wake of this.#commandWaiters.get(id) ?? []) wake(command);
+    this.#commandWaiters.delete(id);
+    await this.#heard(now, "command_result");
+    await this.#flushOutbound();
+    return { ok: true, command };
+  }
+
+  /** A command's outcome as a `command_result` message, carrying the command's correlation id. */
+  #enqueueResult(
+    profile: TwinProfile,
+    command: Command,
+    id: string,
+    now: number,
+    outcome: { status: "succeeded" | "failed" | "expired"; result?: Json; error?: string },
+  ): void {
     const at = new Date(now).toISOString();
     this.#enqueueOutbound({
-      id: resultId,
+      id,
       correlation_id: command.correlation_id,
       causation_id: command.id,
       source: profile.id,
@@ -860,11 +891,6 @@ export class DeviceTwin extends DurableObject<Env> {
       metadata: { origin: "twin", command: command.command },
       schema_version: SCHEMA_VERSION,
     });
-    for (const wake of this.#commandWaiters.get(id) ?? []) wake(command);
-    this.#commandWaiters.delete(id);
-    await this.#heard(now, "command_result");
-    await this.#flushOutbound();
-    return { ok: true, command };
   }
 
   // ── Alarms ──────────────────────────────────────────────────────────────────────────────
@@ -897,9 +923,19 @@ export class DeviceTwin extends DurableObject<Env> {
       const due = statusBySilence(this.#lastSeen, now, availabilityTimeouts(config, profile.class));
       if (due !== this.#availability.status && due !== "online") await this.#transition(due, "timeout", now);
     }
+    const due = this.#outbox.dueToExpire(now);
+    // Result ids first: no await may come between expiring a command and queueing its result.
+    const resultIds = await Promise.all(due.map((id) => derivedId(profile.id, id, "result")));
     const expired = this.#outbox.expire(now);
     this.#announceCommands(expired);
     for (const command of expired) {
+      const index = due.indexOf(command.id);
+      const resultId = resultIds[index] ?? (await derivedId(profile.id, command.id, "result"));
+      // Automations waiting on the correlation id hear that nothing came.
+      this.#enqueueResult(profile, command, resultId, now, {
+        status: "expired",
+        error: "the command's TTL ran out before the device answered",
+      });
       for (const wake of this.#commandWaiters.get(command.id) ?? []) wake(command);
       this.#commandWaiters.delete(command.id);
     }

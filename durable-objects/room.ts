@@ -113,12 +113,17 @@ export class RoomActor extends DurableObject<Env> {
     const devices = await this.members();
     return Promise.all(
       devices.map(async (device): Promise<RoomCommandOutcome> => {
-        const twin = twinStub(this.env, device);
-        const queued = await twin.enqueueCommand({ ...request, wait_s: 0 });
-        if (!queued.ok) return { device, ok: false, error: { code: queued.code, message: queued.message } };
-        const command =
-          request.wait_s > 0 ? ((await twin.awaitCommand(queued.command.id, request.wait_s * 1000)) ?? queued.command) : queued.command;
-        return { device, ok: true, command };
+        try {
+          const twin = twinStub(this.env, device);
+          const queued = await twin.enqueueCommand({ ...request, wait_s: 0 });
+          if (!queued.ok) return { device, ok: false, error: { code: queued.code, message: queued.message } };
+          const command =
+            request.wait_s > 0 ? ((await twin.awaitCommand(queued.command.id, request.wait_s * 1000)) ?? queued.command) : queued.command;
+          return { device, ok: true, command };
+        } catch (error) {
+          // One unreachable member must not hide the others' outcomes.
+          return { device, ok: false, error: { code: "unavailable", message: String(error) } };
+        }
       }),
     );
   }

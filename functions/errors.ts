@@ -57,5 +57,12 @@ export function onError(err: Error, c: Context): Response {
     }),
   );
   if (err instanceof ConfigError) return errorResponse(new ApiError("internal", err.message));
+  // Durable Objects and bindings mark passing failures (an object resetting, overload) retryable:
+  // a client should retry those, and a 500 would tell it not to.
+  if ((err as { retryable?: boolean }).retryable === true || (err as { overloaded?: boolean }).overloaded === true) {
+    return errorResponse(
+      new ApiError("unavailable", `a passing failure inside the edge; retry (request ${requestId})`, { headers: { "retry-after": "1" } }),
+    );
+  }
   return errorResponse(new ApiError("internal", `internal error (request ${requestId}); the edge's log has the details`));
 }

@@ -15,8 +15,8 @@ const ConfigSchema = z.object({
   DEVICE_RATE_PER_SECOND: z.coerce.number().positive().max(10_000).default(20),
   DEVICE_RATE_BURST: int(1_000, 1, 100_000),
   MAX_FUTURE_SKEW_SECONDS: int(300, 0, 86_400),
-  MAX_MESSAGE_AGE_DAYS: int(30, 1, 3650),
-  DEDUPE_WINDOW_HOURS: int(72, 1, 24 * 90),
+  MAX_MESSAGE_AGE_DAYS: int(7, 1, 3650),
+  DEDUPE_WINDOW_HOURS: int(168, 1, 24 * 3650),
   DEVICE_ERRORS_KEPT: int(100, 1, 10_000),
   AVAILABILITY_MAINS_STALE_SECONDS: int(120, 5, 86_400),
   AVAILABILITY_MAINS_OFFLINE_SECONDS: int(600, 10, 7 * 86_400),
@@ -51,6 +51,12 @@ const ConfigSchema = z.object({
 
 export type Config = z.infer<typeof ConfigSchema>;
 
+/** A message older than the dedupe window would be accepted again if it came twice. */
+const Checked = ConfigSchema.refine((c) => c.MAX_MESSAGE_AGE_DAYS * 24 <= c.DEDUPE_WINDOW_HOURS, {
+  message: "MAX_MESSAGE_AGE_DAYS must not exceed DEDUPE_WINDOW_HOURS / 24: older messages could be stored twice",
+  path: ["MAX_MESSAGE_AGE_DAYS"],
+});
+
 export function availabilityTimeouts(config: Config, deviceClass: "mains" | "battery") {
   return deviceClass === "battery"
     ? { staleMs: config.AVAILABILITY_BATTERY_STALE_SECONDS * 1000, offlineMs: config.AVAILABILITY_BATTERY_OFFLINE_SECONDS * 1000 }
@@ -66,7 +72,7 @@ let cached: { source: unknown; config: Config } | undefined;
 /** Reads the configuration from the Worker's environment; parsed once per isolate. */
 export function readConfig(env: object): Config {
   if (cached?.source === env) return cached.config;
-  const result = ConfigSchema.safeParse(env);
+  const result = Checked.safeParse(env);
   if (!result.success) {
     const detail = result.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
     throw new ConfigError(`edgemesh configuration is invalid (check [vars] in wrangler.toml): ${detail}`);

@@ -7,12 +7,14 @@ import type { z } from "zod";
 import type { ErrorCode, Issue } from "./error-codes";
 import { toIssues } from "./error-codes";
 import { newMessageId } from "./ids";
-import { type Envelope, InboundMessage, type MessageType, PAYLOADS, SCHEMA_VERSION } from "./schemas/message";
+import { type Envelope, InboundMessage, type MessageType, PAYLOADS, type Reading, SCHEMA_VERSION } from "./schemas/message";
+import { normalizeReadings } from "./units";
 
 export interface Principal {
   id: string;
   type: string;
   room: string | null;
+  class?: string;
 }
 
 export interface EnvelopeLimits {
@@ -135,8 +137,16 @@ export function buildEnvelope(raw: unknown, ctx: BuildContext): BuildResult {
     routing_key: input.routing_key ?? defaultRoutingKey(type, ctx.principal, payload.data as Record<string, unknown>),
     timestamp,
     received_at: receivedAt,
-    payload: payload.data,
-    metadata: { ...input.metadata, ...ctx.metadata },
+    // Normalized here, so the twin, the room and every consumer see one unit per quantity.
+    payload: type === "telemetry" || type === "metric" ? normalizeReadings(payload.data as Record<string, Reading>) : payload.data,
+    // Enrichment: what the edge knows about the sender travels with the message.
+    metadata: {
+      ...input.metadata,
+      device_type: ctx.principal.type,
+      ...(ctx.principal.room !== null && { room: ctx.principal.room }),
+      ...(ctx.principal.class !== undefined && { device_class: ctx.principal.class }),
+      ...ctx.metadata,
+    },
     schema_version: SCHEMA_VERSION,
   } as Envelope;
   return { ok: true, envelope };

@@ -1,3 +1,5 @@
+import type { Reading } from "./schemas/message";
+
 /**
  * Unit normalization of the seed-001 transformers: every quantity is stored in one canonical
  * unit, and the reading keeps the unit it arrived in.
@@ -22,7 +24,6 @@ const CONVERSIONS: ReadonlyMap<string, Conversion> = new Map([
   ...aliases(["%", "%rh", "percent"], same("%")),
   ...aliases(["kwh"], same("kWh")),
   ...aliases(["wh"], scale("kWh", 1 / 1000)),
-  ...aliases(["mwh"], scale("kWh", 1000)),
   ...aliases(["j", "joule"], scale("kWh", 1 / 3_600_000)),
   ...aliases(["w", "watt"], same("W")),
   ...aliases(["kw", "kilowatt"], scale("W", 1000)),
@@ -62,6 +63,20 @@ export function normalize(value: number, unit: string | undefined): Normalized {
   const converted = tidy(conversion.toCanonical(value));
   if (conversion.canonical === unit && converted === value) return { value, unit };
   return { value: converted, unit: conversion.canonical, original: { value, unit } };
+}
+
+/** Normalizes every reading that carries a unit; bare numbers and booleans pass unchanged. */
+export function normalizeReadings(readings: Record<string, Reading>): Record<string, Reading> {
+  const out: Record<string, Reading> = {};
+  for (const [name, reading] of Object.entries(readings)) {
+    if (typeof reading === "object") {
+      const n = normalize(reading.value, reading.unit);
+      out[name] = n.original ? { value: n.value, unit: n.unit, original: n.original } : reading;
+    } else {
+      out[name] = reading;
+    }
+  }
+  return out;
 }
 
 export function isKnownUnit(unit: string): boolean {

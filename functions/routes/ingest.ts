@@ -87,7 +87,8 @@ async function ingest(c: Context<AppEnv>, endpoint: Endpoint): Promise<Response>
     const first = outcome.rejected[0];
     const codes = new Set(outcome.rejected.map((r) => r.code));
     const code = first && codes.size === 1 ? first.code : "invalid_payload";
-    const status = batch.single || codes.size === 1 ? ERROR_CODES[code].status : 400;
+    // A single message answers with its own status; a batch with no good message is a 400.
+    const status = batch.single ? ERROR_CODES[code].status : 400;
     const issues = outcome.rejected.flatMap((r) =>
       r.issues.map((i) => ({ path: batch.single ? i.path : [String(r.index), i.path].filter(Boolean).join("."), message: i.message })),
     );

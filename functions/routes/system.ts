@@ -12,15 +12,19 @@ export const systemRoutes = new Hono<AppEnv>()
       readConfig(c.env);
       checks.config = { ok: true };
     } catch (error) {
-      checks.config = { ok: false, error: (error as Error).message };
+      console.error(JSON.stringify({ level: "error", msg: "health: configuration", error: String(error) }));
+      checks.config = { ok: false, error: "the configuration is invalid; the edge's log names the variable" };
     }
     try {
       await c.env.DB.prepare("SELECT 1 FROM devices LIMIT 1").first();
       checks.registry = { ok: true };
     } catch (error) {
-      checks.registry = { ok: false, error: `D1: ${(error as Error).message} (are the migrations applied?)` };
+      console.error(JSON.stringify({ level: "error", msg: "health: registry", error: String(error) }));
+      checks.registry = { ok: false, error: "the D1 registry does not answer (are the migrations applied?)" };
     }
     checks.admin_token = c.env.ADMIN_TOKEN ? { ok: true } : { ok: false, error: "ADMIN_TOKEN secret is not set" };
+    checks.jwt_secret =
+      (c.env.JWT_SECRET ?? "").length >= 32 ? { ok: true } : { ok: false, error: "JWT_SECRET secret is not set (32+ characters)" };
     const ok = Object.values(checks).every((check) => check.ok);
     return c.json({ status: ok ? "ok" : "degraded", checks, time: new Date().toISOString() }, ok ? 200 : 503);
   })

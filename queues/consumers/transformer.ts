@@ -1,28 +1,16 @@
 /**
- * The transformation pipeline of seed 001: sensor readings (temperature, humidity, energy) are
- * normalized to canonical units and published to the metrics path as `metrics.sensors.…`,
- * keeping the unit each reading arrived in. The output id is derived from the input id, so a
+ * The transformation pipeline of seed 001: sensor readings (temperature, humidity, energy) go
+ * to the metrics path as `metrics.sensors.…`, normalized to canonical units keeping the unit each
+ * reading arrived in. Ingest normalizes already; doing it again here is idempotent and covers
+ * messages published before ingest did. The output id is derived from the input id, so a
  * redelivered input produces the same output and the series sink stores it once.
  */
 import { derivedId } from "../../shared/ids";
-import type { Envelope, EnvelopeOf, Reading } from "../../shared/schemas/message";
-import { normalize } from "../../shared/units";
+import type { Envelope, EnvelopeOf } from "../../shared/schemas/message";
+import { normalizeReadings } from "../../shared/units";
 import type { BatchHandler } from "../consumer";
 import { ConsumerError } from "../errors";
 import { publish } from "../exchange";
-
-export function normalizeReadings(readings: Record<string, Reading>): Record<string, Reading> {
-  const out: Record<string, Reading> = {};
-  for (const [name, reading] of Object.entries(readings)) {
-    if (typeof reading === "object") {
-      const n = normalize(reading.value, reading.unit);
-      out[name] = n.original ? { value: n.value, unit: n.unit, original: n.original } : reading;
-    } else {
-      out[name] = reading;
-    }
-  }
-  return out;
-}
 
 export async function transform(message: Envelope): Promise<EnvelopeOf<"metric">> {
   if (message.type !== "telemetry" && message.type !== "metric") {

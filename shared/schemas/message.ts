@@ -87,7 +87,8 @@ export const CommandPayload = z.strictObject({
 
 export const CommandResultPayload = z.strictObject({
   command_id: MessageId,
-  status: z.enum(["succeeded", "failed"]),
+  /** `expired`: published by the edge when the command's TTL ran out before a result. */
+  status: z.enum(["succeeded", "failed", "expired"]),
   result: z.json().optional(),
   error: ShortText.optional(),
 });

@@ -159,3 +159,34 @@ describe("buildEnvelope", () => {
       expect(ERROR_CODES).toHaveProperty(code);
   });
 });
+
+describe("the transformer's output", () => {
+  it("normalizes, keeps the original, routes to the metrics path, and derives its id from the sender and id", async () => {
+    const { transform } = await import("../../queues/consumers/transformer");
+    const now = new Date().toISOString();
+    const input = {
+      id: "t-1",
+      correlation_id: "c-1",
+      source: "thermo-9",
+      type: "telemetry" as const,
+      exchange: "sensors",
+      routing_key: "sensors.temperature.attic",
+      timestamp: now,
+      received_at: now,
+      payload: { temperature: { value: 212, unit: "°F" }, battery: 80 },
+      metadata: {},
+      schema_version: 1 as const,
+    };
+    const out = await transform(input);
+    expect(out).toMatchObject({
+      type: "metric",
+      exchange: "metrics",
+      routing_key: "metrics.sensors.temperature.attic",
+      causation_id: "t-1",
+      correlation_id: "c-1",
+      payload: { temperature: { value: 100, unit: "°C", original: { value: 212, unit: "°F" } }, battery: 80 },
+    });
+    expect(out.id).toBe((await transform(input)).id);
+    expect(out.id).not.toBe((await transform({ ...input, source: "thermo-10" })).id);
+  });
+});

@@ -332,3 +332,42 @@ describe("POST /v1/exchanges/:exchange/publish", () => {
     expect((await json<IngestBody>(good)).routed).toEqual({ "inf-1": ["ai.inference.requests"] });
   });
 });
+
+describe("review findings", () => {
+  it("answers the same id sent twice at once: both 202, routed once, never a duplicate of a failed publish", async () => {
+    const { token } = await thermo();
+    const body = { id: "concurrent-1", payload: { temperature: 20 } };
+    const [a, b] = await Promise.all([post("/v1/telemetry", token, body), post("/v1/telemetry", token, body)]);
+    expect([a.status, b.status]).toEqual([202, 202]);
+    const answers = [await json<IngestBody>(a), await json<IngestBody>(b)];
+    expect(answers.map((x) => x.accepted).sort()).toEqual([0, 1]);
+    expect(answers.map((x) => x.duplicates).sort()).toEqual([0, 1]);
+  });
+
+  it("keeps two devices' messages with the same id apart", async () => {
+    const one = await thermo();
+    const two = await thermo();
+    const a = await json<IngestBody>(await post("/v1/telemetry", one.token, { id: "shared-id", payload: { temperature: 1 } }));
+    const b = await json<IngestBody>(await post("/v1/telemetry", two.token, { id: "shared-id", payload: { temperature: 2 } }));
+    expect([a.accepted, b.accepted]).toEqual([1, 1]);
+  });
+
+  it("normalizes units at ingest and enriches with what the edge knows", async () => {
+    const { device, token } = await thermo();
+    await post("/v1/telemetry", token, { payload: { temperature: { value: 212, unit: "°F" } } });
+    const twin = await json<{ reported: { readings: { temperature: { value: number; unit: string } } } }>(
+      await call(`/v1/devices/${device.id}/twin`, { headers: ADMIN }),
+    );
+    expect(twin.reported.readings.temperature).toMatchObject({ value: 100, unit: "°C" });
+  });
+
+  it("answers 400 for a batch whose messages all fail with the same code", async () => {
+    const { token } = await thermo();
+    const res = await post("/v1/telemetry", token, [
+      { routing_key: "sensors.motion.x", payload: { m: 1 } },
+      { routing_key: "sensors.motion.y", payload: { m: 1 } },
+    ]);
+    expect(res.status).toBe(400);
+    expect((await json<ErrorBody>(res)).error.code).toBe("forbidden");
+  });
+});

@@ -1,0 +1,228 @@
+/** The dashboard's logic that needs no page: session and tokens, the store, the filters, formatting. */
+import { describe, expect, it } from "vitest";
+import { createApi } from "../../web/src/api.ts";
+import { filtersFrom, matches } from "../../web/src/filters.ts";
+import { ago, formatValue, roomLabel } from "../../web/src/format.ts";
+import { looksLikeJwt, REFRESH_KEY, roleAllows, Session } from "../../web/src/session.ts";
+import { Store, type StoreEvent } from "../../web/src/store.ts";
+import type { Device } from "../../web/src/types.ts";
+
+class MemoryStorage {
+  map = new Map<string, string>();
+  getItem = (k: string) => this.map.get(k) ?? null;
+  setItem = (k: string, v: string) => void this.map.set(k, v);
+  removeItem = (k: string) => void this.map.delete(k);
+}
+
+const JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl";
+
+function tokenServer(options: { refuseRefresh?: boolean } = {}) {
+  const calls: Record<string, string>[] = [];
+  const fetchImpl = (async (_url: string, init: RequestInit) => {
+    const body = JSON.parse(String(init.body)) as Record<string, string>;
+    calls.push(body);
+    if (body.grant_type === "admin_token" && body.admin_token !== "the-admin-token")
+      return Response.json({ error: { code: "unauthorized", message: "no" } }, { status: 401 });
+    if (body.grant_type === "refresh_token" && options.refuseRefresh)
+      return Response.json({ error: { code: "unauthorized", message: "expired" } }, { status: 401 });
+    const role = body.grant_type === "admin_token" ? "admin" : "viewer";
+    return Response.json({
+      access_token: `access-${calls.length}`,
+      token_type: "Bearer",
+      expires_in: 900,
+      role,
+      sub: role === "admin" ? "admin" : "alice",
+      ...(body.grant_type === "admin_token" ? { refresh_token: "refresh-from-admin" } : {}),
+    });
+  }) as unknown as typeof fetch;
+  return { calls, fetchImpl };
+}
+
+describe("session", () => {
+  it("tells a login token (JWT) from the admin token", () => {
+    expect(looksLikeJwt(JWT)).toBe(true);
+    expect(looksLikeJwt("k3JQ9x_random-admin-token")).toBe(false);
+    expect(looksLikeJwt("device-1.secret")).toBe(false);
+  });
+
+  it("exchanges the admin token, keeps the refresh token in storage and the access token in memory", async () => {
+    const storage = new MemoryStorage();
+    const server = tokenServer();
+    const session = new Session({ fetch: server.fetchImpl, storage });
+    const identity = await session.login("  the-admin-token ");
+    expect(identity).toEqual({ sub: "admin", role: "admin" });
+    expect(server.calls[0]).toEqual({ grant_type: "admin_token", admin_token: "the-admin-token" });
+    expect(storage.getItem(REFRESH_KEY)).toBe("refresh-from-admin");
+    expect([...storage.map.values()].some((v) => v.startsWith("access-"))).toBe(false);
+    expect(await session.accessToken()).toBe("access-1");
+    session.logout();
+  });
+
+  it("exchanges a login token with the refresh grant and keeps it", async () => {
+    const storage = new MemoryStorage();
+    const server = tokenServer();
+    const session = new Session({ fetch: server.fetchImpl, storage });
+    expect(await session.login(JWT)).toEqual({ sub: "alice", role: "viewer" });
+    expect(server.calls[0]).toEqual({ grant_type: "refresh_token", refresh_token: JWT });
+    expect(storage.getItem(REFRESH_KEY)).toBe(JWT);
+    session.logout();
+  });
+
+  it("a wrong token is a LoginError, not a sign-out", async () => {
+    const session = new Session({ fetch: tokenServer().fetchImpl, storage: new MemoryStorage() });
+    await expect(session.login("wrong")).rejects.toMatchObject({ name: "LoginError", status: 401 });
+  });
+
+  it("refreshes once for many callers, and refreshes early when the token is about to expire", async () => {
+    let now = 0;
+    const storage = new MemoryStorage();
+    const server = tokenServer();
+    const session = new Session({ fetch: server.fetchImpl, storage, now: () => now });
+    await session.login("the-admin-token");
+    const [a, b] = await Promise.all([session.refresh(), session.refresh()]);
+    expect(a).toBe(b);
+    expect(server.calls).toHaveLength(2);
+    now = 900_000 - 20_000; // 20 s before expiry
+    expect(await session.accessToken()).toBe("access-3");
+    session.logout();
+  });
+
+  it("a refused refresh signs out and tells the listeners", async () => {
+    const storage = new MemoryStorage();
+    storage.setItem(REFRESH_KEY, JWT);
+    const session = new Session({ fetch: tokenServer({ refuseRefresh: true }).fetchImpl, storage });
+    const seen: (string | undefined)[] = [];
+    session.onChange((identity, reason) => seen.push(identity ? "in" : reason));
+    await expect(session.accessToken()).rejects.toMatchObject({ authRequired: true });
+    expect(storage.getItem(REFRESH_KEY)).toBeNull();
+    expect(seen).toHaveLength(1);
+  });
+
+  it("roles rank viewer < operator < admin", () => {
+    expect(roleAllows("admin", "operator")).toBe(true);
+    expect(roleAllows("operator", "operator")).toBe(true);
+    expect(roleAllows("viewer", "operator")).toBe(false);
+    expect(roleAllows(undefined, "viewer")).toBe(false);
+  });
+});
+
+describe("api", () => {
+  it("retries once with a fresh token after a 401, and reports 503 as unavailable", async () => {
+    const storage = new MemoryStorage();
+    storage.setItem(REFRESH_KEY, JWT);
+    const server = tokenServer();
+    const seen: string[] = [];
+    const apiFetch = (async (url: string, init: RequestInit) => {
+      if (url.endsWith("/v1/auth/token")) return server.fetchImpl(url, init);
+      const auth = new Headers(init.headers).get("authorization") ?? "";
+      seen.push(`${url} ${auth}`);
+      if (url.endsWith("/down")) return Response.json({ error: { code: "unavailable", message: "D1 is down" } }, { status: 503 });
+      if (auth === "Bearer access-1") return Response.json({ error: { code: "unauthorized", message: "expired" } }, { status: 401 });
+      return Response.json({ ok: true });
+    }) as unknown as typeof fetch;
+    const session = new Session({ fetch: apiFetch, storage });
+    const api = createApi(session, apiFetch);
+    expect(await api.get("/v1/rooms")).toEqual({ ok: true });
+    expect(seen).toEqual(["/v1/rooms Bearer access-1", "/v1/rooms Bearer access-2"]);
+    await expect(api.get("/down")).rejects.toMatchObject({ status: 503, code: "unavailable", unavailable: true });
+    session.logout();
+  });
+});
+
+const device = (id: string, room: string | null, extra: Partial<Device> = {}): Device => ({
+  id,
+  kind: "device",
+  name: null,
+  type: "temperature",
+  class: "mains",
+  room,
+  metadata: {},
+  availability: "online",
+  last_seen: null,
+  ...extra,
+});
+
+describe("store", () => {
+  it("applies snapshots and updates, never letting an older reading replace a newer one", () => {
+    const store = new Store();
+    const events: StoreEvent[] = [];
+    store.on((e) => events.push(e));
+    store.setDevices([device("a", "kitchen"), device("b", null)]);
+    store.applySnapshot("kitchen", {
+      type: "snapshot",
+      seq: 3,
+      devices: { a: { readings: { temperature: { value: 21, unit: "°C", at: "2026-01-01T10:00:00Z" } }, availability: null } },
+    });
+    expect(store.devices.get("a")?.readings.temperature?.value).toBe(21);
+    store.applyUpdate({
+      seq: 4,
+      stream: "twin",
+      device: "a",
+      at: "",
+      data: { readings: { temperature: { value: 19, at: "2026-01-01T09:00:00Z" } } },
+    });
+    expect(store.devices.get("a")?.readings.temperature?.value).toBe(21);
+    store.applyUpdate({
+      seq: 5,
+      stream: "twin",
+      device: "a",
+      at: "",
+      data: { readings: { temperature: { value: 22, at: "2026-01-01T10:01:00Z" } } },
+    });
+    expect(store.devices.get("a")?.readings.temperature?.value).toBe(22);
+    store.applyUpdate({
+      seq: 6,
+      stream: "availability",
+      device: "b",
+      at: "2026-01-01T10:02:00Z",
+      data: { status: "offline", reason: "timeout" },
+    });
+    expect(store.devices.get("b")?.availability.status).toBe("offline");
+    expect(events.map((e) => e.kind)).toEqual(["devices", "reading", "resync", "reading", "availability"]);
+    expect(store.metrics()).toEqual(["temperature"]);
+  });
+
+  it("keeps readings of a device it does not know yet until the registry list has it", () => {
+    const store = new Store();
+    store.applyUpdate({
+      seq: 1,
+      stream: "twin",
+      device: "new",
+      at: "",
+      data: { readings: { power: { value: 3, at: "2026-01-01T00:00:00Z" } } },
+    });
+    store.setDevices([device("new", "utility")]);
+    expect(store.devices.get("new")?.readings.power?.value).toBe(3);
+  });
+});
+
+describe("filters and formatting", () => {
+  it("filters by text, room (including unassigned) and metric", () => {
+    const a = {
+      device: device("kitchen-thermo", "kitchen", { name: "Kitchen thermometer" }),
+      readings: { temperature: { value: 1, at: "" } },
+      availability: { status: "online" as const },
+    };
+    const b = {
+      device: device("meter1", null, { type: "energy" }),
+      readings: { power: { value: 1, at: "" } },
+      availability: { status: "online" as const },
+    };
+    const f = (search: string) => filtersFrom(new URLSearchParams(search));
+    expect([a, b].filter((s) => matches(s, f("q=thermo"))).map((s) => s.device.id)).toEqual(["kitchen-thermo"]);
+    expect([a, b].filter((s) => matches(s, f("q=ENERGY"))).map((s) => s.device.id)).toEqual(["meter1"]);
+    expect([a, b].filter((s) => matches(s, f("room=unassigned"))).map((s) => s.device.id)).toEqual(["meter1"]);
+    expect([a, b].filter((s) => matches(s, f("metric=temperature"))).map((s) => s.device.id)).toEqual(["kitchen-thermo"]);
+    expect([a, b].filter((s) => matches(s, f(""))).length).toBe(2);
+  });
+
+  it("formats values, times and room names", () => {
+    expect(formatValue(21.456, "°C")).toMatch(/^21[.,]46 °C$/);
+    expect(formatValue(true)).toBe("yes");
+    expect(formatValue(undefined)).toBe("—");
+    expect(ago(new Date(Date.now() - 30_000).toISOString())).toBe("30 s ago");
+    expect(ago(null)).toBe("never");
+    expect(roomLabel("living_room")).toBe("Living room");
+    expect(roomLabel(null)).toBe("No room");
+  });
+});
