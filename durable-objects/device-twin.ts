@@ -22,7 +22,7 @@ import type { ErrorCode, Issue } from "../shared/error-codes";
 import { derivedId, newMessageId } from "../shared/ids";
 import { mayPublish } from "../shared/permissions";
 import type { HubUpdate } from "../shared/schemas/live";
-import { type Envelope, type MessageType, SCHEMA_VERSION } from "../shared/schemas/message";
+import { Envelope, type MessageType, SCHEMA_VERSION } from "../shared/schemas/message";
 import type { CommandRequest, DocumentPatch } from "../shared/schemas/twin";
 import { type Availability, type AvailabilityState, nextTransitionAt, statusBySilence } from "./availability";
 import { type Command, CommandOutbox } from "./command-outbox";
@@ -183,6 +183,7 @@ export class DeviceTwin extends DurableObject<Env> {
    */
   #inFlight = new Map<string, Promise<boolean>>();
   #lastPrune = 0;
+  #flushing = false;
   #readings: Record<string, ReportedReading> = {};
   #state: JsonObject = {};
   #desired: JsonObject = {};
@@ -725,21 +726,41 @@ export class DeviceTwin extends DurableObject<Env> {
   }
 
   async #flushOutbound(): Promise<void> {
-    const rows = this.ctx.storage.sql
-      .exec<{ id: string; body: string }>("SELECT id, body FROM outbound ORDER BY created LIMIT 100")
-      .toArray();
-    if (rows.length === 0) return;
+    // One flush at a time: an alarm and a request could otherwise publish the same rows twice.
+    if (this.#flushing) return;
+    this.#flushing = true;
     try {
-      await publish(
-        this.env,
-        rows.map((r) => JSON.parse(r.body) as Envelope),
-      );
-      for (const r of rows) this.ctx.storage.sql.exec("DELETE FROM outbound WHERE id = ?", r.id);
+      const rows = this.ctx.storage.sql
+        .exec<{ id: string; body: string }>("SELECT id, body FROM outbound ORDER BY created LIMIT 100")
+        .toArray();
+      if (rows.length === 0) return;
+      const messages: Envelope[] = [];
+      for (const row of rows) {
+        const parsed = Envelope.safeParse(JSON.parse(row.body));
+        if (parsed.success) messages.push(parsed.data);
+        else {
+          // A row written by an older version that no longer validates must not block the rest.
+          console.error(
+            JSON.stringify({
+              level: "error",
+              msg: "unpublishable twin event dropped",
+              device: this.#profile?.id,
+              id: row.id,
+              body: row.body.slice(0, 2000),
+            }),
+          );
+          this.ctx.storage.sql.exec("DELETE FROM outbound WHERE id = ?", row.id);
+        }
+      }
+      await publish(this.env, messages);
+      for (const m of messages) this.ctx.storage.sql.exec("DELETE FROM outbound WHERE id = ?", m.id);
     } catch (error) {
       // Kept in storage; the alarm tries again shortly.
       console.warn(
         JSON.stringify({ level: "warn", msg: "twin events not published yet", device: this.#profile?.id, error: String(error) }),
       );
+    } finally {
+      this.#flushing = false;
     }
   }
 
