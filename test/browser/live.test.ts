@@ -93,7 +93,7 @@ function harness(overrides: Partial<HubSocketOptions> = {}) {
   const snapshots: Snapshot[] = [];
   const updates: { update: Update; replayed: boolean }[] = [];
   const states: ConnectionState[] = [];
-  const calls = { refresh: 0, unauthorized: [] as string[], failed: [] as number[] };
+  const calls = { refresh: 0, unauthorized: [] as string[], checks: 0 };
   let token = "token-1";
   const hub = new HubSocket({
     url: "ws://edge.test/v1/live",
@@ -105,7 +105,9 @@ function harness(overrides: Partial<HubSocketOptions> = {}) {
       return token;
     },
     unauthorized: (reason) => calls.unauthorized.push(reason),
-    connectFailed: (n) => calls.failed.push(n),
+    checkAuth: async () => {
+      calls.checks++;
+    },
     events: {
       snapshot: (_hub, s) => snapshots.push(s),
       update: (_hub, update, replayed) => updates.push({ update, replayed }),
@@ -251,7 +253,8 @@ describe("live client: one hub socket", () => {
     }
     expect(delays).toEqual([500, 1000, 2000, 4000]);
     expect(t.hub.state).toBe("offline");
-    expect(t.calls.failed).toEqual([1, 2, 3, 4]);
+    // Before each retry after an attempt that never opened, the credential is checked over HTTP.
+    expect(t.calls.checks).toBe(3);
     t.hub.reconnectNow();
     await flush();
     expect(t.sockets).toHaveLength(6);
@@ -293,6 +296,23 @@ describe("live client: one hub socket", () => {
     t.clock.advance(60_000);
     await flush();
     expect(t.sockets).toHaveLength(1);
+  });
+
+  it("a credential check that says the session is over stops reconnecting", async () => {
+    const t = harness({
+      checkAuth: async () => {
+        throw Object.assign(new Error("401"), { authRequired: true });
+      },
+    });
+    t.hub.start();
+    await flush();
+    t.last().drop(1006); // the upgrade was refused: never opened
+    t.clock.advance(500);
+    await flush();
+    await flush();
+    expect(t.sockets).toHaveLength(1);
+    expect(t.calls.unauthorized).toEqual(["the edge no longer accepts this session"]);
+    expect(t.hub.state).toBe("offline");
   });
 
   it("4003: stops and asks for the login screen", async () => {

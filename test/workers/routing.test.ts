@@ -55,13 +55,14 @@ describe("the topology", () => {
     }
   });
 
-  it("routes through the real queues when a service publishes on every exchange", async () => {
+  it("routes through the real queues when a service publishes on every exchange", { timeout: 30_000 }, async () => {
     const { token } = await createDevice({
       id: uniqueId("svc"),
       kind: "service",
       type: "router-test",
       publish: ["home.events:#", "sensors:#", "metrics:#", "ai:#", "alerts:#", "archive:#"],
     });
+    const sent: [string, string[]][] = [];
     for (const [exchange, key, queues] of DRAWN) {
       if (exchange === "dead.letter" || queues.length === 0) continue;
       const id = uniqueId("msg");
@@ -80,6 +81,22 @@ describe("the topology", () => {
       expect(res.status, `${exchange} ${key}: ${await res.clone().text()}`).toBe(202);
       const routed = (await json<{ routed: Record<string, string[]> }>(res)).routed[id] ?? [];
       expect(routed.sort(), `${exchange} ${key}`).toEqual([...queues].sort());
+      sent.push([id, queues]);
+    }
+    // Not only computed: each message was consumed from exactly the queues drawn.
+    for (const [id, queues] of sent) {
+      const delivered = await eventually(
+        async () => {
+          const body = await json<{ messages: { steps: { queue: string; status: string }[] }[] }>(
+            await call(`/v1/messages?id=${id}`, { headers: ADMIN }),
+          );
+          const got = (body.messages[0]?.steps ?? []).filter((s) => s.status === "delivered").map((s) => s.queue);
+          return got.length >= queues.length ? got : undefined;
+        },
+        15_000,
+        `deliveries of ${id}`,
+      );
+      expect(delivered.sort(), id).toEqual([...queues].sort());
     }
   });
 });

@@ -219,3 +219,37 @@ async function stubSilence(id: string, ms: number) {
   const { evictDurableObject } = await import("cloudflare:test");
   await evictDurableObject(env.DEVICE_TWIN.getByName(id));
 }
+
+describe("availability alarms", () => {
+  it("sets the alarm for last seen + the class's stale timeout, then for the offline timeout, publishing each step", async () => {
+    const id = uniqueId("timing");
+    const { token } = await createDevice({ id, type: "temperature", room: "attic" });
+    await post("/v1/telemetry", token, { payload: { temperature: 1 } });
+    const stub = env.DEVICE_TWIN.getByName(id);
+    const lastSeen = Date.parse((await getTwin(id)).last_seen as string);
+    const { runInDurableObject } = await import("cloudflare:test");
+    const alarm = await runInDurableObject(stub, async (_i, state) => state.storage.getAlarm());
+    // Mains: stale after 120 s of silence.
+    expect(alarm).toBe(lastSeen + 120_000);
+
+    await stubSilence(id, 3 * 60_000);
+    await runDurableObjectAlarm(stub);
+    expect((await getTwin(id)).availability).toMatchObject({ status: "stale", reason: "timeout" });
+    const silentSince = Date.parse((await getTwin(id)).last_seen as string);
+    const next = await runInDurableObject(stub, async (_i, state) => state.storage.getAlarm());
+    expect(next).toBe(silentSince + 600_000);
+
+    await stubSilence(id, 11 * 60_000);
+    await runDurableObjectAlarm(stub);
+    expect((await getTwin(id)).availability.status).toBe("offline");
+    const events = await eventually(
+      async () => {
+        const list = await stateChanges(id);
+        return list.length >= 3 ? list : undefined;
+      },
+      10_000,
+      "three state_changed events",
+    );
+    expect(events).toHaveLength(3);
+  });
+});
