@@ -47,6 +47,18 @@ export default defineConfig(async () => {
             hookTimeout: 120_000,
           },
         },
+        {
+          // The dashboard: its logic in Node, and the real thing in Debian's chromium (playwright-core)
+          // against a local edge (test/browser/). One file at a time: each starts its own edge.
+          test: {
+            name: "browser",
+            include: ["test/browser/**/*.test.ts"],
+            environment: "node",
+            testTimeout: 180_000,
+            hookTimeout: 180_000,
+            fileParallelism: false,
+          },
+        },
       ],
     },
   };

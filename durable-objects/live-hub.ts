@@ -40,6 +40,8 @@ interface Sequenced extends HubUpdate {
 /** Per-socket state that changes with every update, kept in memory (see #state). */
 interface Flow {
   sent: number;
+  /** What the client acknowledged; persisted only when the socket's behind-state changes. */
+  acked: number;
   pending: Map<string, Sequenced> | undefined;
 }
 
@@ -80,7 +82,7 @@ export class LiveHub extends DurableObject<Env> {
       behindSince: 0,
     };
     server.serializeAttachment(attachment);
-    this.#flows.set(server, { sent: this.#seq, pending: undefined });
+    this.#flows.set(server, { sent: this.#seq, acked: this.#seq, pending: undefined });
     await this.#scheduleChecks();
     return new Response(null, { status: 101, webSocket: client, headers: { "sec-websocket-protocol": "edgemesh.v1" } });
   }
@@ -147,9 +149,12 @@ export class LiveHub extends DurableObject<Env> {
       case "resume":
         return this.#resume(ws, attachment, message.after);
       case "ack": {
-        attachment.acked = Math.max(attachment.acked, Math.min(message.seq, this.#seq));
+        // Acks are most of a quiet hub's work: kept in memory, written only when the socket's
+        // behind-state changes (after hibernation, the last written value is a safe floor).
         const flow = this.#flow(ws, attachment);
+        flow.acked = Math.max(flow.acked, Math.min(message.seq, this.#seq));
         if (attachment.behindSince > 0) {
+          attachment.acked = flow.acked;
           attachment.behindSince = 0;
           if (flow.pending) {
             const updates = [...flow.pending.values()].sort((a, b) => a.seq - b.seq);
@@ -160,8 +165,9 @@ export class LiveHub extends DurableObject<Env> {
           }
           flow.pending = undefined;
           flow.sent = this.#seq;
+          this.#save(ws, attachment);
         }
-        return this.#save(ws, attachment);
+        return;
       }
       case "ping":
         send(ws, { type: "pong" });
@@ -209,7 +215,7 @@ export class LiveHub extends DurableObject<Env> {
     let flow = this.#flows.get(ws);
     if (!flow) {
       // After hibernation the in-memory state is gone; what the client acked is the safe floor.
-      flow = { sent: attachment.acked, pending: undefined };
+      flow = { sent: attachment.acked, acked: attachment.acked, pending: undefined };
       this.#flows.set(ws, flow);
     }
     return flow;
@@ -218,12 +224,13 @@ export class LiveHub extends DurableObject<Env> {
   /** Sends an update, or coalesces it when the socket is too far behind. Returns whether it is behind. */
   #deliver(ws: WebSocket, attachment: Attachment, item: Sequenced, window: number): boolean {
     const flow = this.#flow(ws, attachment);
-    if (attachment.behindSince === 0 && flow.sent - attachment.acked < window) {
+    if (attachment.behindSince === 0 && flow.sent - flow.acked < window) {
       if (send(ws, { type: "update", ...item })) flow.sent = item.seq;
       return false;
     }
     if (attachment.behindSince === 0) {
       attachment.behindSince = Date.now();
+      attachment.acked = flow.acked;
       this.#save(ws, attachment);
     }
     flow.pending ??= new Map();

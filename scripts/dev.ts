@@ -9,6 +9,7 @@
 import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join, relative } from "node:path";
+import { buildWeb } from "./build-web.ts";
 import { applyMigrations, type LocalEdge, PROJECT_ROOT, startLocalEdge } from "./lib/local-edge.ts";
 import {
   DEMO_DEVICES,
@@ -125,6 +126,7 @@ function banner(url: string, adminToken: string, devices: ProvisionedDevice[] | 
   const line = "─".repeat(78);
   const out = [line, `  edgemesh local edge is running`, ""];
   out.push(`  Edge URL      ${url}`);
+  out.push(`  Dashboard     ${url}/   (sign in with the admin token below)`);
   out.push(`  Admin token   ${adminToken}   (from .dev.vars)`);
   out.push(`  State         ${rel(STATE_DIR)}/  (D1 registry, Durable Objects, queues; kept between runs)`);
   if (devices) {
@@ -202,6 +204,13 @@ async function main(): Promise<void> {
     throw new UserError("EDGEMESH_INTERVAL_MS must be a number of milliseconds, at least 100");
   await checkPortFree(port);
 
+  info("building the dashboard (web/ → web/dist/) …");
+  try {
+    await buildWeb();
+  } catch (error) {
+    throw new UserError(`building the dashboard failed: ${(error as Error).message}`);
+  }
+
   info(`applying D1 migrations to ${rel(STATE_DIR)}/ …`);
   try {
     applyMigrations(STATE_DIR);
@@ -214,7 +223,14 @@ async function main(): Promise<void> {
 
   const url = `http://127.0.0.1:${port}`;
   info(`starting the local edge (wrangler dev) on ${url} …`);
-  edgeStarting = startLocalEdge({ port, persistDir: STATE_DIR, adminToken, envFile: DEV_VARS, verbose: process.env.EDGEMESH_VERBOSE === "1", migrate: false });
+  edgeStarting = startLocalEdge({
+    port,
+    persistDir: STATE_DIR,
+    adminToken,
+    envFile: DEV_VARS,
+    verbose: process.env.EDGEMESH_VERBOSE === "1",
+    migrate: false,
+  });
   try {
     edge = await edgeStarting;
   } catch (error) {

@@ -1,18 +1,50 @@
 #!/usr/bin/env bash
 # The test command of the README: installs what is missing, then lint, types, and every test
-# (inside workerd and in Node). Prints a closing "N passed, N failed" line.
+# (inside workerd, in Node, and the dashboard in Debian's chromium). Prints a closing
+# "N passed, N failed" line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
 bash scripts/install.sh
+
+# The dashboard's static assets: the Worker's [assets] directory must exist before wrangler or
+# the workers project reads wrangler.toml, and the browser tests serve them.
+echo "== dashboard (web/ → web/dist)"
+node scripts/build-web.ts
 
 echo "== lint and format (biome)"
 npx biome check .
 echo "== types (tsc, strict)"
 npx wrangler types --check >/dev/null 2>&1 || { echo "worker-configuration.d.ts is stale: run 'npx wrangler types' and commit it" >&2; exit 1; }
 npx tsc -p .
+npx tsc -p web
+npx tsc -p test/browser
 
-echo "== tests (vitest: workerd and node projects)"
+# The browser tests drive Debian's chromium (browsers cannot be downloaded here). CI installs it
+# in .ci/run; elsewhere we install it when we can (root with apt-get), and otherwise say so.
+# Skipped only when the arguments pick other tests (the browser tests themselves fail loudly too).
+CHROMIUM="${CHROMIUM_PATH:-/usr/bin/chromium}"
+needs_chromium=true
+if [ $# -gt 0 ]; then
+  needs_chromium=false
+  for arg in "$@"; do case "$arg" in *browser*) needs_chromium=true ;; esac; done
+fi
+if [ "$needs_chromium" = true ] && [ ! -x "$CHROMIUM" ] && [ "${CI:-}" != "true" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "== installing Debian's chromium for the browser tests"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || true
+fi
+if [ "$needs_chromium" = true ] && [ ! -x "$CHROMIUM" ]; then
+  {
+    echo
+    echo "  ✗ The dashboard's browser tests need Debian's chromium at $CHROMIUM, and it is missing."
+    echo "    Install it (as root):  apt-get update && apt-get install -y chromium"
+    echo "    or point CHROMIUM_PATH at another Chromium. CI installs it in .ci/run (APT_PACKAGES)."
+    echo
+  } >&2
+  exit 1
+fi
+
+echo "== tests (vitest: workers, node and browser projects)"
 mkdir -p test-results
 status=0
 npx vitest run --reporter=default --reporter=json --outputFile.json=test-results/vitest.json "$@" || status=$?

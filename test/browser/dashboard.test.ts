@@ -38,13 +38,7 @@ const tokens = new Map<string, string>();
 const latencies: number[] = [];
 
 async function start(): Promise<LocalEdge> {
-  return startLocalEdge({
-    port,
-    persistDir,
-    adminToken,
-    jwtSecret,
-    ...(process.env.TMP_CONFIG ? { config: process.env.TMP_CONFIG, migrate: true } : {}),
-  });
+  return startLocalEdge({ port, persistDir, adminToken, jwtSecret });
 }
 
 async function post(device: string, payload: Record<string, unknown>): Promise<void> {
@@ -78,8 +72,25 @@ async function signIn(target: Page, token: string): Promise<void> {
   await target.locator("#device-grid").waitFor({ timeout: 20_000 });
 }
 
+/** A failed setup (no chromium, no edge) fails every test rather than skipping them: a skip proves nothing. */
+let setupError: unknown;
+function step(name: string, fn: () => Promise<void>): void {
+  it(name, async () => {
+    if (setupError) throw setupError;
+    await fn();
+  });
+}
+
 describe("dashboard in chromium against the local edge", () => {
   beforeAll(async () => {
+    try {
+      await setUp();
+    } catch (error) {
+      setupError = error;
+    }
+  });
+
+  async function setUp(): Promise<void> {
     requireChromium();
     await buildWeb();
     port = await freePort();
@@ -103,7 +114,7 @@ describe("dashboard in chromium against the local edge", () => {
     await post("office-meter", { power_kw: 1.2, total_energy_kwh: 120.5 });
     await post("hall-motion", { motion: false });
     ({ context, page, logs } = await newPage(browser, DESKTOP));
-  });
+  }
 
   afterAll(async () => {
     if (logs?.length) console.log(`browser console (last 30 lines):\n${logs.slice(-30).join("\n")}`);
@@ -114,7 +125,7 @@ describe("dashboard in chromium against the local edge", () => {
     if (persistDir) rmSync(persistDir, { recursive: true, force: true });
   });
 
-  it("shows the login screen, refuses a wrong token, and signs an operator in with a login token", async () => {
+  step("shows the login screen, refuses a wrong token, and signs an operator in with a login token", async () => {
     await page.goto(edge.url);
     await page.locator("#login-token").waitFor();
     expect(await page.title()).toContain("Sign in");
@@ -136,7 +147,7 @@ describe("dashboard in chromium against the local edge", () => {
     await expect.poll(() => card("kitchen-thermo").locator(".badge").textContent()).toBe("online");
   });
 
-  it("shows a device's new value within one second of the device's post", async () => {
+  step("shows a device's new value within one second of the device's post", async () => {
     for (let i = 0; i < 5; i++) {
       latencies.push(
         await postAndWatch("kitchen-thermo", "temperature", 'article[data-device="kitchen-thermo"] [data-metric="temperature"]', "°C"),
@@ -148,7 +159,7 @@ describe("dashboard in chromium against the local edge", () => {
     await screenshot(page, "02-overview-desktop");
   });
 
-  it("filters by device, room and metric, and keeps the filters in the address", async () => {
+  step("filters by device, room and metric, and keeps the filters in the address", async () => {
     const visible = async () =>
       page.$$eval("article.device-card", (cards) =>
         cards.filter((c) => !(c as HTMLElement).hidden).map((c) => c.getAttribute("data-device")),
@@ -174,7 +185,7 @@ describe("dashboard in chromium against the local edge", () => {
     await expect.poll(async () => (await visible()).length).toBe(DEVICES.length);
   });
 
-  it("lets an operator send a command and shows its status as a device takes and answers it", async () => {
+  step("lets an operator send a command and shows its status as a device takes and answers it", async () => {
     await page.locator('article[data-device="kitchen-thermo"] h3 a').click();
     await page.locator("#command-form, form.command-form").waitFor();
     await expect.poll(() => page.locator('[data-chart="temperature"] canvas').count()).toBeGreaterThan(0);
@@ -199,7 +210,7 @@ describe("dashboard in chromium against the local edge", () => {
     await screenshot(page, "04-device-desktop");
   });
 
-  it("shows a dead letter as it arrives", async () => {
+  step("shows a dead letter as it arrives", async () => {
     await page.goto(`${edge.url}/#/dead-letters`);
     await page.locator("#dead-letter-list").waitFor();
     await expect.poll(() => page.locator("#dead-letter-list").textContent()).toMatch(/Nothing here|dead letter/i);
@@ -211,7 +222,7 @@ describe("dashboard in chromium against the local edge", () => {
     await screenshot(page, "05-dead-letters");
   });
 
-  it("works on a phone-sized screen", async () => {
+  step("works on a phone-sized screen", async () => {
     const phone = await newPage(browser, PHONE);
     try {
       await phone.page.goto(edge.url);
@@ -234,7 +245,7 @@ describe("dashboard in chromium against the local edge", () => {
     }
   });
 
-  it("answers a 503 with a friendly error and a retry button that works", async () => {
+  step("answers a 503 with a friendly error and a retry button that works", async () => {
     let failing = true;
     await page.route("**/v1/devices?limit=1000", (route) =>
       failing
@@ -258,7 +269,7 @@ describe("dashboard in chromium against the local edge", () => {
     await page.unroute("**/v1/devices?limit=1000");
   });
 
-  it("survives a restart of the local edge: reconnects by itself and shows live values again", async () => {
+  step("survives a restart of the local edge: reconnects by itself and shows live values again", async () => {
     await waitLive();
     await edge.stop();
     await page.waitForFunction(() => document.documentElement.dataset.connection !== "live", undefined, { timeout: 15_000 });
@@ -276,7 +287,7 @@ describe("dashboard in chromium against the local edge", () => {
     await screenshot(page, "11-edge-back");
   });
 
-  it("shows the login screen on 401 (every token revoked by a new JWT secret), and an admin signs in again", async () => {
+  step("shows the login screen on 401 (every token revoked by a new JWT secret), and an admin signs in again", async () => {
     await edge.stop();
     jwtSecret = randomSecret();
     edge = await start();

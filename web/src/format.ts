@@ -1,0 +1,58 @@
+/** How values, times and statuses read on screen. */
+import type { Json, Reading } from "./types.ts";
+
+export function formatNumber(value: number): string {
+  if (!Number.isFinite(value)) return String(value);
+  const abs = Math.abs(value);
+  const digits = abs >= 1000 ? 0 : abs >= 100 ? 1 : 2;
+  return value.toLocaleString(undefined, { maximumFractionDigits: digits });
+}
+
+export function formatValue(value: number | boolean | undefined | null, unit?: string | null): string {
+  if (value === undefined || value === null) return "—";
+  if (typeof value === "boolean") return value ? "yes" : "no";
+  return unit ? `${formatNumber(value)} ${unit}` : formatNumber(value);
+}
+
+export function formatReading(reading: Reading | undefined): string {
+  return reading ? formatValue(reading.value, reading.unit) : "—";
+}
+
+/** "12 s ago", "5 min ago", "3 h ago", or the date. */
+export function ago(iso: string | null | undefined, now = Date.now()): string {
+  if (!iso) return "never";
+  const then = Date.parse(iso);
+  if (!Number.isFinite(then)) return iso;
+  const s = Math.round((now - then) / 1000);
+  if (s < 0) return "just now";
+  if (s < 5) return "just now";
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  if (s < 86_400) return `${Math.floor(s / 3600)} h ago`;
+  return new Date(then).toLocaleString();
+}
+
+/** A moment, short: the time alone when it is today, else date and time. */
+export function time(iso: string | null | undefined, now = new Date()): string {
+  if (!iso) return "—";
+  const d = new Date(iso);
+  if (!Number.isFinite(d.getTime())) return iso;
+  if (d.toDateString() === now.toDateString()) return d.toLocaleTimeString();
+  return d.toLocaleString(undefined, { dateStyle: "short", timeStyle: "short" });
+}
+
+export function json(value: Json | unknown): string {
+  return JSON.stringify(value, null, 2);
+}
+
+export function isEmptyObject(value: unknown): boolean {
+  return typeof value === "object" && value !== null && Object.keys(value).length === 0;
+}
+
+/** A room id as a label: living_room → Living room. */
+export function roomLabel(id: string | null | undefined, name?: string | null): string {
+  if (name) return name;
+  if (!id) return "No room";
+  const words = id.replace(/[_-]+/g, " ");
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
