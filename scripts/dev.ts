@@ -214,7 +214,14 @@ async function main(): Promise<void> {
 
   const url = `http://127.0.0.1:${port}`;
   info(`starting the local edge (wrangler dev) on ${url} …`);
-  edgeStarting = startLocalEdge({ port, persistDir: STATE_DIR, adminToken, envFile: DEV_VARS, verbose: process.env.EDGEMESH_VERBOSE === "1", migrate: false });
+  edgeStarting = startLocalEdge({
+    port,
+    persistDir: STATE_DIR,
+    adminToken,
+    envFile: DEV_VARS,
+    verbose: process.env.EDGEMESH_VERBOSE === "1",
+    migrate: false,
+  });
   try {
     edge = await edgeStarting;
   } catch (error) {
