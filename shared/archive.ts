@@ -115,23 +115,35 @@ export interface ArchiveObject {
 
 const encoder = new TextEncoder();
 
+/** A message's identity: ids are the sender's, unique per source (docs/topology.md). */
+export function messageKey(message: Pick<Envelope, "source" | "id">): string {
+  return `${message.source}\u001f${message.id}`;
+}
+
+const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/** By id, then source: a total order, so that the same messages always make the same bytes. */
+export function byIdThenSource(a: Envelope, b: Envelope): number {
+  return compare(a.id, b.id) || compare(a.source, b.source);
+}
+
 /**
  * Turns a batch into archive objects, one per hour of the messages' timestamps. Each object is
- * the NDJSON of its messages sorted by id, so the same messages always make the same bytes, and
- * its key is the SHA-256 of those bytes: a redelivered batch writes the same key with the same
- * content instead of a second copy. A message repeated inside the batch is kept once.
+ * the NDJSON of its messages sorted by id (then source), so the same messages always make the
+ * same bytes, and its key is the SHA-256 of those bytes: a redelivered batch writes the same key
+ * with the same content instead of a second copy. A message repeated inside the batch is kept once.
  */
 export async function buildArchiveObjects(kind: ArchiveKind, messages: readonly Envelope[]): Promise<ArchiveObject[]> {
   const byHour = new Map<string, Map<string, Envelope>>();
   for (const message of messages) {
     const hour = hourOf(message.timestamp);
     const group = byHour.get(hour) ?? new Map<string, Envelope>();
-    if (!group.has(message.id)) group.set(message.id, message);
+    if (!group.has(messageKey(message))) group.set(messageKey(message), message);
     byHour.set(hour, group);
   }
   const objects: ArchiveObject[] = [];
-  for (const [hour, group] of [...byHour].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-    const sorted = [...group.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  for (const [hour, group] of [...byHour].sort(([a], [b]) => compare(a, b))) {
+    const sorted = [...group.values()].sort(byIdThenSource);
     const text = toNdjson(sorted);
     const raw = encoder.encode(text);
     const body = await gzip(raw);
@@ -173,6 +185,6 @@ export function withEntries(manifest: HourManifest, entries: readonly ManifestEn
     added.push(entry);
   }
   if (added.length === 0) return undefined;
-  const objects = [...manifest.objects, ...added].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const objects = [...manifest.objects, ...added].sort((a, b) => compare(a.key, b.key));
   return { ...manifest, objects };
 }

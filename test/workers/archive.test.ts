@@ -50,9 +50,9 @@ async function dataKeys(kind: ArchiveKind, hour: string): Promise<string[]> {
   return (await env.ARCHIVE.list({ prefix })).objects.map((o) => o.key);
 }
 
-// Hours 2-20 days back (the edge takes timestamps up to 30 days old), two apart so that a test
-// may also use the hour after its own.
-let hourOffset = 48 + 2 * Math.floor(Math.random() * 100);
+// Hours 4 to about 130 back (the edge takes timestamps up to MAX_MESSAGE_AGE_DAYS, 7, old), two
+// apart so that a test may also use the hour after its own.
+let hourOffset = 4 + 2 * Math.floor(Math.random() * 50);
 /** A past hour no other test writes to. */
 function uniqueHour(): { hour: string; at: (minute: number) => string } {
   hourOffset += 2;
@@ -60,8 +60,14 @@ function uniqueHour(): { hour: string; at: (minute: number) => string } {
   return { hour: hourOf(start), at: (minute: number) => new Date(start + minute * 60_000).toISOString() };
 }
 
-function envelope(id: string, timestamp: string, type: "event" | "metric" = "event", metadata: Record<string, string> = {}) {
-  const base = { id, correlation_id: id, source: "tester", timestamp, received_at: timestamp, metadata, schema_version: 1 };
+function envelope(
+  id: string,
+  timestamp: string,
+  type: "event" | "metric" = "event",
+  metadata: Record<string, string> = {},
+  source = "tester",
+) {
+  const base = { id, correlation_id: id, source, timestamp, received_at: timestamp, metadata, schema_version: 1 };
   return type === "event"
     ? { ...base, type, exchange: "home.events", routing_key: "home.lab.tester.state_changed", payload: { event_type: "state_changed" } }
     : { ...base, type, exchange: "metrics", routing_key: "metrics.sensors.temperature.lab", payload: { temperature: 21.5 } };
@@ -86,7 +92,7 @@ describe("the archive, through the real path", () => {
     const res = await post("/v1/telemetry", token, { id: inputId, timestamp: at(7), payload: { temperature: { value: 68, unit: "°F" } } });
     expect(res.status).toBe(202);
 
-    const outputId = await derivedId(inputId, "transformer");
+    const outputId = await derivedId(device.id, inputId, "transformer");
     const found = await eventually(() => findArchived("metrics", hour, outputId), 15_000, "the archived metric");
     expect(found.line).toMatchObject({
       id: outputId,
@@ -164,6 +170,20 @@ describe("the archive consumer", () => {
     expect(after.text).toBe(before.text);
     expect(after.lines.map((l) => l.id)).toEqual([...ids].sort());
     expect((await manifest("events", hour))?.objects.map((o) => o.key)).toEqual(keys);
+  });
+
+  it("keeps two senders' messages that share an id (ids are unique per sender)", async () => {
+    const { hour, at } = uniqueHour();
+    const id = uniqueId("same");
+    const result = await runArchive("archive.events", [
+      envelope(id, at(1), "event", {}, "sender-b"),
+      envelope(id, at(2), "event", {}, "sender-a"),
+      envelope(id, at(2), "event", {}, "sender-a"),
+    ]);
+    expect(result.explicitAcks).toHaveLength(3);
+    const m = await manifest("events", hour);
+    expect(m?.objects.map((o) => o.count)).toEqual([2]);
+    expect((await readObject(m?.objects[0]?.key ?? "")).lines.map((l) => l.source)).toEqual(["sender-a", "sender-b"]);
   });
 
   it("splits a batch that spans hours into one object, and one manifest entry, per hour", async () => {

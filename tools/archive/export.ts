@@ -1,6 +1,6 @@
 /**
  * `export`: a range's messages to one local NDJSON file, one envelope a line, ordered by
- * timestamp, one copy per message id. Written to a temporary file and renamed at the end, so an
+ * timestamp, one copy per message (source and id). Written to a temporary file and renamed at the end, so an
  * interrupted export never leaves a file that looks complete.
  */
 import { once } from "node:events";

@@ -45,7 +45,7 @@ const COMMANDS = {
     extra: "  --objects                also list every object's key",
   },
   export: {
-    summary: "a time range's messages to a local NDJSON file, by timestamp, one copy per id",
+    summary: "a time range's messages to a local NDJSON file, by timestamp, one copy per message",
     usage: `${RUN} export --from TIME [--to TIME] --out FILE [--kind KIND] [store options]`,
     extra: "  --out FILE               the NDJSON file to write (- for stdout; the summary then goes to stderr)",
   },

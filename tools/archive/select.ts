@@ -1,9 +1,10 @@
 /**
  * Choosing what a range holds: the manifests of its hours (the plan), then the messages, one hour
- * at a time — in range, one copy per message id, ordered by timestamp. A message id always lands
- * in the hour of its timestamp, so removing duplicates hour by hour removes them all, and memory
- * holds one hour, not the whole range.
+ * at a time — in range, one copy per message (source and id), ordered by timestamp. A message
+ * always lands in the hour of its timestamp, so removing duplicates hour by hour removes them all,
+ * and memory holds one hour, not the whole range.
  */
+import { byIdThenSource, messageKey } from "../../shared/archive.ts";
 import type { ArchiveKind, ManifestEntry } from "../../shared/schemas/archive.ts";
 import type { Envelope } from "../../shared/schemas/message.ts";
 import { CliError } from "./errors.ts";
@@ -76,10 +77,8 @@ export async function plan(store: ArchiveStore, kinds: ArchiveKind[], range: Tim
   return { range, kinds, hours: sorted, objects, messages, problems };
 }
 
-function byTimeThenId(a: Envelope, b: Envelope): number {
-  const dt = Date.parse(a.timestamp) - Date.parse(b.timestamp);
-  if (dt !== 0) return dt;
-  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+function byTime(a: Envelope, b: Envelope): number {
+  return Date.parse(a.timestamp) - Date.parse(b.timestamp) || byIdThenSource(a, b);
 }
 
 /** The plan's messages hour by hour; `onObject` is told of each object read (for a progress bar). */
@@ -109,10 +108,11 @@ export async function* readHours(
       if (object) onObject(object, messages.length);
       for (const message of messages) {
         if (!inRange(planned.range, message.timestamp)) continue;
-        if (seen.has(message.id)) tally.duplicates++;
-        else seen.set(message.id, message);
+        const key = messageKey(message);
+        if (seen.has(key)) tally.duplicates++;
+        else seen.set(key, message);
       }
     }
-    yield { hour, messages: [...seen.values()].sort(byTimeThenId) };
+    yield { hour, messages: [...seen.values()].sort(byTime) };
   }
 }
