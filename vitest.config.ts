@@ -29,6 +29,13 @@ export default defineConfig(async () => {
                   TEST_ACCESS_PRIVATE_JWK: JSON.stringify(accessPrivate),
                   TEST_MIGRATIONS: migrations,
                 },
+                // The archivers batch for 30 s in wrangler.toml; tests wait 1 s, like every other queue.
+                queueConsumers: Object.fromEntries(
+                  ["edgemesh-archive-events", "edgemesh-archive-metrics"].map((queue) => [
+                    queue,
+                    { maxBatchSize: 100, maxBatchTimeout: 1, maxRetries: 3, deadLetterQueue: "edgemesh-dead-letter-queue" },
+                  ]),
+                ),
               },
             }),
           ],

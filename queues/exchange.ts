@@ -77,13 +77,13 @@ export async function sendToQueue(env: object, queueName: string, bodies: readon
   await Promise.all(sends);
 }
 
-export function unroutable(message: Envelope, now = Date.now()): DeadLetter {
+export function unroutable(message: Envelope, now = Date.now(), exchange = message.exchange, routingKey = message.routing_key): DeadLetter {
   return {
     message,
-    exchange: message.exchange,
-    routing_key: message.routing_key,
+    exchange,
+    routing_key: routingKey,
     queue: UNROUTABLE,
-    error: { code: "unroutable", message: `no binding of exchange "${message.exchange}" matches "${message.routing_key}"` },
+    error: { code: "unroutable", message: `no binding of exchange "${exchange}" matches "${routingKey}"` },
     attempts: 0,
     failed_at: new Date(now).toISOString(),
   };
@@ -95,16 +95,46 @@ export function unroutable(message: Envelope, now = Date.now()): DeadLetter {
  * the caller answers with a retryable error and the sender retries: consumers are idempotent
  * on the message id, so a partial first attempt does no harm.
  */
-export async function publish(env: object, messages: readonly Envelope[]): Promise<Routed[]> {
+export function publish(env: object, messages: readonly Envelope[]): Promise<Routed[]> {
+  return deliver(
+    env,
+    messages.map((message) => ({ exchange: message.exchange, routingKey: message.routing_key, message })),
+  );
+}
+
+/**
+ * Sends messages through another exchange under routing keys of that exchange, the bodies
+ * unchanged — as an AMQP broker re-routes a message without touching it. The archive feed uses
+ * it: an archived message keeps its id, exchange and routing key, so it can be replayed as it was.
+ */
+export function republish(
+  env: object,
+  exchange: string,
+  routingKeyOf: (message: Envelope) => string,
+  messages: readonly Envelope[],
+): Promise<Routed[]> {
+  return deliver(
+    env,
+    messages.map((message) => ({ exchange, routingKey: routingKeyOf(message), message })),
+  );
+}
+
+interface Delivery {
+  exchange: string;
+  routingKey: string;
+  message: Envelope;
+}
+
+async function deliver(env: object, deliveries: readonly Delivery[]): Promise<Routed[]> {
   const perQueue = new Map<string, unknown[]>();
   const add = (queue: string, body: unknown) => {
     const list = perQueue.get(queue);
     if (list) list.push(body);
     else perQueue.set(queue, [body]);
   };
-  const routed = messages.map((message) => {
-    const queues = bindingsFor(message.exchange, message.routing_key);
-    if (queues.length === 0) add(DEAD_LETTER_QUEUE, unroutable(message));
+  const routed = deliveries.map(({ exchange, routingKey, message }) => {
+    const queues = bindingsFor(exchange, routingKey);
+    if (queues.length === 0) add(DEAD_LETTER_QUEUE, unroutable(message, Date.now(), exchange, routingKey));
     for (const queue of queues) add(queue, message);
     return { id: message.id, queues: queues.length > 0 ? queues : [DEAD_LETTER_QUEUE] };
   });

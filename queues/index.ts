@@ -1,11 +1,13 @@
 /** The Worker's queue() entry: one dispatcher for every queue of the topology. */
 import { type BatchHandler, consume } from "./consumer";
+import { archive } from "./consumers/archive";
+import { archiveFeed } from "./consumers/archive-feed";
 import { storeDeadLetters } from "./consumers/dead-letters";
 import { record } from "./consumers/record";
 import { transformer } from "./consumers/transformer";
 import { DEAD_LETTER_QUEUE, queueForCloudflareName } from "./topology";
 
-const HANDLERS: Record<string, BatchHandler> = { transformer, record };
+const HANDLERS: Record<string, BatchHandler> = { transformer, record, archive, "archive-feed": archiveFeed };
 
 export async function handleQueue(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   const queue = queueForCloudflareName(batch.queue);

@@ -60,22 +60,22 @@ function queue(name: string, consumer: string, origin: QueueDef["origin"] = "see
 export const DEAD_LETTER_QUEUE = "dead.letter.queue";
 
 export const QUEUES = [
-  queue("home.events.state_changes", "record"),
+  queue("home.events.state_changes", "archive-feed"),
   queue("home.events.automations", "record"),
-  queue("home.events.command_results", "record", "edgemesh"),
+  queue("home.events.command_results", "archive-feed", "edgemesh"),
   queue("sensors.temperature", "transformer"),
   queue("sensors.humidity", "transformer"),
-  queue("sensors.motion", "record"),
+  queue("sensors.motion", "archive-feed"),
   queue("sensors.energy", "transformer", "edgemesh"),
   queue("metrics.system", "record"),
   queue("metrics.application", "record"),
   queue("metrics.sensors", "record", "edgemesh"),
   queue("ai.inference.requests", "record"),
-  queue("ai.inference.results", "record"),
-  queue("alerts.critical", "record"),
+  queue("ai.inference.results", "archive-feed"),
+  queue("alerts.critical", "archive-feed"),
   queue("alerts.notifications", "record"),
-  queue("archive.events", "record"),
-  queue("archive.metrics", "record"),
+  queue("archive.events", "archive"),
+  queue("archive.metrics", "archive"),
   queue(DEAD_LETTER_QUEUE, "dead-letter"),
 ] as const satisfies readonly QueueDef[];
 

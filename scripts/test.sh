@@ -6,6 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
 bash scripts/install.sh
+# The archive tool's tests run against a real S3 server (versitygw), built once into the cache.
+if ! bash scripts/install-versitygw.sh >/dev/null; then
+  if [ "${CI:-}" = "true" ]; then echo "versitygw could not be built: the archive tool cannot be tested" >&2; exit 1; fi
+  echo "WARNING: versitygw could not be built; the archive tool's tests will be SKIPPED" >&2
+fi
 
 # The dashboard's static assets: the Worker's [assets] directory must exist before wrangler or
 # the workers project reads wrangler.toml, and the browser tests serve them.
@@ -19,6 +24,7 @@ npx wrangler types --check >/dev/null 2>&1 || { echo "worker-configuration.d.ts 
 npx tsc -p .
 npx tsc -p web
 npx tsc -p test/browser
+npx tsc -p tsconfig.node.json
 
 # The browser tests drive Debian's chromium (browsers cannot be downloaded here). CI installs it
 # in .ci/run; elsewhere we install it when we can (root with apt-get), and otherwise say so.

@@ -3,7 +3,8 @@
  * to the metrics path as `metrics.sensors.…`, normalized to canonical units keeping the unit each
  * reading arrived in. Ingest normalizes already; doing it again here is idempotent and covers
  * messages published before ingest did. The output id is derived from the input id, so a
- * redelivered input produces the same output and the series sink stores it once.
+ * redelivered input produces the same output and the series sink stores it once. The outputs are
+ * also sent to the archive (queues/consumers/archive-feed.ts).
  */
 import { derivedId } from "../../shared/ids";
 import type { Envelope, EnvelopeOf } from "../../shared/schemas/message";
@@ -11,6 +12,7 @@ import { normalizeReadings } from "../../shared/units";
 import type { BatchHandler } from "../consumer";
 import { ConsumerError } from "../errors";
 import { publish } from "../exchange";
+import { toArchive } from "./archive-feed";
 
 export async function transform(message: Envelope): Promise<EnvelopeOf<"metric">> {
   if (message.type !== "telemetry" && message.type !== "metric") {
@@ -38,7 +40,8 @@ export const transformer: BatchHandler = async (messages, { env }) => {
       errors.set(message.id, error);
     }
   }
-  // One publish for the batch; if it fails, every message of the batch is retried.
-  if (outputs.length > 0) await publish(env, outputs);
+  // One publish for the batch, and its copy to the archive; if either fails, every message of
+  // the batch is retried (the outputs' ids are derived, so a retry re-sends the same messages).
+  if (outputs.length > 0) await Promise.all([publish(env, outputs), toArchive(env, outputs)]);
   return errors;
 };

@@ -4,8 +4,8 @@
  * inferred from these schemas, never written by hand.
  */
 import { z } from "zod";
-import { DEVICE_ID_PATTERN, MESSAGE_ID_PATTERN } from "../ids";
-import { KEY_PROBLEM_MESSAGES, routingKeyProblem } from "../topics";
+import { DEVICE_ID_PATTERN, MESSAGE_ID_PATTERN } from "../ids.ts";
+import { KEY_PROBLEM_MESSAGES, routingKeyProblem } from "../topics.ts";
 
 export const SCHEMA_VERSION = 1;
 

@@ -2,7 +2,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { bindingsFor } from "../../queues/exchange";
-import { BINDINGS, EXCHANGES, QUEUES } from "../../queues/topology";
+import { BINDINGS, EXCHANGES, findQueue, QUEUES } from "../../queues/topology";
 import { ADMIN, call, createDevice, eventually, json, post, uniqueId } from "./helpers";
 
 /** Every seed-001 binding, with a routing key it must take and one it must not. */
@@ -83,8 +83,11 @@ describe("the topology", () => {
       expect(routed.sort(), `${exchange} ${key}`).toEqual([...queues].sort());
       sent.push([id, queues]);
     }
-    // Not only computed: each message was consumed from exactly the queues drawn.
-    for (const [id, queues] of sent) {
+    // Not only computed: each message was consumed from exactly the queues drawn — and, where a
+    // consumer keeps a copy, from both archive queues too (it forwards the same message there).
+    for (const [id, drawn] of sent) {
+      const archived = drawn.some((q) => findQueue(q)?.consumer === "archive-feed") ? ["archive.events", "archive.metrics"] : [];
+      const queues = [...new Set([...drawn, ...archived])];
       const delivered = await eventually(
         async () => {
           const body = await json<{ messages: { steps: { queue: string; status: string }[] }[] }>(
