@@ -25,7 +25,9 @@ async function getRoom(env: Env, id: string) {
   let row = await env.DB.prepare("SELECT * FROM rooms WHERE id = ?").bind(id).first<RoomRow>();
   if (!row) {
     // A room named by devices from before rooms had rows is still a room.
-    const named = await env.DB.prepare("SELECT MIN(created_at) AS created_at FROM devices WHERE room = ?").bind(id).first<{ created_at: string | null }>();
+    const named = await env.DB.prepare("SELECT MIN(created_at) AS created_at FROM devices WHERE room = ?")
+      .bind(id)
+      .first<{ created_at: string | null }>();
     if (!named?.created_at) throw new ApiError("not_found", `no room "${id}"`);
     row = { id, name: null, metadata: "{}", created_at: named.created_at };
   }

@@ -65,7 +65,14 @@ async function connect(
           () => reject(new Error(`no matching frame within ${timeoutMs} ms; got ${JSON.stringify(frames.slice(-5))}`)),
           timeoutMs,
         );
-        waiters.push({ predicate, from: frames.length, resolve: (f) => (clearTimeout(timer), resolve(f)) });
+        waiters.push({
+          predicate,
+          from: frames.length,
+          resolve: (f) => {
+            clearTimeout(timer);
+            resolve(f);
+          },
+        });
       });
     },
   };
