@@ -2,6 +2,7 @@ import { join } from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { exportJWK, generateKeyPair } from "jose";
 import { defineConfig } from "vitest/config";
+import { findPostgresBin, NO_POSTGRES_MESSAGE } from "./scripts/lib/postgres.ts";
 
 export default defineConfig(async () => {
   const migrations = await readD1Migrations(join(import.meta.dirname, "infra/migrations/d1"));
@@ -10,41 +11,61 @@ export default defineConfig(async () => {
   const access = await generateKeyPair("RS256", { extractable: true });
   const accessPublic = { ...(await exportJWK(access.publicKey)), kid: "test-access", alg: "RS256", use: "sig" };
   const accessPrivate = { ...(await exportJWK(access.privateKey)), kid: "test-access", alg: "RS256" };
+  const bindings = {
+    ADMIN_TOKEN: "test-admin-token",
+    JWT_SECRET: "test-jwt-secret-at-least-32-characters-long",
+    ALLOWED_ORIGINS: "https://dashboard.example",
+    ACCESS_AUD: "test-access-aud",
+    ACCESS_TEAM_DOMAIN: "https://team.cloudflareaccess.test",
+    ACCESS_JWKS: JSON.stringify({ keys: [accessPublic] }),
+    ACCESS_ADMINS: "boss@example.com",
+    TEST_ACCESS_PRIVATE_JWK: JSON.stringify(accessPrivate),
+    TEST_MIGRATIONS: migrations,
+  };
+  // The archivers batch for 30 s in wrangler.toml; tests wait 1 s, like every other queue.
+  const queueConsumers = Object.fromEntries(
+    ["edgemesh-archive-events", "edgemesh-archive-metrics"].map((queue) => [
+      queue,
+      { maxBatchSize: 100, maxBatchTimeout: 1, maxRetries: 3, deadLetterQueue: "edgemesh-dead-letter-queue" },
+    ]),
+  );
+  // The series suite runs twice: against D1 in "workers", against PostgreSQL through Hyperdrive in
+  // "workers-postgres". Without PostgreSQL, CI fails here; a developer's run says loudly what it left out.
+  const postgres = findPostgresBin();
+  if (!postgres && process.env.CI) throw new Error(`${NO_POSTGRES_MESSAGE} (CI=true: the PostgreSQL tests must run)`);
+  if (!postgres) console.warn(`\nSKIPPED: no PostgreSQL — the workers-postgres project does not run. ${NO_POSTGRES_MESSAGE}\n`);
+  const postgresProject = {
+    plugins: [
+      cloudflareTest(async ({ inject }) => ({
+        wrangler: { configPath: "./wrangler.toml" },
+        miniflare: {
+          bindings: { ...bindings, PG_CONTROL_URL: inject("pgControlUrl"), PG_URL: inject("pgUrl") },
+          queueConsumers,
+          hyperdrives: { HYPERDRIVE: inject("pgUrl") },
+        },
+      })),
+    ],
+    test: {
+      name: "workers-postgres",
+      include: ["test/workers/series/**/*.test.ts"],
+      setupFiles: ["test/workers/setup.ts"],
+      globalSetup: ["test/global/postgres.ts"],
+      // The outage tests stop the one PostgreSQL server: no other file may be using it then.
+      fileParallelism: false,
+    },
+  };
   return {
     test: {
       projects: [
         {
-          plugins: [
-            cloudflareTest({
-              wrangler: { configPath: "./wrangler.toml" },
-              miniflare: {
-                bindings: {
-                  ADMIN_TOKEN: "test-admin-token",
-                  JWT_SECRET: "test-jwt-secret-at-least-32-characters-long",
-                  ALLOWED_ORIGINS: "https://dashboard.example",
-                  ACCESS_AUD: "test-access-aud",
-                  ACCESS_TEAM_DOMAIN: "https://team.cloudflareaccess.test",
-                  ACCESS_JWKS: JSON.stringify({ keys: [accessPublic] }),
-                  ACCESS_ADMINS: "boss@example.com",
-                  TEST_ACCESS_PRIVATE_JWK: JSON.stringify(accessPrivate),
-                  TEST_MIGRATIONS: migrations,
-                },
-                // The archivers batch for 30 s in wrangler.toml; tests wait 1 s, like every other queue.
-                queueConsumers: Object.fromEntries(
-                  ["edgemesh-archive-events", "edgemesh-archive-metrics"].map((queue) => [
-                    queue,
-                    { maxBatchSize: 100, maxBatchTimeout: 1, maxRetries: 3, deadLetterQueue: "edgemesh-dead-letter-queue" },
-                  ]),
-                ),
-              },
-            }),
-          ],
+          plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" }, miniflare: { bindings, queueConsumers } })],
           test: {
             name: "workers",
             include: ["test/workers/**/*.test.ts"],
             setupFiles: ["test/workers/setup.ts"],
           },
         },
+        ...(postgres ? [postgresProject] : []),
         {
           test: {
             name: "node",

@@ -3,16 +3,19 @@ import { Hono } from "hono";
 import { pruneHistory } from "../queues/history";
 import { handleQueue } from "../queues/index";
 import { readConfig } from "../shared/config";
+import { maintainSeries } from "../shared/series/maintenance";
 import { ApiError, errorResponse, onError } from "./errors";
 import type { AppEnv } from "./middleware/auth";
 import { authRoutes } from "./routes/auth";
 import { deadLetterRoutes } from "./routes/dead-letters";
 import { deviceSelfRoutes } from "./routes/device-self";
 import { deviceRoutes } from "./routes/devices";
+import { energyRoutes } from "./routes/energy";
 import { ingestRoutes } from "./routes/ingest";
 import { liveRoutes } from "./routes/live";
 import { messageRoutes } from "./routes/messages";
 import { roomRoutes } from "./routes/rooms";
+import { seriesRoutes } from "./routes/series";
 import { systemRoutes } from "./routes/system";
 import { twinRoutes } from "./routes/twins";
 
@@ -31,6 +34,9 @@ export const app = new Hono<AppEnv>()
   .route("/v1/auth", authRoutes)
   .route("/v1/live", liveRoutes)
   .route("/v1/dead-letters", deadLetterRoutes)
+  .route("/v1/series", seriesRoutes)
+  // Seed 004's paths, kept as the seed's dashboards call them.
+  .route("/api/v1/energy", energyRoutes)
   .get("/", (c) => c.json({ name: "edgemesh", health: "/v1/health", topology: "/v1/topology" }))
   .notFound((c) => errorResponse(new ApiError("not_found", `no route ${c.req.method} ${new URL(c.req.url).pathname}`)))
   .onError(onError);
@@ -38,9 +44,13 @@ export const app = new Hono<AppEnv>()
 export default {
   fetch: app.fetch,
   queue: handleQueue,
-  /** Housekeeping on the cron of wrangler.toml: message history past its retention. */
+  /** Housekeeping on the cron of wrangler.toml: message history past its retention, series rollups and retention. */
   async scheduled(_controller, env) {
     const days = readConfig(env).MESSAGE_HISTORY_DAYS;
-    await pruneHistory(env, new Date(Date.now() - days * 86_400_000));
+    // Each job on its own: a database outage must not keep the other from running.
+    const [history, series] = await Promise.allSettled([pruneHistory(env, new Date(Date.now() - days * 86_400_000)), maintainSeries(env)]);
+    if (series.status === "fulfilled") console.log(JSON.stringify({ level: "info", msg: "series maintenance", ...series.value }));
+    const failed = [history, series].flatMap((r) => (r.status === "rejected" ? [String(r.reason)] : []));
+    if (failed.length > 0) throw new Error(`housekeeping failed: ${failed.join("; ")}`);
   },
 } satisfies ExportedHandler<Env>;

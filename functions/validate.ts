@@ -2,13 +2,22 @@
 import { zValidator } from "@hono/zod-validator";
 import type { ValidationTargets } from "hono";
 import type { z } from "zod";
-import { toIssues } from "../shared/error-codes";
+import { type Issue, toIssues } from "../shared/error-codes";
 import { ApiError } from "./errors";
+
+/** zod reports unknown keys of a strict object as one issue of the object; we name each key. */
+export function issuesOf(issues: readonly z.core.$ZodIssue[]): Issue[] {
+  return issues.flatMap((issue) =>
+    issue.code === "unrecognized_keys"
+      ? issue.keys.map((key) => ({ path: [...issue.path.map(String), key].join("."), message: "is not recognized" }))
+      : toIssues([issue]),
+  );
+}
 
 export function validate<T extends z.ZodType, Target extends keyof ValidationTargets>(target: Target, schema: T) {
   return zValidator(target, schema, (result) => {
     if (!result.success) {
-      const issues = toIssues(result.error.issues);
+      const issues = issuesOf(result.error.issues);
       const code = target === "query" ? "invalid_query" : "invalid_payload";
       throw new ApiError(code, issues.map((i) => `${i.path || target}: ${i.message}`).join("; "), { issues });
     }

@@ -4,10 +4,11 @@ import { archive } from "./consumers/archive";
 import { archiveFeed } from "./consumers/archive-feed";
 import { storeDeadLetters } from "./consumers/dead-letters";
 import { record } from "./consumers/record";
+import { series } from "./consumers/series";
 import { transformer } from "./consumers/transformer";
 import { DEAD_LETTER_QUEUE, queueForCloudflareName } from "./topology";
 
-const HANDLERS: Record<string, BatchHandler> = { transformer, record, archive, "archive-feed": archiveFeed };
+const HANDLERS: Record<string, BatchHandler> = { transformer, record, series, archive, "archive-feed": archiveFeed };
 
 export async function handleQueue(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   const queue = queueForCloudflareName(batch.queue);

@@ -1,6 +1,6 @@
 /**
  * The consumer of queues whose own consumer is not built yet (automations, AI requests,
- * notifications, series): it acknowledges and counts. See docs/topology.md for which queues use it.
+ * notifications): it acknowledges and counts. See docs/topology.md for which queues use it.
  */
 import type { BatchHandler } from "../consumer";
 

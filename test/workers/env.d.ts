@@ -9,6 +9,12 @@ declare global {
       ACCESS_TEAM_DOMAIN: string;
       ACCESS_JWKS: string;
       ACCESS_ADMINS: string;
+      /** Only in the workers-postgres project (vitest.config.ts): the series store is PostgreSQL. */
+      HYPERDRIVE?: Hyperdrive;
+      /** workers-postgres: POST /stop and /start the test's PostgreSQL server (test/global/postgres.ts). */
+      PG_CONTROL_URL?: string;
+      /** workers-postgres: the server's own address, to check rows without the store under test. */
+      PG_URL?: string;
     }
   }
 }

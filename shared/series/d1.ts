@@ -1,0 +1,200 @@
+/**
+ * The series store on D1, the embedded default. Rows travel as one JSON parameter per statement
+ * (`json_each`), so a batch of any size is a handful of statements, never hundreds, and no
+ * value is ever spliced into SQL; only whitelisted column and table names are.
+ */
+import type { SeriesRow } from "../schemas/series";
+import type {
+  LatestFilter,
+  LatestReading,
+  PartialAggregate,
+  RawPoint,
+  RollupResult,
+  RollupState,
+  SeriesFilter,
+  SeriesStore,
+  Source,
+  TimeRange,
+} from "./store";
+import { DAY_MS, floorTo, HOUR_MS } from "./time";
+import { distinctHours, newestPerKey } from "./write-plan";
+
+/** Rows per statement: keeps the JSON parameter well under D1's 2 MB value limit. */
+const ROWS_PER_STATEMENT = 1000;
+
+const TABLES: Record<Source, string> = { raw: "readings", hour: "readings_hourly", day: "readings_daily" };
+const GROUP_COLUMNS = { device: "device", room: "room" } as const;
+
+function where(filter: SeriesFilter, timeColumn: string, range: TimeRange): { sql: string; params: unknown[] } {
+  const clauses = [`metric = ?`, `${timeColumn} >= ?`, `${timeColumn} < ?`];
+  const params: unknown[] = [filter.metric, range.start, range.end];
+  if (filter.device !== undefined) clauses.push("device = ?") && params.push(filter.device);
+  if (filter.room !== undefined) clauses.push("room = ?") && params.push(filter.room);
+  return { sql: clauses.join(" AND "), params };
+}
+
+export class D1SeriesStore implements SeriesStore {
+  readonly kind = "d1";
+  readonly #db: D1Database;
+
+  constructor(db: D1Database) {
+    this.#db = db;
+  }
+
+  async write(rows: readonly SeriesRow[]): Promise<number> {
+    if (rows.length === 0) return 0;
+    const statements: D1PreparedStatement[] = [];
+    for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) {
+      const chunk = rows
+        .slice(i, i + ROWS_PER_STATEMENT)
+        .map((r) => [r.time, r.device, r.metric, r.value, r.unit, r.message_id, r.room, JSON.stringify(r.tags)]);
+      statements.push(
+        this.#db
+          .prepare(
+            `INSERT OR IGNORE INTO readings (time, device, metric, value, unit, message_id, room, tags)
+             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7
+             FROM json_each(?1)`,
+          )
+          .bind(JSON.stringify(chunk)),
+      );
+    }
+    const inserts = statements.length;
+    statements.push(
+      this.#db
+        .prepare("INSERT OR IGNORE INTO series_dirty_hours (hour) SELECT value FROM json_each(?1)")
+        .bind(JSON.stringify(distinctHours(rows))),
+    );
+    const latest = newestPerKey(rows).map((r) => [r.device, r.metric, r.time, r.value, r.unit, r.room, r.message_id]);
+    statements.push(
+      this.#db
+        .prepare(
+          `INSERT INTO series_latest (device, metric, time, value, unit, room, message_id)
+           SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6 FROM json_each(?1) WHERE true
+           ON CONFLICT (device, metric) DO UPDATE SET time = excluded.time, value = excluded.value, unit = excluded.unit,
+             room = excluded.room, message_id = excluded.message_id
+           WHERE excluded.time > series_latest.time`,
+        )
+        .bind(JSON.stringify(latest)),
+    );
+    // One batch is one transaction: rows, rollup marks and latest values land together or not at all.
+    const results = await this.#db.batch(statements);
+    return results.slice(0, inserts).reduce((n, r) => n + (r.meta.changes ?? 0), 0);
+  }
+
+  async partials(filter: SeriesFilter, range: TimeRange, bucketMs: number, source: Source): Promise<PartialAggregate[]> {
+    const group = GROUP_COLUMNS[filter.group];
+    const table = TABLES[source];
+    const w = where(filter, source === "raw" ? "time" : "bucket", range);
+    // The last value of a bucket is the one with the newest time: the row numbered 1 from the end.
+    const sql =
+      source === "raw"
+        ? `SELECT b AS bucket, grp AS "group", count(*) AS count, sum(value) AS sum, min(value) AS min, max(value) AS max,
+             max(time) AS last_time, max(CASE WHEN rn = 1 THEN value END) AS last_value, max(unit) AS unit
+           FROM (SELECT time - time % ? AS b, ${group} AS grp, time, value, unit,
+                   row_number() OVER (PARTITION BY time - time % ?, ${group} ORDER BY time DESC) AS rn
+                 FROM readings WHERE ${w.sql})
+           GROUP BY b, grp`
+        : `SELECT b AS bucket, grp AS "group", sum(count) AS count, sum(sum) AS sum, min(min) AS min, max(max) AS max,
+             max(last_time) AS last_time, max(CASE WHEN rn = 1 THEN last_value END) AS last_value, max(unit) AS unit
+           FROM (SELECT bucket - bucket % ? AS b, ${group} AS grp, count, sum, min, max, last_time, last_value, unit,
+                   row_number() OVER (PARTITION BY bucket - bucket % ?, ${group} ORDER BY last_time DESC) AS rn
+                 FROM ${table} WHERE ${w.sql})
+           GROUP BY b, grp`;
+    const { results } = await this.#db
+      .prepare(sql)
+      .bind(bucketMs, bucketMs, ...w.params)
+      .all<PartialAggregate>();
+    return results;
+  }
+
+  async raw(filter: SeriesFilter, range: TimeRange, limit: number): Promise<RawPoint[]> {
+    const w = where(filter, "time", range);
+    const { results } = await this.#db
+      .prepare(`SELECT device, time, value, unit, message_id FROM readings WHERE ${w.sql} ORDER BY time, device LIMIT ?`)
+      .bind(...w.params, limit)
+      .all<RawPoint>();
+    return results;
+  }
+
+  async latest(filter: LatestFilter): Promise<LatestReading[]> {
+    const clauses: string[] = [];
+    const params: unknown[] = [];
+    if (filter.metrics) clauses.push("metric IN (SELECT value FROM json_each(?))") && params.push(JSON.stringify(filter.metrics));
+    if (filter.device !== undefined) clauses.push("device = ?") && params.push(filter.device);
+    if (filter.room !== undefined) clauses.push("room = ?") && params.push(filter.room);
+    const { results } = await this.#db
+      .prepare(
+        `SELECT device, metric, time, value, unit, room, message_id FROM series_latest
+         ${clauses.length ? `WHERE ${clauses.join(" AND ")}` : ""} ORDER BY device, metric LIMIT 10000`,
+      )
+      .bind(...params)
+      .all<LatestReading>();
+    return results;
+  }
+
+  async rollupState(range: TimeRange): Promise<RollupState> {
+    const row = await this.#db
+      .prepare(
+        `SELECT (SELECT value FROM series_state WHERE key = 'rolled_until') AS rolled_until,
+           (SELECT json_group_array(hour) FROM series_dirty_hours WHERE hour >= ?1 AND hour < ?2) AS dirty`,
+      )
+      .bind(floorTo(range.start, HOUR_MS), range.end)
+      .first<{ rolled_until: number | null; dirty: string }>();
+    return { rolledUntil: row?.rolled_until ?? 0, dirtyHours: JSON.parse(row?.dirty ?? "[]") as number[] };
+  }
+
+  async rollup(now: number, rawHorizon: number): Promise<RollupResult> {
+    const nowHour = floorTo(now, HOUR_MS);
+    const horizon = floorTo(rawHorizon, HOUR_MS);
+    const claimed = "SELECT hour FROM series_dirty_hours WHERE hour < ?1";
+    const db = this.#db;
+    // One batch, one transaction: nothing the sink writes meanwhile can slip between the
+    // recomputation and the removal of the marks.
+    const [counted] = await db.batch([
+      db.prepare(`SELECT count(*) AS n FROM series_dirty_hours WHERE hour >= ?2 AND hour < ?1`).bind(nowHour, horizon),
+      db.prepare(`DELETE FROM readings_hourly WHERE bucket IN (${claimed} AND hour >= ?2)`).bind(nowHour, horizon),
+      db
+        .prepare(
+          `INSERT INTO readings_hourly (bucket, device, metric, room, unit, count, sum, min, max, last_time, last_value)
+           SELECT hour, device, metric, room, max(unit), count(*), sum(value), min(value), max(value), max(time),
+             max(CASE WHEN rn = 1 THEN value END)
+           FROM (SELECT d.hour, r.device, r.metric, r.room, r.unit, r.time, r.value,
+                   row_number() OVER (PARTITION BY d.hour, r.device, r.metric, r.room ORDER BY r.time DESC) AS rn
+                 FROM series_dirty_hours d JOIN readings r ON r.time >= d.hour AND r.time < d.hour + ${HOUR_MS}
+                 WHERE d.hour >= ?2 AND d.hour < ?1)
+           GROUP BY hour, device, metric, room`,
+        )
+        .bind(nowHour, horizon),
+      db.prepare(`DELETE FROM readings_daily WHERE bucket IN (SELECT DISTINCT hour - hour % ${DAY_MS} FROM (${claimed}))`).bind(nowHour),
+      db
+        .prepare(
+          `INSERT INTO readings_daily (bucket, device, metric, room, unit, count, sum, min, max, last_time, last_value)
+           SELECT day, device, metric, room, max(unit), sum(count), sum(sum), min(min), max(max), max(last_time),
+             max(CASE WHEN rn = 1 THEN last_value END)
+           FROM (SELECT bucket - bucket % ${DAY_MS} AS day, device, metric, room, unit, count, sum, min, max, last_time, last_value,
+                   row_number() OVER (PARTITION BY bucket - bucket % ${DAY_MS}, device, metric, room ORDER BY last_time DESC) AS rn
+                 FROM readings_hourly
+                 WHERE bucket - bucket % ${DAY_MS} IN (SELECT DISTINCT hour - hour % ${DAY_MS} FROM (${claimed})))
+           GROUP BY day, device, metric, room`,
+        )
+        .bind(nowHour),
+      db.prepare(`DELETE FROM series_dirty_hours WHERE hour < ?1`).bind(nowHour),
+      db
+        .prepare("INSERT INTO series_state (key, value) VALUES ('rolled_until', ?1) ON CONFLICT (key) DO UPDATE SET value = max(value, ?1)")
+        .bind(nowHour),
+    ]);
+    const hours = (counted?.results?.[0] as { n: number } | undefined)?.n ?? 0;
+    return { hours, rolledUntil: nowHour };
+  }
+
+  async prune(cutoffs: { raw: number; rollup: number }): Promise<{ raw: number; rollup: number }> {
+    const [raw, hourly, daily] = await this.#db.batch([
+      this.#db.prepare("DELETE FROM readings WHERE time < ?").bind(cutoffs.raw),
+      this.#db.prepare("DELETE FROM readings_hourly WHERE bucket < ?").bind(cutoffs.rollup),
+      this.#db.prepare("DELETE FROM readings_daily WHERE bucket < ?").bind(cutoffs.rollup),
+    ]);
+    return { raw: raw?.meta.changes ?? 0, rollup: (hourly?.meta.changes ?? 0) + (daily?.meta.changes ?? 0) };
+  }
+
+  async close(): Promise<void> {}
+}
