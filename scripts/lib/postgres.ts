@@ -7,7 +7,7 @@
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import { freePort } from "./local-edge.ts";
@@ -24,6 +24,8 @@ export interface PostgresCluster {
   /** Starts it again on the same port after stop(). */
   start(): void;
   running(): boolean;
+  /** The server's (postmaster's) process id while it runs. */
+  serverPid(): number | undefined;
   /** Stops the server and deletes the folder. */
   destroy(): void;
 }
@@ -126,8 +128,14 @@ export async function startPostgres(options: { port?: number; log?: boolean } = 
       rmSync(dir, { recursive: true, force: true });
     }
   };
-  // A test run that dies must not leave a server behind.
+  // A run that ends, or is interrupted, must not leave a server behind.
   process.once("exit", destroy);
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.once(signal, () => {
+      destroy();
+      process.exit(128 + (signal === "SIGINT" ? 2 : 15));
+    });
+  }
 
   return {
     url: `postgres://edgemesh:${password}@127.0.0.1:${port}/edgemesh`,
@@ -137,6 +145,13 @@ export async function startPostgres(options: { port?: number; log?: boolean } = 
     stop,
     start,
     running: () => up,
+    serverPid: () => {
+      try {
+        return up ? Number(readFileSync(join(dataDir, "postmaster.pid"), "utf8").split("\n")[0]) : undefined;
+      } catch {
+        return undefined;
+      }
+    },
     destroy,
   };
 }
