@@ -18,7 +18,8 @@
  * Each round empties the tables and runs every target once, in a rotated order; rows/s is the
  * median over the rounds, p50/p99 are over every batch of every round. Memory: the PostgreSQL
  * server's process tree (RSS from /proc) at the end of each target's run and this process's
- * peak RSS. It prints figures and never fails on one; it exits 1 when a target stored a
+ * peak RSS. "other CPU" is the cores anything else on the machine kept busy meanwhile (mean over
+ * the rounds): above about 0.25 the row is low by an unknown amount. It prints figures and never fails on one; it exits 1 when a target stored a
  * different number of rows than it was given.
  *
  *   node bench/series.ts [--messages 20000] [--batch-messages 100] [--rounds 3] [--markdown]
@@ -30,7 +31,7 @@ import { parseArgs } from "node:util";
 import postgres, { type Sql } from "postgres";
 import { migrate } from "../infra/postgres/migrate.ts";
 import { type PostgresCluster, startPostgres } from "../scripts/lib/postgres.ts";
-import { treeUsage } from "./lib/proc.ts";
+import { machineBusySeconds, treeCpuSeconds, treeUsage } from "./lib/proc.ts";
 import { fixed, ratio, summarize } from "./lib/stats.ts";
 import { type Column, markdownTable, textTable } from "./lib/table.ts";
 
@@ -201,6 +202,19 @@ interface Measured {
   seconds: number[];
   batchMs: number[];
   serverRssMb: number[];
+  /** Cores busy with anything but this benchmark and its server, per run. */
+  otherCores: number[];
+}
+
+/** CPU seconds of the machine, of the server's process tree and of this process, now. */
+function cpuNow(pg: PostgresCluster) {
+  const pid = pg.serverPid();
+  const usage = process.cpuUsage();
+  return {
+    machine: machineBusySeconds(),
+    server: pid === undefined ? undefined : treeCpuSeconds(pid),
+    self: (usage.user + usage.system) / 1e6,
+  };
 }
 
 function serverRssMb(pg: PostgresCluster): number | undefined {
@@ -224,7 +238,7 @@ async function main(): Promise<number> {
       `PostgreSQL ${pg.major} on 127.0.0.1:${pg.port}, ${migrated.timescale ? "TimescaleDB" : "plain PostgreSQL (no timescaledb)"}`,
     );
     await sql`CREATE TABLE bench_readings (LIKE readings INCLUDING ALL)`;
-    const measured = new Map<string, Measured>(targets.map((t) => [t.name, { seconds: [], batchMs: [], serverRssMb: [] }]));
+    const measured = new Map<string, Measured>(targets.map((t) => [t.name, { seconds: [], batchMs: [], serverRssMb: [], otherCores: [] }]));
     let peakRss = process.memoryUsage().rss;
 
     // Warm-up, not counted: the server's caches and postgres.js's prepared statements.
@@ -244,13 +258,25 @@ async function main(): Promise<number> {
         if (!m) continue;
         if (target.table === "bench_readings") await sql`TRUNCATE bench_readings`;
         await sql`CHECKPOINT`;
+        const cpuBefore = cpuNow(pg);
         const started = performance.now();
         for (const batch of batches) {
           const t0 = performance.now();
           await target.write(sql, batch);
           m.batchMs.push(performance.now() - t0);
         }
-        m.seconds.push((performance.now() - started) / 1000);
+        const wall = (performance.now() - started) / 1000;
+        m.seconds.push(wall);
+        const cpuAfter = cpuNow(pg);
+        if (
+          cpuBefore.machine !== undefined &&
+          cpuAfter.machine !== undefined &&
+          cpuBefore.server !== undefined &&
+          cpuAfter.server !== undefined
+        ) {
+          const other = cpuAfter.machine - cpuBefore.machine - (cpuAfter.server - cpuBefore.server) - (cpuAfter.self - cpuBefore.self);
+          m.otherCores.push(Math.max(0, other / wall));
+        }
         peakRss = Math.max(peakRss, process.memoryUsage().rss);
         const rss = serverRssMb(pg);
         if (rss !== undefined) m.serverRssMb.push(rss);
@@ -271,6 +297,7 @@ async function main(): Promise<number> {
       { header: "p50 ms/batch", align: "right" },
       { header: "p99 ms/batch", align: "right" },
       { header: "server RSS MB", align: "right" },
+      { header: "other CPU", align: "right" },
     ];
     const median = (xs: number[]) => summarize(xs).p50;
     const rowsPerSecond = (name: string) => total / median(measured.get(name)?.seconds ?? []);
@@ -288,6 +315,7 @@ async function main(): Promise<number> {
         fixed(latency.p50, 2),
         fixed(latency.p99, 2),
         m.serverRssMb.length ? fixed(Math.max(...m.serverRssMb), 0) : "-",
+        m.otherCores.length ? fixed(summarize(m.otherCores).mean, 2) : "-",
       ];
     });
     console.log(`\n${textTable(columns, rows)}`);
@@ -296,6 +324,9 @@ async function main(): Promise<number> {
         .map((l) => l.toFixed(2))
         .join(" ")}; node ${process.version}`,
     );
+    const busiest = Math.max(...[...measured.values()].flatMap((m) => m.otherCores));
+    if (busiest > 0.25)
+      console.log(`note: other work used up to ${fixed(busiest, 2)} cores during a run; those figures are low by an unknown amount`);
     if (flags.markdown) console.log(`\n${markdownTable(columns, rows)}`);
   } finally {
     await sql.end();
