@@ -12,10 +12,10 @@ export const BOOL_UNIT = "bool";
 const NO_ROOM = "unassigned";
 
 /**
- * The room a reading belongs to: the sender's `metadata.room` when it names one, else the
- * location level of a sensor routing key (`sensors.<type>.<room>`, or the transformer's
- * `metrics.sensors.<type>.<room>`). System and application metrics name hosts and services
- * there, not rooms, so they have none unless the metadata says so.
+ * The room a reading belongs to: `metadata.room` (ingest sets it from the device's room) when
+ * there is one, else the location level of a sensor routing key (`sensors.<type>.<room>`, or the
+ * transformer's `metrics.sensors.<type>.<room>`). System and application metrics name hosts and
+ * services there, not rooms, so they have none unless the metadata says so.
  */
 export function roomOf(message: Pick<Envelope, "routing_key" | "metadata">): string | null {
   const fromMetadata = message.metadata.room;
