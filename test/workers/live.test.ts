@@ -121,7 +121,7 @@ describe("subscriptions", () => {
     await post("/v1/telemetry", a.token, { payload: { temperature: 21 } });
     await post("/v1/telemetry", a.token, { payload: { temperature: 22 } });
     const u2 = await client.next(
-      (f) => f.type === "update" && (f.data?.readings as Record<string, { value: number }>)?.temperature?.value === 22,
+      (f) => f.type === "update" && (f.data?.readings as Record<string, { value: number }> | undefined)?.temperature?.value === 22,
     );
     const twinUpdates = client.frames.filter((f) => f.type === "update" && f.stream === "twin");
     const seqs = twinUpdates.map((f) => f.seq as number);
