@@ -29,6 +29,12 @@ export default defineConfig(async () => {
       { maxBatchSize: 100, maxBatchTimeout: 1, maxRetries: 3, deadLetterQueue: "edgemesh-dead-letter-queue" },
     ]),
   );
+  // As wrangler.toml's [alias]: mqtt-packet's parser needs bl's BufferList, not its stream (which
+  // cannot load in workerd). Pre-bundling mqtt-packet makes the alias apply inside it too.
+  const mqttPacket = {
+    resolve: { alias: { bl: join(import.meta.dirname, "node_modules/bl/BufferList.js") } },
+    deps: { optimizer: { ssr: { enabled: true, include: ["mqtt-packet"] } } },
+  };
   // The series suite runs twice: against D1 in "workers", against PostgreSQL through Hyperdrive in
   // "workers-postgres". Without PostgreSQL, CI fails here; a developer's run says loudly what it left out.
   const postgres = findPostgresBin();
@@ -45,8 +51,10 @@ export default defineConfig(async () => {
         },
       })),
     ],
+    resolve: mqttPacket.resolve,
     test: {
       name: "workers-postgres",
+      deps: mqttPacket.deps,
       include: ["test/workers/series/**/*.test.ts"],
       setupFiles: ["test/workers/setup.ts"],
       globalSetup: ["test/global/postgres.ts"],
@@ -59,8 +67,10 @@ export default defineConfig(async () => {
       projects: [
         {
           plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" }, miniflare: { bindings, queueConsumers } })],
+          resolve: mqttPacket.resolve,
           test: {
             name: "workers",
+            deps: mqttPacket.deps,
             include: ["test/workers/**/*.test.ts"],
             setupFiles: ["test/workers/setup.ts"],
           },

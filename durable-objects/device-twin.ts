@@ -165,6 +165,7 @@ export type TwinApi = Pick<
   | "pollCommands"
   | "takeCommands"
   | "completeCommand"
+  | "checkSecret"
 >;
 
 export function twinStub(env: Env, deviceId: string): TwinApi {
@@ -310,6 +311,11 @@ export class DeviceTwin extends DurableObject<Env> {
 
   async profile(): Promise<TwinProfile | undefined> {
     return this.#profile;
+  }
+
+  /** Whether a secret is the device's current one (the MQTT gateway's CONNECT). */
+  async checkSecret(secret: string): Promise<boolean> {
+    return (await this.#authenticate(secret)) !== undefined;
   }
 
   // ── Ingest ──────────────────────────────────────────────────────────────────────────────
@@ -785,6 +791,12 @@ export class DeviceTwin extends DurableObject<Env> {
     this.#announceCommands([command]);
     for (const wake of this.#pollWaiters) wake();
     this.#pollWaiters.clear();
+    // A device connected over MQTT hears of it at once (durable-objects/mqtt-session.ts).
+    this.ctx.waitUntil(
+      this.env.MQTT_SESSION.getByName(this.#profile.id)
+        .commandsWaiting()
+        .catch(() => undefined),
+    );
     await this.#schedule();
     return { ok: true, command };
   }

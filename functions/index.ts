@@ -14,6 +14,7 @@ import { energyRoutes } from "./routes/energy";
 import { ingestRoutes } from "./routes/ingest";
 import { liveRoutes } from "./routes/live";
 import { messageRoutes } from "./routes/messages";
+import { mqttRoutes } from "./routes/mqtt";
 import { roomRoutes } from "./routes/rooms";
 import { seriesRoutes } from "./routes/series";
 import { systemRoutes } from "./routes/system";
@@ -21,6 +22,7 @@ import { twinRoutes } from "./routes/twins";
 
 export { DeviceTwin } from "../durable-objects/device-twin";
 export { LiveHub } from "../durable-objects/live-hub";
+export { MqttSession } from "../durable-objects/mqtt-session";
 export { RoomActor } from "../durable-objects/room";
 
 export const app = new Hono<AppEnv>()
@@ -37,6 +39,7 @@ export const app = new Hono<AppEnv>()
   .route("/v1/series", seriesRoutes)
   // Seed 004's paths, kept as the seed's dashboards call them.
   .route("/api/v1/energy", energyRoutes)
+  .route("/mqtt", mqttRoutes)
   .get("/", (c) => c.json({ name: "edgemesh", health: "/v1/health", topology: "/v1/topology" }))
   .notFound((c) => errorResponse(new ApiError("not_found", `no route ${c.req.method} ${new URL(c.req.url).pathname}`)))
   .onError(onError);

@@ -40,6 +40,8 @@ const ConfigSchema = z.object({
   SERIES_TIMEOUT_MS: int(3000, 100, 60_000),
   SERIES_BREAKER_FAILURES: int(5, 1, 1000),
   SERIES_BREAKER_COOLDOWN_SECONDS: int(30, 1, 3600),
+  MQTT_MAX_PACKET_BYTES: int(131_072, 1024, 1_048_576),
+  MQTT_RECEIVE_MAXIMUM: int(32, 1, 65_535),
   TOPIC_RULES: z
     .string()
     .optional()

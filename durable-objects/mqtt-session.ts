@@ -1,0 +1,766 @@
+/**
+ * MqttSession: the edge's MQTT gateway, one Durable Object per device (name = device id), so no
+ * object ever carries every client. It holds the device's MQTT-over-WebSocket connections as
+ * hibernatable WebSockets, parses MQTT 3.1.1 and 5.0 with mqtt-packet, authenticates CONNECT
+ * against the device's twin, and hands every PUBLISH to the twin's `ingest` — the same
+ * validation, permissions, rate and duplicate handling as HTTPS. Commands from the twin's
+ * outbox go out as PUBLISH to `devices/<id>/commands`; results come back on
+ * `devices/<id>/commands/<cmd-id>/result`. Protocol notes: docs/mqtt.md.
+ *
+ * One handler per packet type; every refusal and violation is an MqttError carrying its reason
+ * code, with the rule of the spec it enforces cited beside the check.
+ */
+import { DurableObject } from "cloudflare:workers";
+import { generate, type IConnectPacket, type IPublishPacket, parser as mqttParser, type Packet } from "mqtt-packet";
+import { readConfig } from "../shared/config";
+import { parseDeviceToken } from "../shared/credentials";
+import {
+  CONNACK_V4,
+  classifyTopic,
+  clientIdBelongs,
+  connackV4,
+  deviceTopics,
+  type MqttCommandDelivery,
+  MqttCommandResult,
+  MqttError,
+  REASON,
+  subscribable,
+  WS_CLOSE,
+} from "../shared/mqtt";
+import type { MessageType } from "../shared/schemas/message";
+import { mapTopic, mqttTopicProblem } from "../shared/topics";
+import type { Command } from "./command-outbox";
+import { type TwinApi, twinStub } from "./device-twin";
+
+type Version = 3 | 4 | 5;
+
+interface Will {
+  topic: string;
+  qos: number;
+}
+
+/** What survives hibernation with each socket (serializeAttachment). */
+interface Conn {
+  device: string;
+  ip: string;
+  /** "open": no CONNECT yet; "closed": the gateway ended it (webSocketClose must not act again). */
+  state: "open" | "connected" | "closed";
+  openedAt: number;
+  version: Version;
+  clientId: string;
+  keepalive: number;
+  lastSeen: number;
+  will: Will | null;
+  /** The device secret, for the twin's ingest; held only with the live socket, never in storage. */
+  secret: string;
+  persistent: boolean;
+  sessionExpiry: number;
+  subs: { commands: number | null; desired: number | null };
+  /** QoS 2 packet ids received and PUBREC'd, awaiting PUBREL. */
+  awaitingRel: number[];
+  /** Our QoS 1 publishes awaiting PUBACK: packet id → command id. */
+  outbound: Record<string, string>;
+  nextId: number;
+  aliases: Record<string, string>;
+  clientReceiveMax: number;
+  clientMaxPacket: number;
+  /** A packet was split across frames when the socket last went idle. */
+  partial: boolean;
+}
+
+const SCHEMA = `CREATE TABLE IF NOT EXISTS sessions (client_id TEXT PRIMARY KEY, subs TEXT NOT NULL, expires INTEGER NOT NULL);`;
+/** A CONNECT must arrive this soon after the upgrade. */
+const CONNECT_TIMEOUT_MS = 10_000;
+/** Subscribed connections also poll the outbox this often, in case a notification was lost. */
+const COMMAND_POLL_MS = 30_000;
+/** MQTT 3.1.1 sessions have no expiry of their own; the gateway keeps them this long. */
+const V4_SESSION_EXPIRY_S = 7 * 86_400;
+const TOPIC_ALIAS_MAXIMUM = 16;
+
+/** mqtt-packet's streaming parser, as the gateway uses it (its typings lean on Node's types). */
+interface PacketParser {
+  parse(bytes: Uint8Array): number;
+  on(event: "packet", listener: (packet: Packet) => void): void;
+  on(event: "error", listener: (error: Error) => void): void;
+  /** The packet being parsed; its length is known once its fixed header is in. */
+  packet: { length: number };
+}
+
+/** A parser per connection, with what it produced from the current frame. */
+interface Reader {
+  parser: PacketParser;
+  packets: Packet[];
+  error: Error | undefined;
+}
+
+function newReader(protocolVersion: Version): Reader {
+  const parser = mqttParser({ protocolVersion }) as unknown as PacketParser;
+  const reader: Reader = { parser, packets: [], error: undefined };
+  parser.on("packet", (packet) => reader.packets.push(packet));
+  parser.on("error", (error) => {
+    reader.error ??= error;
+  });
+  return reader;
+}
+
+export function sessionStub(env: Env, deviceId: string): DurableObjectStub<MqttSession> {
+  return env.MQTT_SESSION.getByName(deviceId);
+}
+
+export class MqttSession extends DurableObject<Env> {
+  #parsers = new Map<WebSocket, Reader>();
+  #chains = new Map<WebSocket, Promise<void>>();
+  #schema = false;
+
+  #sql(): SqlStorage {
+    if (!this.#schema) this.ctx.storage.sql.exec(SCHEMA);
+    this.#schema = true;
+    return this.ctx.storage.sql;
+  }
+
+  #twin(conn: Conn): TwinApi {
+    return twinStub(this.env, conn.device);
+  }
+
+  /** The upgrade, forwarded by the Worker with the device id and client address it set. */
+  override async fetch(request: Request): Promise<Response> {
+    if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") return new Response("expected a WebSocket upgrade", { status: 426 });
+    const pair = new WebSocketPair();
+    const [client, server] = [pair[0], pair[1]];
+    this.ctx.acceptWebSocket(server);
+    const now = Date.now();
+    const conn: Conn = {
+      device: request.headers.get("x-edgemesh-device") ?? "",
+      ip: request.headers.get("x-edgemesh-client") ?? "unknown",
+      state: "open",
+      openedAt: now,
+      version: 4,
+      clientId: "",
+      keepalive: 0,
+      lastSeen: now,
+      will: null,
+      secret: "",
+      persistent: false,
+      sessionExpiry: 0,
+      subs: { commands: null, desired: null },
+      awaitingRel: [],
+      outbound: {},
+      nextId: 1,
+      aliases: {},
+      clientReceiveMax: 65_535,
+      clientMaxPacket: 268_435_455,
+      partial: false,
+    };
+    server.serializeAttachment(conn);
+    this.#parsers.set(server, newReader(4));
+    await this.#scheduleAt(now + CONNECT_TIMEOUT_MS);
+    // [MQTT-6.0.0-4] the server selects the subprotocol "mqtt".
+    return new Response(null, { status: 101, webSocket: client, headers: { "sec-websocket-protocol": "mqtt" } });
+  }
+
+  // ── Frames ──────────────────────────────────────────────────────────────────────────────
+
+  override async webSocketMessage(ws: WebSocket, data: string | ArrayBuffer): Promise<void> {
+    // Packets of one connection are handled strictly in order, even across awaits.
+    const previous = this.#chains.get(ws) ?? Promise.resolve();
+    const next = previous.then(() => this.#frame(ws, data)).catch((error: unknown) => this.#fail(ws, error));
+    this.#chains.set(ws, next);
+    await next;
+  }
+
+  async #frame(ws: WebSocket, data: string | ArrayBuffer): Promise<void> {
+    const conn = ws.deserializeAttachment() as Conn;
+    if (conn.state === "closed") return;
+    // [MQTT-6.0.0-1] MQTT control packets travel in binary WebSocket frames only.
+    if (typeof data === "string") throw new MqttError(REASON.malformedPacket, "text frame; MQTT uses binary frames", "MQTT-6.0.0-1");
+    let reader = this.#parsers.get(ws);
+    if (!reader) {
+      // Woken from hibernation: a packet split across frames before the sleep is lost with the
+      // parser's memory, and guessing where the next packet starts would be worse than closing.
+      if (conn.partial) throw new MqttError(REASON.malformedPacket, "the rest of a split packet arrived after the gateway restarted");
+      reader = newReader(conn.version);
+      this.#parsers.set(ws, reader);
+    }
+    const max = readConfig(this.env).MQTT_MAX_PACKET_BYTES;
+    const left = reader.parser.parse(new Uint8Array(data));
+    const packets = reader.packets.splice(0);
+    const parseError = reader.error;
+    // Packets that parsed before a malformed one are still handled, in order.
+    for (const packet of packets) {
+      const current = ws.deserializeAttachment() as Conn;
+      if (current.state === "closed") return;
+      // [MQTT-3.1.2-24] any packet counts as activity for the keep alive.
+      current.lastSeen = Date.now();
+      // v5 §3.2.2.3.6: a packet over the Maximum Packet Size the server announced is 0x95.
+      if ((packet.length ?? 0) > max) throw new MqttError(REASON.packetTooLarge, `a packet of ${packet.length} bytes; the limit is ${max}`);
+      await this.#packet(ws, current, packet);
+    }
+    if (parseError) throw new MqttError(REASON.malformedPacket, parseError.message, "MQTT-4.13.1-1");
+    // The packet still arriving announced its remaining length already: refuse it before buffering it all.
+    const pending = reader.parser.packet.length;
+    if (pending > max) throw new MqttError(REASON.packetTooLarge, `a packet of ${pending} bytes; the limit is ${max}`);
+    const after = ws.deserializeAttachment() as Conn;
+    if (after.state === "closed") return;
+    after.partial = left > 0;
+    ws.serializeAttachment(after);
+  }
+
+  /** One handler per packet type. */
+  async #packet(ws: WebSocket, conn: Conn, packet: Packet): Promise<void> {
+    if (packet.cmd !== "connect" && conn.state !== "connected") {
+      // [MQTT-3.1.0-1] the first packet from the client MUST be CONNECT.
+      throw new MqttError(REASON.protocolError, `${packet.cmd} before CONNECT`, "MQTT-3.1.0-1");
+    }
+    switch (packet.cmd) {
+      case "connect":
+        return this.#onConnect(ws, conn, packet);
+      case "publish":
+        return this.#onPublish(ws, conn, packet);
+      case "pubrel":
+        return this.#onPubrel(ws, conn, packet.messageId ?? 0);
+      case "puback":
+        return this.#onPuback(ws, conn, packet.messageId ?? 0);
+      case "subscribe":
+        return this.#onSubscribe(ws, conn, packet);
+      case "unsubscribe":
+        return this.#onUnsubscribe(ws, conn, packet);
+      case "pingreq":
+        // [MQTT-3.12.4-1] the server MUST answer PINGREQ with PINGRESP.
+        this.#save(ws, conn);
+        return this.#send(ws, conn, { cmd: "pingresp" });
+      case "disconnect":
+        return this.#onDisconnect(ws, conn, packet.reasonCode ?? 0);
+      case "pubrec":
+      case "pubcomp":
+        // The gateway never publishes at QoS 2, so no PUBREC or PUBCOMP can answer anything of ours.
+        throw new MqttError(REASON.protocolError, `${packet.cmd} for packet id ${packet.messageId}, which the gateway never sent`);
+      case "auth":
+        throw new MqttError(REASON.protocolError, "enhanced authentication (AUTH) is not supported", "MQTT-3.15.0-1");
+      default:
+        // CONNACK, SUBACK, UNSUBACK, PINGRESP travel from server to client only.
+        throw new MqttError(REASON.protocolError, `${packet.cmd} is a server-to-client packet`);
+    }
+  }
+
+  // ── CONNECT ─────────────────────────────────────────────────────────────────────────────
+
+  async #onConnect(ws: WebSocket, conn: Conn, packet: IConnectPacket): Promise<void> {
+    // [MQTT-3.1.0-2] a second CONNECT is a protocol violation.
+    if (conn.state === "connected") throw new MqttError(REASON.protocolError, "a second CONNECT", "MQTT-3.1.0-2");
+    const version = (packet.protocolVersion ?? 4) as Version;
+    conn.version = version;
+    if (version === 3) {
+      // [MQTT-3.1.2-2] an unsupported protocol level gets return code 1, then the close.
+      return this.#refuseConnect(ws, conn, REASON.unsupportedProtocolVersion, "MQTT 3.1 (MQIsdp) is not supported: use 3.1.1 or 5.0");
+    }
+    const props = (packet.properties ?? {}) as Record<string, unknown>;
+    const password = packet.password ? new TextDecoder().decode(packet.password as Uint8Array) : "";
+    const username = packet.username ?? "";
+    // The password is the device token `<id>.<secret>` (or only its secret); the username, when
+    // set, must be the device id.
+    const parsed = parseDeviceToken(password);
+    const secret = parsed ? parsed.secret : password;
+    const tokenDevice = parsed?.deviceId ?? conn.device;
+    if ((username !== "" && username !== conn.device) || tokenDevice !== conn.device || secret.length < 16) {
+      return this.#refuseAuth(ws, conn, `username must be the device id "${conn.device}" and password its token`);
+    }
+    let clientId = packet.clientId;
+    let assigned: string | undefined;
+    if (clientId === "") {
+      // [MQTT-3.1.3-7] a 3.1.1 client with an empty client id must ask for a clean session.
+      if (version === 4 && packet.clean === false)
+        return this.#refuseConnect(ws, conn, REASON.clientIdentifierNotValid, "an empty client id needs clean session", "MQTT-3.1.3-8");
+      // [MQTT-3.1.3-6] the server assigns one: the device id itself.
+      clientId = conn.device;
+      assigned = clientId;
+    }
+    if (!clientIdBelongs(clientId, conn.device)) {
+      // [MQTT-3.1.3-9] a client id the server will not accept: 0x85 / return code 2.
+      return this.#refuseConnect(
+        ws,
+        conn,
+        REASON.clientIdentifierNotValid,
+        `client id must be "${conn.device}" or start with "${conn.device}-"`,
+        "MQTT-3.1.3-9",
+      );
+    }
+    if (!(await this.#twin(conn).checkSecret(secret))) return this.#refuseAuth(ws, conn, "the device token is not valid");
+
+    // [MQTT-3.1.4-3] a second connection with the same client id takes over: the first is closed.
+    for (const other of this.ctx.getWebSockets()) {
+      if (other === ws) continue;
+      const existing = other.deserializeAttachment() as Conn;
+      if (existing.state !== "connected" || existing.clientId !== clientId) continue;
+      await this.#close(other, existing, REASON.sessionTakenOver, "session taken over by a new connection", {
+        will: false,
+        presence: false,
+      });
+    }
+
+    const config = readConfig(this.env);
+    conn.state = "connected";
+    conn.clientId = clientId;
+    conn.secret = secret;
+    conn.keepalive = packet.keepalive ?? 0;
+    conn.lastSeen = Date.now();
+    conn.will = packet.will ? { topic: packet.will.topic, qos: packet.will.qos ?? 0 } : null;
+    if (version === 5) {
+      conn.sessionExpiry = Number(props.sessionExpiryInterval ?? 0);
+      conn.persistent = conn.sessionExpiry > 0;
+      conn.clientReceiveMax = Number(props.receiveMaximum ?? 65_535);
+      conn.clientMaxPacket = Number(props.maximumPacketSize ?? 268_435_455);
+    } else {
+      conn.persistent = packet.clean === false;
+      conn.sessionExpiry = conn.persistent ? V4_SESSION_EXPIRY_S : 0;
+    }
+    // [MQTT-3.1.2-4] clean start discards any stored session; otherwise it resumes.
+    let sessionPresent = false;
+    const sql = this.#sql();
+    if (packet.clean !== false) sql.exec("DELETE FROM sessions WHERE client_id = ?", clientId);
+    else {
+      const row = sql
+        .exec<{ subs: string; expires: number }>("SELECT subs, expires FROM sessions WHERE client_id = ?", clientId)
+        .toArray()[0];
+      if (row && row.expires > Date.now()) {
+        conn.subs = JSON.parse(row.subs) as Conn["subs"];
+        sessionPresent = true;
+      }
+    }
+    this.#save(ws, conn);
+    const properties =
+      version === 5
+        ? {
+            receiveMaximum: config.MQTT_RECEIVE_MAXIMUM,
+            maximumPacketSize: config.MQTT_MAX_PACKET_BYTES,
+            topicAliasMaximum: TOPIC_ALIAS_MAXIMUM,
+            retainAvailable: false,
+            wildcardSubscriptionAvailable: false,
+            sharedSubscriptionAvailable: false,
+            subscriptionIdentifiersAvailable: false,
+            maximumQoS: 2 as const,
+            ...(assigned !== undefined && { assignedClientIdentifier: assigned }),
+          }
+        : undefined;
+    // [MQTT-3.2.2-1..3] session present only when a stored session resumes.
+    this.#send(ws, conn, { cmd: "connack", sessionPresent, reasonCode: 0, returnCode: 0, ...(properties && { properties }) });
+    await this.#twin(conn).signalPresence("online", "mqtt_connect");
+    await this.#schedule();
+    await this.#deliverCommands(ws, conn);
+  }
+
+  async #refuseAuth(ws: WebSocket, conn: Conn, message: string): Promise<void> {
+    // Failed attempts count against the client address, as on HTTPS (functions/middleware/auth.ts).
+    const { success } = await this.env.AUTH_FAILURES.limit({ key: conn.ip });
+    return this.#refuseConnect(ws, conn, success ? REASON.badUserNameOrPassword : REASON.connectionRateExceeded, message);
+  }
+
+  /** [MQTT-3.2.2-5] a refused CONNECT gets a CONNACK with a non-zero code, then the close. */
+  async #refuseConnect(ws: WebSocket, conn: Conn, reason: number, message: string, rule?: string): Promise<void> {
+    const code = conn.version === 5 ? reason : conn.version === 3 ? CONNACK_V4.unacceptableProtocolVersion : connackV4(reason);
+    this.#send(ws, conn, {
+      cmd: "connack",
+      sessionPresent: false,
+      reasonCode: code,
+      returnCode: code,
+      ...(conn.version === 5 && { properties: { reasonString: message.slice(0, 200) } }),
+    });
+    conn.state = "closed";
+    ws.serializeAttachment(conn);
+    ws.close(WS_CLOSE.policy, (rule ? `${message} [${rule}]` : message).slice(0, 120));
+  }
+
+  // ── PUBLISH ─────────────────────────────────────────────────────────────────────────────
+
+  async #onPublish(ws: WebSocket, conn: Conn, packet: IPublishPacket): Promise<void> {
+    const id = packet.messageId ?? 0;
+    // [MQTT-2.3.1-1] QoS 1 and 2 publishes carry a non-zero packet identifier.
+    if (packet.qos > 0 && id === 0) throw new MqttError(REASON.malformedPacket, "QoS > 0 without a packet identifier", "MQTT-2.3.1-1");
+    const topic = this.#resolveAlias(conn, packet);
+    const problem = mqttTopicProblem(topic);
+    // [MQTT-3.3.2-2] no wildcards in a PUBLISH topic; [MQTT-1.5.4-1] well-formed UTF-8 only.
+    if (problem) throw new MqttError(REASON.topicNameInvalid, `topic "${topic.slice(0, 64)}" ${problem}`, "MQTT-3.3.2-2");
+    // mqtt-packet decodes invalid UTF-8 to U+FFFD: a topic holding one is refused as invalid.
+    if (topic.includes("\uFFFD")) throw new MqttError(REASON.malformedPacket, "topic is not valid UTF-8", "MQTT-1.5.4-1");
+    if (conn.version === 5 && packet.retain)
+      // v5 §3.2.2.3.5: Retain Available is 0 in our CONNACK, so a retained PUBLISH is a protocol error.
+      throw new MqttError(REASON.retainNotSupported, "retained messages are not available", "MQTT-3.2.2-14");
+
+    if (packet.qos === 2) {
+      // [MQTT-4.3.3-9] a repeat of a QoS 2 publish still awaiting PUBREL is acknowledged, not delivered again.
+      if (conn.awaitingRel.includes(id)) return this.#send(ws, conn, { cmd: "pubrec", messageId: id, reasonCode: 0 });
+      // [MQTT-3.3.4-9] no more QoS 2 publishes in flight than the Receive Maximum we announced.
+      if (conn.awaitingRel.length >= readConfig(this.env).MQTT_RECEIVE_MAXIMUM)
+        throw new MqttError(REASON.receiveMaximumExceeded, "more QoS 2 publishes in flight than the receive maximum", "MQTT-3.3.4-9");
+    }
+    const reason = await this.#route(conn, topic, packet.payload as Uint8Array | string);
+    if (reason >= 0x80 && (conn.version === 4 || packet.qos === 0)) {
+      // 3.1.1 has no negative acknowledgement: a refused publish ends the connection.
+      // (v5 QoS 0 publishes are dropped; the refusal is in the twin's error log.)
+      if (conn.version === 4) throw new MqttError(reason, `publish to "${topic.slice(0, 64)}" refused`);
+      return this.#save(ws, conn);
+    }
+    if (packet.qos === 1) this.#send(ws, conn, { cmd: "puback", messageId: id, reasonCode: reason });
+    if (packet.qos === 2) {
+      // [MQTT-4.3.3-8] after a PUBREC with a failure code the packet id is free again.
+      if (reason < 0x80) conn.awaitingRel.push(id);
+      this.#send(ws, conn, { cmd: "pubrec", messageId: id, reasonCode: reason });
+    }
+    this.#save(ws, conn);
+  }
+
+  /** v5 topic aliases, client to server [MQTT-3.3.2-7..12]. */
+  #resolveAlias(conn: Conn, packet: IPublishPacket): string {
+    const alias = packet.properties?.topicAlias;
+    if (alias === undefined) return packet.topic;
+    // [MQTT-3.3.2-8] alias 0 or over our Topic Alias Maximum is a protocol error (0x94).
+    if (conn.version !== 5 || alias < 1 || alias > TOPIC_ALIAS_MAXIMUM)
+      throw new MqttError(REASON.topicAliasInvalid, `topic alias ${alias} is out of range`, "MQTT-3.3.2-8");
+    if (packet.topic !== "") {
+      conn.aliases[String(alias)] = packet.topic;
+      return packet.topic;
+    }
+    const known = conn.aliases[String(alias)];
+    if (known === undefined) throw new MqttError(REASON.protocolError, `topic alias ${alias} was never set`, "MQTT-3.3.4-3");
+    return known;
+  }
+
+  /** The publish into the ingest path. Returns the PUBACK/PUBREC reason code. */
+  async #route(conn: Conn, topic: string, payload: Uint8Array | string): Promise<number> {
+    const own = classifyTopic(topic, conn.device);
+    if (own.kind === "other_device") return REASON.notAuthorized;
+    if (own.kind === "own_other") return REASON.topicNameInvalid;
+    let body: unknown;
+    try {
+      body = JSON.parse(
+        typeof payload === "string" ? payload : new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(payload),
+      );
+    } catch {
+      return REASON.payloadFormatInvalid;
+    }
+    if (own.kind === "command_result") {
+      const result = MqttCommandResult.safeParse(body);
+      if (!result.success) return REASON.payloadFormatInvalid;
+      const done = await this.#twin(conn).completeCommand(null, own.commandId, result.data);
+      return done.ok ? REASON.success : done.code === "not_found" ? REASON.packetIdentifierNotFound : REASON.implementationSpecific;
+    }
+    if (typeof body !== "object" || body === null || Array.isArray(body)) return REASON.payloadFormatInvalid;
+    // A bare reading object (`{"temperature": 21.5}`) is the message's payload.
+    let item = "payload" in body ? (body as Record<string, unknown>) : { payload: body };
+    let defaultType: MessageType = "telemetry";
+    let allowedTypes: MessageType[] = ["telemetry", "metric"];
+    if (own.kind === "events") {
+      defaultType = "event";
+      allowedTypes = ["event", "alert", "command_result"];
+    } else if (own.kind === "not_own") {
+      // Everything else goes through TOPIC_RULES, as on the LAN agent.
+      const mapping = mapTopic(topic, readConfig(this.env).TOPIC_RULES);
+      if (!mapping) return REASON.topicNameInvalid;
+      if (mapping.device !== undefined && mapping.device !== conn.device) return REASON.notAuthorized;
+      if (item.routing_key !== undefined && item.routing_key !== mapping.routingKey) return REASON.payloadFormatInvalid;
+      item = { ...item, routing_key: mapping.routingKey };
+    }
+    const outcome = await this.#twin(conn).ingest({
+      secret: conn.secret,
+      items: [item],
+      preRejected: [],
+      defaultType,
+      allowedTypes,
+      transport: "mqtt",
+    });
+    if (!outcome.ok) {
+      if (outcome.code === "unauthorized") throw new MqttError(REASON.notAuthorized, "the device token is no longer valid");
+      if (outcome.code === "rate_limited") return REASON.quotaExceeded;
+      return REASON.implementationSpecific;
+    }
+    if (outcome.accepted + outcome.duplicates > 0) return REASON.success;
+    const code = outcome.rejected[0]?.code;
+    if (code === "forbidden" || code === "source_mismatch") return REASON.notAuthorized;
+    if (code === "unknown_exchange") return REASON.topicNameInvalid;
+    if (code === "message_too_large") return REASON.packetTooLarge;
+    return REASON.payloadFormatInvalid;
+  }
+
+  #onPubrel(ws: WebSocket, conn: Conn, id: number): void {
+    const at = conn.awaitingRel.indexOf(id);
+    if (at >= 0) conn.awaitingRel.splice(at, 1);
+    this.#save(ws, conn);
+    // [MQTT-4.3.3-11] PUBREL is answered with PUBCOMP; v5 names an id it does not know (0x92).
+    this.#send(ws, conn, { cmd: "pubcomp", messageId: id, reasonCode: at >= 0 ? 0 : REASON.packetIdentifierNotFound });
+  }
+
+  async #onPuback(ws: WebSocket, conn: Conn, id: number): Promise<void> {
+    // A PUBACK for a packet id with nothing in flight is a protocol error [MQTT-4.3.2-?, v5 §4.13].
+    if (conn.outbound[String(id)] === undefined)
+      throw new MqttError(REASON.protocolError, `PUBACK for packet id ${id}, which is not in flight`);
+    delete conn.outbound[String(id)];
+    this.#save(ws, conn);
+    await this.#deliverCommands(ws, conn);
+  }
+
+  // ── SUBSCRIBE ───────────────────────────────────────────────────────────────────────────
+
+  async #onSubscribe(ws: WebSocket, conn: Conn, packet: Extract<Packet, { cmd: "subscribe" }>): Promise<void> {
+    const granted: number[] = [];
+    for (const sub of packet.subscriptions) {
+      // [MQTT-3.8.3-1] filters are UTF-8; [MQTT-4.7.1-*] wildcards must fill whole levels.
+      if (sub.topic === "" || sub.topic.includes("\u0000") || sub.topic.includes("\uFFFD")) {
+        granted.push(conn.version === 5 ? REASON.topicFilterInvalid : 0x80);
+        continue;
+      }
+      const which = subscribable(sub.topic, conn.device);
+      if (!which) {
+        // [MQTT-3.9.3-2] a refused subscription is 0x80 (3.1.1) or 0x87 Not authorized (v5).
+        granted.push(conn.version === 5 ? REASON.notAuthorized : 0x80);
+        continue;
+      }
+      // Commands go out at QoS 1 at most: granted QoS is the lower of the two [MQTT-3.8.4-6].
+      const qos = Math.min(sub.qos, 1);
+      conn.subs[which] = qos;
+      granted.push(qos);
+    }
+    this.#persistSession(conn);
+    this.#save(ws, conn);
+    // [MQTT-3.8.4-1] SUBACK with the same packet id, one code per filter [MQTT-3.8.4-5].
+    this.#send(ws, conn, { cmd: "suback", messageId: packet.messageId ?? 0, granted });
+    if (packet.subscriptions.some((s) => subscribable(s.topic, conn.device) === "desired")) await this.#sendDesired(ws, conn);
+    await this.#deliverCommands(ws, conn);
+    await this.#schedule();
+  }
+
+  #onUnsubscribe(ws: WebSocket, conn: Conn, packet: Extract<Packet, { cmd: "unsubscribe" }>): void {
+    const codes: number[] = [];
+    for (const topic of packet.unsubscriptions) {
+      const which = subscribable(topic, conn.device);
+      const had = which !== undefined && conn.subs[which] !== null;
+      if (which) conn.subs[which] = null;
+      codes.push(had ? 0 : 0x11);
+    }
+    this.#persistSession(conn);
+    this.#save(ws, conn);
+    // [MQTT-3.10.4-4] UNSUBACK with the same packet id.
+    this.#send(ws, conn, {
+      cmd: "unsuback",
+      messageId: packet.messageId ?? 0,
+      ...(conn.version === 5 && { granted: codes }),
+    } as Packet);
+  }
+
+  async #onDisconnect(ws: WebSocket, conn: Conn, reasonCode: number): Promise<void> {
+    // [MQTT-3.14.4-3] a normal DISCONNECT discards the will; v5 0x04 asks for it.
+    const will = conn.version === 5 && reasonCode === REASON.disconnectWithWill;
+    await this.#close(ws, conn, null, "client disconnected", { will, presence: true });
+  }
+
+  // ── Commands and desired state ──────────────────────────────────────────────────────────
+
+  /** The twin calls this when a command is queued for the device. */
+  async commandsWaiting(): Promise<void> {
+    for (const ws of this.ctx.getWebSockets()) {
+      const conn = ws.deserializeAttachment() as Conn;
+      if (conn.state !== "connected" || conn.subs.commands === null) continue;
+      const previous = this.#chains.get(ws) ?? Promise.resolve();
+      const next = previous
+        .then(() => this.#deliverCommands(ws, ws.deserializeAttachment() as Conn))
+        .catch((error: unknown) => this.#fail(ws, error));
+      this.#chains.set(ws, next);
+      await next;
+      return; // one connection takes the device's commands
+    }
+  }
+
+  async #deliverCommands(ws: WebSocket, conn: Conn): Promise<void> {
+    const qos = conn.subs.commands;
+    if (conn.state !== "connected" || qos === null) return;
+    // [MQTT-4.9.0-2] never more unacknowledged QoS 1 publishes than the client's Receive Maximum.
+    const room = Math.min(conn.clientReceiveMax, 20) - Object.keys(conn.outbound).length;
+    if (room <= 0) return;
+    const commands: Command[] = await this.#twin(conn).takeCommands(0);
+    for (const command of commands) {
+      const delivery: MqttCommandDelivery = {
+        id: command.id,
+        command: command.command,
+        parameters: command.parameters as MqttCommandDelivery["parameters"],
+        correlation_id: command.correlation_id,
+        expires_at: command.expires_at,
+      };
+      const messageId = qos > 0 ? this.#nextId(conn) : undefined;
+      if (messageId !== undefined) conn.outbound[String(messageId)] = command.id;
+      this.#send(ws, conn, {
+        cmd: "publish",
+        topic: deviceTopics(conn.device).commands,
+        payload: JSON.stringify(delivery),
+        qos: qos as 0 | 1,
+        dup: false,
+        retain: false,
+        ...(messageId !== undefined && { messageId }),
+      });
+    }
+    this.#save(ws, conn);
+  }
+
+  /** The desired state, sent on subscribe as a retained message. */
+  async #sendDesired(ws: WebSocket, conn: Conn): Promise<void> {
+    const twin = await this.#twin(conn).twin();
+    if (!twin) return;
+    this.#send(ws, conn, {
+      cmd: "publish",
+      topic: deviceTopics(conn.device).desired,
+      payload: JSON.stringify({ version: twin.version, desired: twin.desired }),
+      qos: 0,
+      dup: false,
+      retain: true,
+    });
+  }
+
+  #nextId(conn: Conn): number {
+    // [MQTT-2.3.1-2] a packet id is not reused while in flight.
+    for (let tries = 0; tries < 65_535; tries++) {
+      const id = conn.nextId;
+      conn.nextId = id >= 65_535 ? 1 : id + 1;
+      if (conn.outbound[String(id)] === undefined) return id;
+    }
+    throw new MqttError(REASON.quotaExceeded, "no packet identifier free");
+  }
+
+  #persistSession(conn: Conn): void {
+    if (!conn.persistent) return;
+    this.#sql().exec(
+      "INSERT OR REPLACE INTO sessions (client_id, subs, expires) VALUES (?, ?, ?)",
+      conn.clientId,
+      JSON.stringify(conn.subs),
+      Date.now() + conn.sessionExpiry * 1000,
+    );
+  }
+
+  // ── Ending connections ──────────────────────────────────────────────────────────────────
+
+  async #fail(ws: WebSocket, error: unknown): Promise<void> {
+    const conn = ws.deserializeAttachment() as Conn;
+    if (conn.state === "closed") return;
+    if (!(error instanceof MqttError)) {
+      console.error(JSON.stringify({ level: "error", msg: "mqtt gateway failure", device: conn.device, error: String(error) }));
+    }
+    const reason = error instanceof MqttError ? error.reason : REASON.unspecified;
+    const message = error instanceof Error ? error.message : String(error);
+    // [MQTT-3.1.2-8] a connection closed for a protocol error publishes the will.
+    await this.#close(ws, conn, reason, message, { will: true, presence: false });
+  }
+
+  /**
+   * Ends one connection: v5 gets a DISCONNECT with the reason first [MQTT-4.13.2-1]; 3.1.1 only
+   * the close [MQTT-4.8.0-1]. Nothing here touches any other connection.
+   */
+  async #close(
+    ws: WebSocket,
+    conn: Conn,
+    reason: number | null,
+    message: string,
+    options: { will: boolean; presence: boolean },
+  ): Promise<void> {
+    if (conn.state === "closed") return;
+    const wasConnected = conn.state === "connected";
+    if (reason !== null && conn.version === 5 && wasConnected) {
+      this.#send(ws, conn, { cmd: "disconnect", reasonCode: reason, properties: { reasonString: message.slice(0, 200) } });
+    }
+    conn.state = "closed";
+    ws.serializeAttachment(conn);
+    this.#parsers.delete(ws);
+    const code =
+      reason === null || reason === REASON.sessionTakenOver
+        ? WS_CLOSE.normal
+        : reason === REASON.packetTooLarge
+          ? WS_CLOSE.tooBig
+          : WS_CLOSE.protocolError;
+    try {
+      ws.close(code, message.slice(0, 120));
+    } catch {
+      // already closing
+    }
+    if (wasConnected) await this.#ended(conn, options);
+  }
+
+  async #ended(conn: Conn, options: { will: boolean; presence: boolean }): Promise<void> {
+    this.#persistSession(conn);
+    const twin = this.#twin(conn);
+    if (options.will && conn.will) await twin.signalPresence("offline", "last_will");
+    else if (options.presence && !this.#otherConnected(conn)) await twin.signalPresence("offline", "mqtt_disconnect");
+  }
+
+  #otherConnected(conn: Conn): boolean {
+    return this.ctx.getWebSockets().some((ws) => {
+      const other = ws.deserializeAttachment() as Conn;
+      return other.state === "connected" && other.clientId !== conn.clientId;
+    });
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    const conn = ws.deserializeAttachment() as Conn;
+    this.#parsers.delete(ws);
+    this.#chains.delete(ws);
+    if (conn.state === "closed") return;
+    const wasConnected = conn.state === "connected";
+    conn.state = "closed";
+    ws.serializeAttachment(conn);
+    try {
+      ws.close(code === 1005 || code === 1006 ? WS_CLOSE.normal : code, reason);
+    } catch {
+      // already closed
+    }
+    // [MQTT-3.1.2-8] the network connection closed without DISCONNECT: the will fires.
+    if (wasConnected) await this.#ended(conn, { will: true, presence: false });
+  }
+
+  override async webSocketError(ws: WebSocket): Promise<void> {
+    await this.webSocketClose(ws, WS_CLOSE.internal, "error");
+  }
+
+  // ── Keep alive (alarm) ──────────────────────────────────────────────────────────────────
+
+  async #scheduleAt(at: number): Promise<void> {
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > at || current < Date.now()) await this.ctx.storage.setAlarm(at);
+  }
+
+  async #schedule(): Promise<void> {
+    const deadlines: number[] = [];
+    for (const ws of this.ctx.getWebSockets()) {
+      const conn = ws.deserializeAttachment() as Conn;
+      if (conn.state === "open") deadlines.push(conn.openedAt + CONNECT_TIMEOUT_MS);
+      if (conn.state !== "connected") continue;
+      // [MQTT-3.1.2-24] one and a half keep alive periods without a packet end the connection.
+      if (conn.keepalive > 0) deadlines.push(conn.lastSeen + conn.keepalive * 1500);
+      if (conn.subs.commands !== null) deadlines.push(Date.now() + COMMAND_POLL_MS);
+    }
+    if (deadlines.length > 0) await this.#scheduleAt(Math.min(...deadlines));
+  }
+
+  override async alarm(): Promise<void> {
+    const now = Date.now();
+    for (const ws of this.ctx.getWebSockets()) {
+      const conn = ws.deserializeAttachment() as Conn;
+      if (conn.state === "open" && now - conn.openedAt >= CONNECT_TIMEOUT_MS) {
+        await this.#close(ws, conn, REASON.protocolError, "no CONNECT in time", { will: false, presence: false });
+      } else if (conn.state === "connected" && conn.keepalive > 0 && now - conn.lastSeen >= conn.keepalive * 1500) {
+        await this.#close(ws, conn, REASON.keepAliveTimeout, "keep alive timeout", { will: true, presence: false });
+      } else if (conn.state === "connected" && conn.subs.commands !== null) {
+        await this.#deliverCommands(ws, conn).catch((error: unknown) => this.#fail(ws, error));
+      }
+    }
+    await this.#schedule();
+  }
+
+  // ── Sending ─────────────────────────────────────────────────────────────────────────────
+
+  #save(ws: WebSocket, conn: Conn): void {
+    ws.serializeAttachment(conn);
+  }
+
+  #send(ws: WebSocket, conn: Conn, packet: Packet): void {
+    const bytes = generate(packet, { protocolVersion: conn.version === 3 ? 4 : conn.version });
+    try {
+      ws.send(bytes);
+    } catch {
+      // The socket is going away; webSocketClose does the bookkeeping.
+    }
+  }
+}

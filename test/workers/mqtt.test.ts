@@ -1,0 +1,439 @@
+/** The MQTT gateway inside workerd, with raw packets from mqtt-packet: fixtures, CONNECT, PUBLISH at every QoS, commands, wills, violations. */
+import { runDurableObjectAlarm } from "cloudflare:test";
+import { env } from "cloudflare:workers";
+import { generate, type Packet, parser } from "mqtt-packet";
+import { describe, expect, it } from "vitest";
+import { REASON } from "../../shared/mqtt";
+import { ADMIN, call, createDevice, eventually, json, uniqueId, uniqueIp } from "./helpers";
+
+type V = 4 | 5;
+
+interface Client {
+  ws: WebSocket;
+  packets: Packet[];
+  closed: Promise<{ code: number; reason: string }>;
+  isClosed: () => boolean;
+  send(packet: Packet): void;
+  raw(bytes: Uint8Array | string): void;
+  next(cmd: string, timeoutMs?: number): Promise<Packet>;
+}
+
+function decoder(version: V) {
+  const p = parser({ protocolVersion: version }) as unknown as {
+    parse(b: Uint8Array): number;
+    on(e: "packet", f: (p: Packet) => void): void;
+  };
+  return p;
+}
+
+async function open(device: string, version: V = 4): Promise<Client> {
+  const res = await call(`/mqtt/${device}`, {
+    headers: { upgrade: "websocket", "sec-websocket-protocol": "mqtt", "cf-connecting-ip": uniqueIp() },
+  });
+  expect(res.status).toBe(101);
+  expect(res.headers.get("sec-websocket-protocol")).toBe("mqtt");
+  const ws = res.webSocket as WebSocket;
+  ws.accept();
+  const packets: Packet[] = [];
+  const waiters: { cmd: string; resolve: (p: Packet) => void; from: number }[] = [];
+  const dec = decoder(version);
+  let closedFlag = false;
+  dec.on("packet", (packet) => {
+    packets.push(packet);
+    for (const w of [...waiters]) {
+      if (w.cmd === packet.cmd) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(packet);
+      }
+    }
+  });
+  // Binary frames may arrive as Blobs (the standard binaryType): decode them in arrival order.
+  let order = Promise.resolve();
+  ws.addEventListener("message", (event) => {
+    const data = event.data as ArrayBuffer | Blob | string;
+    order = order.then(async () => {
+      dec.parse(new Uint8Array(data instanceof Blob ? await data.arrayBuffer() : (data as ArrayBuffer)));
+    });
+  });
+  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+    ws.addEventListener("close", (e) => {
+      closedFlag = true;
+      resolve({ code: e.code, reason: e.reason });
+    }),
+  );
+  let consumed = 0;
+  return {
+    ws,
+    packets,
+    closed,
+    isClosed: () => closedFlag,
+    send: (packet) => ws.send(generate(packet, { protocolVersion: version }) as unknown as Uint8Array),
+    raw: (bytes) => ws.send(bytes),
+    next: (cmd, timeoutMs = 5000) => {
+      const index = packets.findIndex((p, i) => i >= consumed && p.cmd === cmd);
+      if (index >= 0) {
+        consumed = index + 1;
+        return Promise.resolve(packets[index] as Packet);
+      }
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`no ${cmd} within ${timeoutMs} ms; got ${packets.map((p) => p.cmd).join(",")}`)),
+          timeoutMs,
+        );
+        waiters.push({
+          cmd,
+          from: consumed,
+          resolve: (p) => {
+            clearTimeout(timer);
+            consumed = packets.length;
+            resolve(p);
+          },
+        });
+      });
+    },
+  };
+}
+
+function connectPacket(device: string, token: string, version: V, extra: Record<string, unknown> = {}): Packet {
+  return {
+    cmd: "connect",
+    protocolId: "MQTT",
+    protocolVersion: version,
+    clean: true,
+    clientId: device,
+    keepalive: 30,
+    username: device,
+    // mqtt-packet takes a string or its own Buffer; the pre-bundled copy brings its own Buffer class.
+    password: token,
+    ...extra,
+  } as Packet;
+}
+
+async function connected(version: V = 4, extra: Record<string, unknown> = {}) {
+  const { device, token } = await createDevice({ id: uniqueId("mq"), type: "climate", room: "den" });
+  const client = await open(device.id, version);
+  client.send(connectPacket(device.id, token, version, extra));
+  const connack = (await client.next("connack")) as Packet & { returnCode?: number; reasonCode?: number };
+  expect(version === 5 ? connack.reasonCode : connack.returnCode).toBe(0);
+  return { device: device.id, token, client };
+}
+
+async function twinOf(id: string) {
+  return json<{ reported: { readings: Record<string, { value: unknown }> }; availability: { status: string; reason: string } }>(
+    await call(`/v1/devices/${id}/twin`, { headers: ADMIN }),
+  );
+}
+
+function publish(topic: string, payload: unknown, qos: 0 | 1 | 2, messageId?: number, extra: Record<string, unknown> = {}): Packet {
+  return {
+    cmd: "publish",
+    topic,
+    payload: typeof payload === "string" ? payload : JSON.stringify(payload),
+    qos,
+    dup: false,
+    retain: false,
+    ...(messageId !== undefined && { messageId }),
+    ...extra,
+  } as Packet;
+}
+
+describe("mqtt-packet round-trip fixtures", () => {
+  const fixtures: [string, Packet][] = [
+    ["connect", connectPacket("dev-a", "dev-a.0123456789abcdef0123", 4)],
+    ["connack", { cmd: "connack", sessionPresent: false, returnCode: 0, reasonCode: 0 } as Packet],
+    ["publish qos0", publish("devices/dev-a/telemetry", { payload: { temperature: 21 } }, 0)],
+    ["publish qos1", publish("devices/dev-a/telemetry", { payload: { temperature: 21 } }, 1, 7)],
+    ["publish qos2", publish("devices/dev-a/telemetry", { payload: { temperature: 21 } }, 2, 8)],
+    ["puback", { cmd: "puback", messageId: 7 } as Packet],
+    ["pubrec", { cmd: "pubrec", messageId: 8 } as Packet],
+    ["pubrel", { cmd: "pubrel", messageId: 8 } as Packet],
+    ["pubcomp", { cmd: "pubcomp", messageId: 8 } as Packet],
+    ["subscribe", { cmd: "subscribe", messageId: 3, subscriptions: [{ topic: "devices/dev-a/commands", qos: 1 }] } as Packet],
+    ["suback", { cmd: "suback", messageId: 3, granted: [1] } as Packet],
+    ["unsubscribe", { cmd: "unsubscribe", messageId: 4, unsubscriptions: ["devices/dev-a/commands"] } as Packet],
+    ["unsuback", { cmd: "unsuback", messageId: 4 } as Packet],
+    ["pingreq", { cmd: "pingreq" } as Packet],
+    ["pingresp", { cmd: "pingresp" } as Packet],
+    ["disconnect", { cmd: "disconnect" } as Packet],
+  ];
+  for (const version of [4, 5] as const) {
+    for (const [name, packet] of fixtures) {
+      it(`v${version} ${name}: bytes ⇄ packet`, () => {
+        let p = (version === 5 && packet.cmd === "connect" ? { ...packet, protocolVersion: 5 } : packet) as Packet;
+        // v5 acknowledgements carry reason codes.
+        if (version === 5 && ["puback", "pubrec", "pubrel", "pubcomp"].includes(p.cmd)) p = { ...p, reasonCode: 0 } as Packet;
+        if (version === 5 && p.cmd === "unsuback") p = { ...p, granted: [0] } as Packet;
+        const bytes = generate(p, { protocolVersion: version }) as unknown as Uint8Array;
+        const dec = decoder(version);
+        const out: Packet[] = [];
+        dec.on("packet", (x) => out.push(x));
+        // Split in two frames: the parser keeps the partial bytes.
+        dec.parse(bytes.slice(0, 1));
+        dec.parse(bytes.slice(1));
+        expect(out).toHaveLength(1);
+        expect(out[0]?.cmd).toBe(p.cmd);
+        // Mirror: the parsed packet generates bytes that parse to the same packet.
+        const again = generate(out[0] as Packet, { protocolVersion: version }) as unknown as Uint8Array;
+        const back = decoder(version);
+        const mirrored: Packet[] = [];
+        back.on("packet", (x) => mirrored.push(x));
+        back.parse(again);
+        const plain = (list: Packet[]) => list.map(({ length: _length, ...rest }) => JSON.parse(JSON.stringify(rest)));
+        expect(plain(mirrored)).toEqual(plain(out));
+      });
+    }
+  }
+});
+
+describe("MQTT gateway: CONNECT", () => {
+  it("refuses an upgrade without the mqtt subprotocol or without a device", async () => {
+    expect((await call("/mqtt/dev-x", { headers: { upgrade: "websocket" } })).status).toBe(400);
+    expect((await call("/mqtt", { headers: { upgrade: "websocket", "sec-websocket-protocol": "mqtt" } })).status).toBe(400);
+    expect((await call("/mqtt/dev-x")).status).toBe(426);
+  });
+
+  for (const version of [4, 5] as const) {
+    it(`v${version}: accepts the device's token and marks the twin online`, async () => {
+      const { device } = await connected(version);
+      const twin = await twinOf(device);
+      expect(twin.availability).toMatchObject({ status: "online", reason: "mqtt_connect" });
+    });
+
+    it(`v${version}: a wrong password gets ${version === 5 ? "0x86" : "return code 4"} and the close`, async () => {
+      const { device } = await createDevice({ id: uniqueId("mq"), type: "climate" });
+      const client = await open(device.id, version);
+      client.send(connectPacket(device.id, `${device.id}.wrongwrongwrongwrongwrong`, version));
+      const connack = (await client.next("connack")) as Packet & { returnCode?: number; reasonCode?: number };
+      expect(version === 5 ? connack.reasonCode : connack.returnCode).toBe(version === 5 ? REASON.badUserNameOrPassword : 4);
+      expect((await client.closed).code).toBe(1008);
+    });
+
+    it(`v${version}: a client id of another device gets ${version === 5 ? "0x85" : "return code 2"}`, async () => {
+      const { device, token } = await createDevice({ id: uniqueId("mq"), type: "climate" });
+      const client = await open(device.id, version);
+      client.send(connectPacket(device.id, token, version, { clientId: "someone-else" }));
+      const connack = (await client.next("connack")) as Packet & { returnCode?: number; reasonCode?: number };
+      expect(version === 5 ? connack.reasonCode : connack.returnCode).toBe(version === 5 ? REASON.clientIdentifierNotValid : 2);
+      await client.closed;
+    });
+  }
+
+  it("a second connection with the same client id takes over; the first is closed (v5: 0x8E)", async () => {
+    const { device, token, client: first } = await connected(5);
+    const second = await open(device, 5);
+    second.send(connectPacket(device, token, 5));
+    expect(((await second.next("connack")) as { reasonCode?: number }).reasonCode).toBe(0);
+    const disconnect = (await first.next("disconnect")) as { reasonCode?: number };
+    expect(disconnect.reasonCode).toBe(REASON.sessionTakenOver);
+    await first.closed;
+    second.send({ cmd: "pingreq" });
+    await second.next("pingresp");
+  });
+
+  it("a client id `<device>-suffix` is the device's own", async () => {
+    const { device, token } = await createDevice({ id: uniqueId("mq"), type: "climate" });
+    const client = await open(device.id, 4);
+    client.send(connectPacket(device.id, token, 4, { clientId: `${device.id}-kitchen` }));
+    expect(((await client.next("connack")) as { returnCode?: number }).returnCode).toBe(0);
+  });
+});
+
+describe("MQTT gateway: PUBLISH into the ingest path", () => {
+  it("QoS 0, 1 and 2 (PUBREC/PUBREL/PUBCOMP) reach the twin; a repeated QoS 2 id is not ingested twice", async () => {
+    const { device, client } = await connected(5);
+    const topic = `devices/${device}/telemetry`;
+    client.send(publish(topic, { payload: { temperature: 20 } }, 0));
+    client.send(publish(topic, { payload: { humidity: 40 } }, 1, 1));
+    expect(((await client.next("puback")) as { reasonCode?: number }).reasonCode ?? 0).toBe(0);
+    client.send(publish(topic, { id: "q2-once", payload: { battery: 80 } }, 2, 2));
+    expect(((await client.next("pubrec")) as { messageId?: number }).messageId).toBe(2);
+    client.send({ ...publish(topic, { id: "q2-once", payload: { battery: 80 } }, 2, 2), dup: true } as Packet);
+    await client.next("pubrec");
+    client.send({ cmd: "pubrel", messageId: 2 } as Packet);
+    expect(((await client.next("pubcomp")) as { messageId?: number }).messageId).toBe(2);
+    const twin = await eventually(async () => {
+      const t = await twinOf(device);
+      return t.reported.readings.temperature && t.reported.readings.battery ? t : undefined;
+    });
+    expect(twin.reported.readings.humidity?.value).toBe(40);
+    const counters = (
+      await json<{ counters: { accepted: number; duplicates: number } }>(await call(`/v1/devices/${device}/twin`, { headers: ADMIN }))
+    ).counters;
+    expect(counters).toMatchObject({ accepted: 3, duplicates: 0 });
+  });
+
+  it("a bare reading object is the payload; TOPIC_RULES topics map to routing keys", async () => {
+    const { device, client } = await connected(5);
+    client.send(publish(`devices/${device}/telemetry`, { temperature: 19.5 }, 1, 1));
+    expect(((await client.next("puback")) as { reasonCode?: number }).reasonCode ?? 0).toBe(0);
+    // homelab/temperature/+ → sensors.temperature.<room>; this device may publish sensors.climate.* only.
+    client.send(publish("homelab/temperature/den", { temperature: 19 }, 1, 2));
+    expect(((await client.next("puback")) as { reasonCode?: number }).reasonCode).toBe(REASON.notAuthorized);
+    client.send(publish("nowhere/at/all", { temperature: 19 }, 1, 3));
+    expect(((await client.next("puback")) as { reasonCode?: number }).reasonCode).toBe(REASON.topicNameInvalid);
+  });
+
+  it("v5: refusals carry reason codes (0x87 another device, 0x99 bad payload) and nothing is routed", async () => {
+    const { device, client } = await connected(5);
+    client.send(publish("devices/someone-else/telemetry", { payload: { temperature: 1 } }, 1, 1));
+    expect(((await client.next("puback")) as { reasonCode?: number }).reasonCode).toBe(REASON.notAuthorized);
+    client.send(publish(`devices/${device}/telemetry`, "not json", 1, 2));
+    expect(((await client.next("puback")) as { reasonCode?: number }).reasonCode).toBe(REASON.payloadFormatInvalid);
+    client.send(publish(`devices/${device}/telemetry`, { payload: { temperature: "hot" } }, 2, 3));
+    expect(((await client.next("pubrec")) as { reasonCode?: number }).reasonCode).toBe(REASON.payloadFormatInvalid);
+    const twin = await twinOf(device);
+    expect(twin.reported.readings).toEqual({});
+  });
+
+  it("v3.1.1: a refused publish ends the connection", async () => {
+    const { client } = await connected(4);
+    client.send(publish("devices/someone-else/telemetry", { payload: { temperature: 1 } }, 1, 1));
+    expect((await client.closed).code).toBe(1002);
+  });
+
+  it("packets joined in one frame and split across frames", async () => {
+    const { device, client } = await connected(4);
+    const a = generate(publish(`devices/${device}/telemetry`, { payload: { temperature: 1 } }, 1, 1)) as unknown as Uint8Array;
+    const b = generate({ cmd: "pingreq" }) as unknown as Uint8Array;
+    const joined = new Uint8Array([...a, ...b]);
+    client.raw(joined.slice(0, 5));
+    client.raw(joined.slice(5));
+    await client.next("puback");
+    await client.next("pingresp");
+  });
+});
+
+describe("MQTT gateway: commands, wills, keep alive", () => {
+  it("commands arrive as PUBLISH on devices/<id>/commands; a result publish completes them", async () => {
+    const { device, client } = await connected(5);
+    client.send({
+      cmd: "subscribe",
+      messageId: 1,
+      subscriptions: [
+        { topic: `devices/${device}/commands`, qos: 1 },
+        { topic: "#", qos: 0 },
+      ],
+    } as Packet);
+    expect(((await client.next("suback")) as { granted?: number[] }).granted).toEqual([1, REASON.notAuthorized]);
+    const sent = await call(`/v1/devices/${device}/commands`, {
+      method: "POST",
+      headers: { ...ADMIN, "content-type": "application/json" },
+      body: JSON.stringify({ command: "set_mode", parameters: { mode: "eco" } }),
+    });
+    expect(sent.status).toBe(202);
+    const { command } = await json<{ command: { id: string } }>(sent);
+    const delivery = (await client.next("publish")) as Packet & { topic: string; payload: Uint8Array; messageId: number; qos: number };
+    expect(delivery.topic).toBe(`devices/${device}/commands`);
+    expect(delivery.qos).toBe(1);
+    expect(JSON.parse(new TextDecoder().decode(delivery.payload))).toMatchObject({
+      id: command.id,
+      command: "set_mode",
+      parameters: { mode: "eco" },
+    });
+    client.send({ cmd: "puback", messageId: delivery.messageId } as Packet);
+    client.send(publish(`devices/${device}/commands/${command.id}/result`, { status: "succeeded", result: { mode: "eco" } }, 1, 9));
+    expect(((await client.next("puback")) as { reasonCode?: number }).reasonCode ?? 0).toBe(0);
+    const done = await json<{ command: { status: string; result: unknown } }>(
+      await call(`/v1/devices/${device}/commands/${command.id}`, { headers: ADMIN }),
+    );
+    expect(done.command).toMatchObject({ status: "succeeded", result: { mode: "eco" } });
+  });
+
+  it("a connection lost without DISCONNECT fires the last will: the twin goes offline (last_will)", async () => {
+    const { device, client } = await connected(4, { will: { topic: `devices/x/status`, payload: "gone", qos: 0, retain: false } });
+    client.ws.close(1000, "bye");
+    const twin = await eventually(async () => {
+      const t = await twinOf(device);
+      return t.availability.status === "offline" ? t : undefined;
+    });
+    expect(twin.availability.reason).toBe("last_will");
+  });
+
+  it("a clean DISCONNECT discards the will and marks the twin offline (mqtt_disconnect)", async () => {
+    const { device, client } = await connected(4, { will: { topic: `devices/x/status`, payload: "gone", qos: 0, retain: false } });
+    client.send({ cmd: "disconnect" } as Packet);
+    await client.closed;
+    const twin = await eventually(async () => {
+      const t = await twinOf(device);
+      return t.availability.status === "offline" ? t : undefined;
+    });
+    expect(twin.availability.reason).toBe("mqtt_disconnect");
+  });
+
+  it("keep alive: 1.5 × keepalive of silence closes with 0x8D and fires the will", async () => {
+    const { device, client } = await connected(5, {
+      keepalive: 1,
+      will: { topic: "devices/x/status", payload: "gone", qos: 0, retain: false },
+    });
+    await new Promise((r) => setTimeout(r, 1600));
+    await runDurableObjectAlarm(env.MQTT_SESSION.getByName(device));
+    expect(((await client.next("disconnect")) as { reasonCode?: number }).reasonCode).toBe(REASON.keepAliveTimeout);
+    await client.closed;
+    expect((await twinOf(device)).availability.reason).toBe("last_will");
+  });
+});
+
+describe("MQTT gateway: every violation closes that connection only", () => {
+  const cases: [string, V, (c: Client, device: string, token: string) => void, number | undefined][] = [
+    ["a packet before CONNECT", 4, (c) => c.send({ cmd: "pingreq" }), undefined],
+    ["a text frame", 4, (c) => c.raw("hello"), undefined],
+    ["a bad remaining length", 4, (c) => c.raw(new Uint8Array([0xc0, 0xff, 0xff, 0xff, 0xff, 0x01])), undefined],
+    ["reserved flag bits", 4, (c) => c.raw(new Uint8Array([0xc1, 0x00])), undefined],
+  ];
+  for (const [name, version, act] of cases) {
+    it(`${name} closes the connection`, async () => {
+      const { device } = await createDevice({ id: uniqueId("mq"), type: "climate" });
+      const client = await open(device.id, version);
+      act(client, device.id, "");
+      const closed = await client.closed;
+      expect(closed.code).toBeGreaterThanOrEqual(1000);
+      expect(client.packets.filter((p) => p.cmd !== "connack" && p.cmd !== "disconnect")).toEqual([]);
+    });
+  }
+
+  const after: [string, (c: Client, device: string, token: string) => void, number][] = [
+    ["a second CONNECT", (c, d, t) => c.send(connectPacket(d, t, 5)), REASON.protocolError],
+    [
+      "a wildcard in a PUBLISH topic",
+      (c, d) => c.send(publish(`devices/${d}/+`, { payload: { temperature: 1 } }, 1, 1)),
+      REASON.topicNameInvalid,
+    ],
+    ["a PUBACK for an unknown packet id", (c) => c.send({ cmd: "puback", messageId: 77 } as Packet), REASON.protocolError],
+    ["a PUBCOMP the gateway never asked for", (c) => c.send({ cmd: "pubcomp", messageId: 5 } as Packet), REASON.protocolError],
+    [
+      "QoS 1 with packet id 0",
+      (c, d) => c.raw(new Uint8Array([0x32, ...lenTopic(`devices/${d}/telemetry`), 0, 0, 0])),
+      REASON.malformedPacket,
+    ],
+    ["an oversize packet", (c, d) => c.send(publish(`devices/${d}/telemetry`, "x".repeat(140_000), 0)), REASON.packetTooLarge],
+    ["an unknown topic alias", (c) => c.send(publish("", "{}", 0, undefined, { properties: { topicAlias: 3 } })), REASON.protocolError],
+    ["invalid UTF-8 in a topic", (c) => c.raw(new Uint8Array([0x30, 0x06, 0x00, 0x02, 0xc3, 0x28, 0x00, 0x7b])), REASON.malformedPacket],
+    ["a SUBACK from the client", (c) => c.send({ cmd: "suback", messageId: 1, granted: [0] } as Packet), REASON.protocolError],
+  ];
+  for (const [name, act, reason] of after) {
+    it(`v5 ${name}: DISCONNECT 0x${reason.toString(16)} and close; another session keeps working`, async () => {
+      const { device, token, client } = await connected(5);
+      const bystander = await connected(5);
+      act(client, device, token);
+      const disconnect = (await client.next("disconnect")) as { reasonCode?: number };
+      expect(disconnect.reasonCode).toBe(reason);
+      await client.closed;
+      bystander.client.send(publish(`devices/${bystander.device}/telemetry`, { payload: { temperature: 3 } }, 1, 1));
+      await bystander.client.next("puback");
+    });
+  }
+
+  it("v3.1.1: a violation closes without DISCONNECT", async () => {
+    const { device, client } = await connected(4);
+    client.send(publish(`devices/${device}/#`, "{}", 0));
+    await client.closed;
+    expect(client.packets.map((p) => p.cmd)).toEqual(["connack"]);
+  });
+});
+
+/** A v5 PUBLISH QoS 1 body up to the packet id: remaining length, topic, (packet id follows). */
+function lenTopic(topic: string): number[] {
+  const t = new TextEncoder().encode(topic);
+  // remaining length = 2 + topic + 2 (packet id) + 1 (properties length 0)
+  return [2 + t.length + 2 + 1, 0, t.length, ...t];
+}
