@@ -1,0 +1,162 @@
+/**
+ * Real MQTT clients against the local edge (wrangler dev, the real bundle): MQTT.js over
+ * ws://127.0.0.1:<port>/mqtt/<device> with protocol 3.1.1 and 5.0 — publish at every QoS, the
+ * readings in the twin, a command received and answered, the last will, a persistent session.
+ */
+import mqtt, { type MqttClient } from "mqtt";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type LocalEdge, startLocalEdge } from "../../scripts/lib/local-edge";
+
+let edge: LocalEdge;
+
+beforeAll(async () => {
+  edge = await startLocalEdge();
+});
+
+afterAll(async () => {
+  await edge?.stop();
+});
+
+async function admin<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+  const res = await fetch(`${edge.url}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${edge.adminToken}`, "content-type": "application/json" },
+    ...(body !== undefined && { body: JSON.stringify(body) }),
+  });
+  return { status: res.status, body: (await res.json()) as T };
+}
+
+let n = 0;
+async function newDevice(): Promise<{ id: string; token: string }> {
+  const id = `mqttjs-${Date.now().toString(36)}-${++n}`;
+  const created = await admin<{ device: { id: string }; token: string }>("POST", "/v1/devices", { id, type: "climate", room: "lab" });
+  expect(created.status).toBe(201);
+  return { id, token: created.body.token };
+}
+
+function connect(id: string, token: string, version: 4 | 5, extra: mqtt.IClientOptions = {}): Promise<MqttClient> {
+  const client = mqtt.connect(`ws://127.0.0.1:${edge.port}/mqtt/${id}`, {
+    protocolVersion: version,
+    clientId: id,
+    username: id,
+    password: token,
+    reconnectPeriod: 0,
+    connectTimeout: 10_000,
+    ...extra,
+  });
+  return new Promise((resolve, reject) => {
+    client.once("connect", () => resolve(client));
+    client.once("error", reject);
+  });
+}
+
+async function until<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+interface Twin {
+  reported: { readings: Record<string, { value: unknown }> };
+  availability: { status: string; reason: string };
+}
+const twin = async (id: string) => (await admin<Twin>("GET", `/v1/devices/${id}/twin`)).body;
+
+describe("MQTT.js against the local edge", () => {
+  for (const version of [4, 5] as const) {
+    it(`v${version === 4 ? "3.1.1" : "5.0"}: publish at QoS 0, 1 and 2; the readings reach the twin`, async () => {
+      const { id, token } = await newDevice();
+      const client = await connect(id, token, version);
+      await client.publishAsync(`devices/${id}/telemetry`, JSON.stringify({ payload: { temperature: 20.5 } }), { qos: 0 });
+      await client.publishAsync(`devices/${id}/telemetry`, JSON.stringify({ payload: { humidity: 41 } }), { qos: 1 });
+      await client.publishAsync(`devices/${id}/telemetry`, JSON.stringify({ battery: 77 }), { qos: 2 });
+      const t = await until(async () => {
+        const current = await twin(id);
+        const r = current.reported.readings;
+        return r.temperature && r.humidity && r.battery ? current : undefined;
+      }, "three readings");
+      expect(t.reported.readings.battery?.value).toBe(77);
+      expect(t.availability.status).toBe("online");
+      await client.endAsync();
+    });
+
+    it(`v${version === 4 ? "3.1.1" : "5.0"}: receives a command and answers it`, async () => {
+      const { id, token } = await newDevice();
+      const client = await connect(id, token, version);
+      await client.subscribeAsync(`devices/${id}/commands`, { qos: 1 });
+      const received = new Promise<{ id: string; command: string }>((resolve) =>
+        client.on("message", (topic, payload) => {
+          if (topic === `devices/${id}/commands`) resolve(JSON.parse(payload.toString()));
+        }),
+      );
+      const sent = await admin<{ command: { id: string } }>("POST", `/v1/devices/${id}/commands`, {
+        command: "set_mode",
+        parameters: { mode: "eco" },
+      });
+      expect(sent.status).toBe(202);
+      const command = await received;
+      expect(command).toMatchObject({ id: sent.body.command.id, command: "set_mode" });
+      await client.publishAsync(`devices/${id}/commands/${command.id}/result`, JSON.stringify({ status: "succeeded" }), { qos: 1 });
+      const done = await admin<{ command: { status: string } }>("GET", `/v1/devices/${id}/commands/${command.id}`);
+      expect(done.body.command.status).toBe("succeeded");
+      await client.endAsync();
+    });
+  }
+
+  it("v5: a refused publish gets its reason code and the connection stays up", async () => {
+    const { id, token } = await newDevice();
+    const client = await connect(id, token, 5);
+    await expect(client.publishAsync(`devices/someone-else/telemetry`, "{}", { qos: 1 })).rejects.toThrow();
+    await client.publishAsync(`devices/${id}/telemetry`, JSON.stringify({ temperature: 1 }), { qos: 1 });
+    await client.endAsync();
+  });
+
+  it("wrong password: the connection is refused", async () => {
+    const { id } = await newDevice();
+    await expect(connect(id, `${id}.this-is-not-the-secret-at-all`, 4)).rejects.toThrow(/Bad username or password|Not authorized/i);
+  });
+
+  it("last will: a dropped connection marks the twin offline (last_will)", async () => {
+    const { id, token } = await newDevice();
+    const client = await connect(id, token, 4, {
+      will: { topic: `devices/${id}/status`, payload: Buffer.from("offline"), qos: 0, retain: false },
+    });
+    client.stream.destroy(); // no DISCONNECT
+    const t = await until(async () => {
+      const current = await twin(id);
+      return current.availability.status === "offline" ? current : undefined;
+    }, "offline");
+    expect(t.availability.reason).toBe("last_will");
+    client.end(true);
+  });
+
+  it("reconnect with a persistent session: the subscription is still there", async () => {
+    const { id, token } = await newDevice();
+    const first = await connect(id, token, 5, { clean: false, properties: { sessionExpiryInterval: 300 } });
+    await first.subscribeAsync(`devices/${id}/commands`, { qos: 1 });
+    await first.endAsync();
+    const second = mqtt.connect(`ws://127.0.0.1:${edge.port}/mqtt/${id}`, {
+      protocolVersion: 5,
+      clientId: id,
+      username: id,
+      password: token,
+      clean: false,
+      reconnectPeriod: 0,
+      properties: { sessionExpiryInterval: 300 },
+      resubscribe: false,
+    });
+    const connack = await new Promise<{ sessionPresent: boolean }>((resolve, reject) => {
+      second.once("connect", (packet) => resolve(packet));
+      second.once("error", reject);
+    });
+    expect(connack.sessionPresent).toBe(true);
+    const received = new Promise<string>((resolve) => second.on("message", (_topic, payload) => resolve(payload.toString())));
+    await admin("POST", `/v1/devices/${id}/commands`, { command: "ping" });
+    expect(JSON.parse(await received)).toMatchObject({ command: "ping" });
+    await second.endAsync();
+  });
+});
