@@ -1,0 +1,106 @@
+"""Eclipse Paho (Python) against the local edge's MQTT gateway, driven by mqtt-paho.test.ts.
+
+Usage: paho_client.py <port> <device-id> <device-token> <admin-token> <3.1.1|5>
+Publishes at QoS 0, 1 and 2, subscribes to its commands, asks the edge (admin API) for a command,
+answers it over MQTT, then connects a second time with a last will and drops the socket.
+Prints one JSON line per step; exits non-zero on any failure.
+"""
+
+import json
+import sys
+import threading
+import time
+import urllib.request
+
+import paho.mqtt.client as mqtt
+
+port, device, token, admin_token, version = sys.argv[1:6]
+protocol = mqtt.MQTTv5 if version == "5" else mqtt.MQTTv311
+
+
+def step(name, **data):
+    print(json.dumps({"step": name, **data}), flush=True)
+
+
+def admin(method, path, body=None):
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"authorization": f"Bearer {admin_token}", "content-type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=10) as res:
+        return json.loads(res.read())
+
+
+def new_client(client_id, will=False):
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol, transport="websockets"
+    )
+    client.ws_set_options(path=f"/mqtt/{device}")
+    client.username_pw_set(device, token)
+    if will:
+        client.will_set(f"devices/{device}/status", "offline", qos=0)
+    connected = threading.Event()
+    result = {}
+
+    def on_connect(_c, _u, _flags, reason_code, _props=None):
+        result["rc"] = str(reason_code)
+        result["ok"] = not reason_code.is_failure
+        connected.set()
+
+    client.on_connect = on_connect
+    client.connect("127.0.0.1", int(port), keepalive=30)
+    client.loop_start()
+    if not connected.wait(10) or not result.get("ok"):
+        raise SystemExit(f"connect failed: {result}")
+    return client
+
+
+client = new_client(device)
+step("connected")
+
+for qos, payload in ((0, {"payload": {"temperature": 19.5}}), (1, {"payload": {"humidity": 44}}), (2, {"battery": 66})):
+    info = client.publish(f"devices/{device}/telemetry", json.dumps(payload), qos=qos)
+    info.wait_for_publish(10)
+    if not info.is_published():
+        raise SystemExit(f"QoS {qos} publish not acknowledged")
+step("published")
+
+commands = []
+got_command = threading.Event()
+
+
+def on_message(_c, _u, message):
+    if message.topic == f"devices/{device}/commands":
+        commands.append(json.loads(message.payload))
+        got_command.set()
+
+
+client.on_message = on_message
+subscribed = threading.Event()
+client.on_subscribe = lambda *_args: subscribed.set()
+client.subscribe(f"devices/{device}/commands", qos=1)
+if not subscribed.wait(10):
+    raise SystemExit("no SUBACK")
+sent = admin("POST", f"/v1/devices/{device}/commands", {"command": "blink", "parameters": {"times": 2}})
+if not got_command.wait(10):
+    raise SystemExit("no command arrived")
+command = commands[0]
+if command["id"] != sent["command"]["id"]:
+    raise SystemExit(f"unexpected command {command}")
+info = client.publish(
+    f"devices/{device}/commands/{command['id']}/result", json.dumps({"status": "succeeded", "result": {"ok": True}}), qos=1
+)
+info.wait_for_publish(10)
+step("answered", command=command["id"])
+client.disconnect()
+client.loop_stop()
+
+# Last will: connect with a will, then drop the connection without DISCONNECT.
+willing = new_client(f"{device}-will", will=True)
+step("will_connected")
+willing.socket().close()
+time.sleep(0.5)
+willing.loop_stop()
+step("dropped")
