@@ -262,6 +262,29 @@ describe("MQTT gateway: PUBLISH into the ingest path", () => {
     expect(counters).toMatchObject({ accepted: 3, duplicates: 0 });
   });
 
+  it("QoS 2 in flight past the receive maximum (32) closes with 0x93", async () => {
+    const { device, client } = await connected(5);
+    const connack = client.packets[0] as { properties?: { receiveMaximum?: number; maximumPacketSize?: number } };
+    expect(connack.properties).toMatchObject({ receiveMaximum: 32, maximumPacketSize: 131072 });
+    for (let id = 1; id <= 32; id++) client.send(publish(`devices/${device}/telemetry`, { payload: { n: id } }, 2, id));
+    await eventually(async () => (client.packets.filter((p) => p.cmd === "pubrec").length === 32 ? true : undefined));
+    client.send(publish(`devices/${device}/telemetry`, { payload: { n: 33 } }, 2, 33));
+    expect(((await client.next("disconnect")) as { reasonCode?: number }).reasonCode).toBe(REASON.receiveMaximumExceeded);
+  });
+
+  it("v5 topic aliases: set once, then used with an empty topic", async () => {
+    const { device, client } = await connected(5);
+    client.send(publish(`devices/${device}/telemetry`, { payload: { temperature: 1 } }, 1, 1, { properties: { topicAlias: 2 } }));
+    await client.next("puback");
+    client.send(publish("", { payload: { temperature: 2 } }, 1, 2, { properties: { topicAlias: 2 } }));
+    expect(((await client.next("puback")) as { reasonCode?: number }).reasonCode ?? 0).toBe(0);
+    const twin = await eventually(async () => {
+      const t = await twinOf(device);
+      return t.reported.readings.temperature?.value === 2 ? t : undefined;
+    });
+    expect(twin).toBeDefined();
+  });
+
   it("a bare reading object is the payload; TOPIC_RULES topics map to routing keys", async () => {
     const { device, client } = await connected(5);
     client.send(publish(`devices/${device}/telemetry`, { temperature: 19.5 }, 1, 1));
