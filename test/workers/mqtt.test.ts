@@ -285,6 +285,17 @@ describe("MQTT gateway: PUBLISH into the ingest path", () => {
     expect(twin).toBeDefined();
   });
 
+  it("v5 topic aliases: all 16 with long topics (the per-connection state stays within the attachment limit)", async () => {
+    const { device, client } = await connected(5);
+    for (let alias = 1; alias <= 16; alias++) {
+      const topic = `devices/${device}/telemetry/${"x".repeat(200)}${alias}`;
+      client.send(publish(topic, { payload: { n: alias } }, 1, alias, { properties: { topicAlias: alias } }));
+      expect(((await client.next("puback")) as { reasonCode?: number }).reasonCode).toBe(REASON.topicNameInvalid);
+    }
+    client.send({ cmd: "pingreq" });
+    await client.next("pingresp");
+  });
+
   it("a bare reading object is the payload; TOPIC_RULES topics map to routing keys", async () => {
     const { device, client } = await connected(5);
     client.send(publish(`devices/${device}/telemetry`, { temperature: 19.5 }, 1, 1));
