@@ -630,6 +630,12 @@ export class DeviceTwin extends DurableObject<Env> {
     this.#version++;
     this.#setMeta("desired", this.#desired);
     this.#setMeta("version", this.#version);
+    // A device subscribed over MQTT to its desired state hears of the change at once.
+    this.ctx.waitUntil(
+      this.env.MQTT_SESSION.getByName(this.#profile.id)
+        .desiredChanged()
+        .catch(() => undefined),
+    );
     return { ok: true, twin: (await this.twin()) as TwinView };
   }
 

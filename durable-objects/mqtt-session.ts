@@ -568,6 +568,20 @@ export class MqttSession extends DurableObject<Env> {
     }
   }
 
+  /** The twin calls this when the desired state changed: every connection subscribed to it gets it. */
+  async desiredChanged(): Promise<void> {
+    for (const ws of this.ctx.getWebSockets()) {
+      const conn = ws.deserializeAttachment() as Conn;
+      if (conn.state !== "connected" || conn.subs.desired === null) continue;
+      const previous = this.#chains.get(ws) ?? Promise.resolve();
+      const next = previous
+        .then(() => this.#sendDesired(ws, ws.deserializeAttachment() as Conn))
+        .catch((error: unknown) => this.#fail(ws, error));
+      this.#chains.set(ws, next);
+      await next;
+    }
+  }
+
   async #deliverCommands(ws: WebSocket, conn: Conn): Promise<void> {
     const qos = conn.subs.commands;
     if (conn.state !== "connected" || qos === null) return;
@@ -598,7 +612,7 @@ export class MqttSession extends DurableObject<Env> {
     this.#save(ws, conn);
   }
 
-  /** The desired state, sent on subscribe as a retained message. */
+  /** The desired state: on subscribe as a retained message, and on every change. */
   async #sendDesired(ws: WebSocket, conn: Conn): Promise<void> {
     const twin = await this.#twin(conn).twin();
     if (!twin) return;

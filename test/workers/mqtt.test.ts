@@ -373,6 +373,24 @@ describe("MQTT gateway: commands, wills, keep alive", () => {
     expect(done.command).toMatchObject({ status: "succeeded", result: { mode: "eco" } });
   });
 
+  it("desired state: sent retained on subscribe, then again on every change", async () => {
+    const { device, client } = await connected(4);
+    client.send({ cmd: "subscribe", messageId: 1, subscriptions: [{ topic: `devices/${device}/desired`, qos: 0 }] } as Packet);
+    await client.next("suback");
+    const first = (await client.next("publish")) as Packet & { topic: string; payload: Uint8Array; retain: boolean };
+    expect(first.topic).toBe(`devices/${device}/desired`);
+    expect(first.retain).toBe(true);
+    expect(JSON.parse(new TextDecoder().decode(first.payload))).toMatchObject({ desired: {} });
+    const patched = await call(`/v1/devices/${device}/twin/desired`, {
+      method: "PATCH",
+      headers: { ...ADMIN, "content-type": "application/json" },
+      body: JSON.stringify({ desired: { target_temperature: 21 } }),
+    });
+    expect(patched.status, await patched.clone().text()).toBe(200);
+    const change = (await client.next("publish")) as Packet & { payload: Uint8Array };
+    expect(JSON.parse(new TextDecoder().decode(change.payload))).toMatchObject({ desired: { target_temperature: 21 } });
+  });
+
   it("a connection lost without DISCONNECT fires the last will: the twin goes offline (last_will)", async () => {
     const { device, client } = await connected(4, { will: { topic: `devices/x/status`, payload: "gone", qos: 0, retain: false } });
     client.ws.close(1000, "bye");
