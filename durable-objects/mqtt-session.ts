@@ -87,13 +87,13 @@ interface PacketParser {
 }
 
 /** A parser per connection, with what it produced from the current frame. */
-interface Reader {
+export interface Reader {
   parser: PacketParser;
   packets: Packet[];
   error: Error | undefined;
 }
 
-function newReader(protocolVersion: Version): Reader {
+export function newReader(protocolVersion: Version): Reader {
   const parser = mqttParser({ protocolVersion }) as unknown as PacketParser;
   const reader: Reader = { parser, packets: [], error: undefined };
   parser.on("packet", (packet) => reader.packets.push(packet));
@@ -522,7 +522,7 @@ export class MqttSession extends DurableObject<Env> {
     this.#save(ws, conn);
     // [MQTT-3.8.4-1] SUBACK with the same packet id, one code per filter [MQTT-3.8.4-5].
     this.#send(ws, conn, { cmd: "suback", messageId: packet.messageId ?? 0, granted });
-    if (packet.subscriptions.some((s) => subscribable(s.topic, conn.device) === "desired")) await this.#sendDesired(ws, conn);
+    if (packet.subscriptions.some((s) => subscribable(s.topic, conn.device) === "desired")) await this.#sendDesired(ws, conn, true);
     await this.#deliverCommands(ws, conn);
     await this.#schedule();
   }
@@ -575,7 +575,7 @@ export class MqttSession extends DurableObject<Env> {
       if (conn.state !== "connected" || conn.subs.desired === null) continue;
       const previous = this.#chains.get(ws) ?? Promise.resolve();
       const next = previous
-        .then(() => this.#sendDesired(ws, ws.deserializeAttachment() as Conn))
+        .then(() => this.#sendDesired(ws, ws.deserializeAttachment() as Conn, false))
         .catch((error: unknown) => this.#fail(ws, error));
       this.#chains.set(ws, next);
       await next;
@@ -613,7 +613,7 @@ export class MqttSession extends DurableObject<Env> {
   }
 
   /** The desired state: on subscribe as a retained message, and on every change. */
-  async #sendDesired(ws: WebSocket, conn: Conn): Promise<void> {
+  async #sendDesired(ws: WebSocket, conn: Conn, retain: boolean): Promise<void> {
     const twin = await this.#twin(conn).twin();
     if (!twin) return;
     this.#send(ws, conn, {
@@ -622,7 +622,8 @@ export class MqttSession extends DurableObject<Env> {
       payload: JSON.stringify({ version: twin.version, desired: twin.desired }),
       qos: 0,
       dup: false,
-      retain: true,
+      // [MQTT-3.3.1-8/9] retain is set on what a new subscription receives, not on live forwarding.
+      retain,
     });
   }
 

@@ -34,8 +34,8 @@ async function newDevice(): Promise<{ id: string; token: string }> {
   return { id, token: created.body.token };
 }
 
-function connect(id: string, token: string, version: 4 | 5, extra: mqtt.IClientOptions = {}): Promise<MqttClient> {
-  const client = mqtt.connect(`ws://127.0.0.1:${edge.port}/mqtt/${id}`, {
+function connect(id: string, token: string, version: 4 | 5, extra: mqtt.IClientOptions = {}, path = `/mqtt/${id}`): Promise<MqttClient> {
+  const client = mqtt.connect(`ws://127.0.0.1:${edge.port}${path}`, {
     protocolVersion: version,
     clientId: id,
     username: id,
@@ -114,6 +114,20 @@ describe("MQTT.js against the local edge", () => {
     await client.publishAsync(`devices/${id}/telemetry`, JSON.stringify({ temperature: 1 }), { qos: 1 });
     await client.endAsync();
   });
+
+  for (const version of [4, 5] as const) {
+    it(`plain /mqtt, as unchanged firmware would use it (v${version}): relayed to the device's session`, async () => {
+      const { id, token } = await newDevice();
+      const client = await connect(id, token, version, {}, "/mqtt");
+      await client.publishAsync(`devices/${id}/telemetry`, JSON.stringify({ temperature: 12 }), { qos: 1 });
+      await client.subscribeAsync(`devices/${id}/commands`, { qos: 1 });
+      const received = new Promise<string>((resolve) => client.on("message", (_t, payload) => resolve(payload.toString())));
+      await admin("POST", `/v1/devices/${id}/commands`, { command: "ping" });
+      expect(JSON.parse(await received)).toMatchObject({ command: "ping" });
+      expect((await twin(id)).reported.readings.temperature?.value).toBe(12);
+      await client.endAsync();
+    });
+  }
 
   it("wrong password: the connection is refused", async () => {
     const { id } = await newDevice();

@@ -26,8 +26,8 @@ function decoder(version: V) {
   return p;
 }
 
-async function open(device: string, version: V = 4): Promise<Client> {
-  const res = await call(`/mqtt/${device}`, {
+async function open(device: string, version: V = 4, path = `/mqtt/${device}`): Promise<Client> {
+  const res = await call(path, {
     headers: { upgrade: "websocket", "sec-websocket-protocol": "mqtt", "cf-connecting-ip": uniqueIp() },
   });
   expect(res.status).toBe(101);
@@ -188,7 +188,9 @@ describe("mqtt-packet round-trip fixtures", () => {
 describe("MQTT gateway: CONNECT", () => {
   it("refuses an upgrade without the mqtt subprotocol or without a device", async () => {
     expect((await call("/mqtt/dev-x", { headers: { upgrade: "websocket" } })).status).toBe(400);
-    expect((await call("/mqtt", { headers: { upgrade: "websocket", "sec-websocket-protocol": "mqtt" } })).status).toBe(400);
+    expect((await call("/mqtt/Not%20A%20Device", { headers: { upgrade: "websocket", "sec-websocket-protocol": "mqtt" } })).status).toBe(
+      400,
+    );
     expect((await call("/mqtt/dev-x")).status).toBe(426);
   });
 
@@ -228,6 +230,35 @@ describe("MQTT gateway: CONNECT", () => {
     await first.closed;
     second.send({ cmd: "pingreq" });
     await second.next("pingresp");
+  });
+
+  for (const version of [4, 5] as const) {
+    it(`plain /mqtt (v${version}): the Worker reads the CONNECT and relays to the device's session`, async () => {
+      const { device, token } = await createDevice({ id: uniqueId("mq"), type: "climate" });
+      const client = await open(device.id, version, "/mqtt");
+      // Split across frames: the relay waits for the whole CONNECT.
+      const bytes = generate(connectPacket(device.id, token, version), { protocolVersion: version }) as unknown as Uint8Array;
+      client.raw(bytes.slice(0, 7));
+      client.raw(bytes.slice(7));
+      const connack = (await client.next("connack")) as { returnCode?: number; reasonCode?: number };
+      expect(version === 5 ? connack.reasonCode : connack.returnCode).toBe(0);
+      client.send(publish(`devices/${device.id}/telemetry`, { payload: { temperature: 5 } }, 1, 1));
+      await client.next("puback");
+      expect((await twinOf(device.id)).reported.readings.temperature?.value).toBe(5);
+      client.send({ cmd: "disconnect" } as Packet);
+      await client.closed;
+    });
+  }
+
+  it("plain /mqtt: no device in the CONNECT gets return code 4; a packet before CONNECT closes", async () => {
+    const { device } = await createDevice({ id: uniqueId("mq"), type: "climate" });
+    const anonymous = await open(device.id, 4, "/mqtt");
+    anonymous.send(connectPacket("", "", 4, { username: undefined, password: undefined }));
+    expect(((await anonymous.next("connack")) as { returnCode?: number }).returnCode).toBe(4);
+    await anonymous.closed;
+    const early = await open(device.id, 4, "/mqtt");
+    early.send({ cmd: "pingreq" });
+    expect((await early.closed).code).toBe(1002);
   });
 
   it("a client id `<device>-suffix` is the device's own", async () => {
@@ -387,7 +418,8 @@ describe("MQTT gateway: commands, wills, keep alive", () => {
       body: JSON.stringify({ desired: { target_temperature: 21 } }),
     });
     expect(patched.status, await patched.clone().text()).toBe(200);
-    const change = (await client.next("publish")) as Packet & { payload: Uint8Array };
+    const change = (await client.next("publish")) as Packet & { payload: Uint8Array; retain: boolean };
+    expect(change.retain).toBe(false);
     expect(JSON.parse(new TextDecoder().decode(change.payload))).toMatchObject({ desired: { target_temperature: 21 } });
   });
 
