@@ -588,6 +588,9 @@ export class MqttSession extends DurableObject<Env> {
     // [MQTT-4.9.0-2] never more unacknowledged QoS 1 publishes than the client's Receive Maximum.
     const room = Math.min(conn.clientReceiveMax, 20) - Object.keys(conn.outbound).length;
     if (room <= 0) return;
+    // A rotated or deleted token stops deliveries as it stops publishes.
+    if (!(await this.#twin(conn).checkSecret(conn.secret)))
+      throw new MqttError(REASON.notAuthorized, "the device token is no longer valid");
     const commands: Command[] = await this.#twin(conn).takeCommands(0);
     for (const command of commands) {
       const delivery: MqttCommandDelivery = {

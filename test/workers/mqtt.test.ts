@@ -350,6 +350,15 @@ describe("MQTT gateway: PUBLISH into the ingest path", () => {
     expect(twin.reported.readings).toEqual({});
   });
 
+  it("a rotated token ends the connection at its next publish (v5: 0x87)", async () => {
+    const { device, client } = await connected(5);
+    const rotated = await call(`/v1/devices/${device}/token`, { method: "POST", headers: ADMIN });
+    expect(rotated.status, await rotated.clone().text()).toBeLessThan(300);
+    client.send(publish(`devices/${device}/telemetry`, { payload: { temperature: 1 } }, 1, 1));
+    expect(((await client.next("disconnect")) as { reasonCode?: number }).reasonCode).toBe(REASON.notAuthorized);
+    await client.closed;
+  });
+
   it("v3.1.1: a refused publish ends the connection", async () => {
     const { client } = await connected(4);
     client.send(publish("devices/someone-else/telemetry", { payload: { temperature: 1 } }, 1, 1));
