@@ -70,7 +70,7 @@ interface Conn {
 
 const SCHEMA = `CREATE TABLE IF NOT EXISTS sessions (client_id TEXT PRIMARY KEY, subs TEXT NOT NULL, expires INTEGER NOT NULL);`;
 /** A CONNECT must arrive this soon after the upgrade. */
-const CONNECT_TIMEOUT_MS = 10_000;
+export const CONNECT_TIMEOUT_MS = 10_000;
 /** Subscribed connections also poll the outbox this often, in case a notification was lost. */
 const COMMAND_POLL_MS = 30_000;
 /** MQTT 3.1.1 sessions have no expiry of their own; the gateway keeps them this long. */

@@ -13,7 +13,8 @@ import type { Context } from "hono";
 import { Hono } from "hono";
 import type { Packet } from "mqtt-packet";
 import { generate } from "mqtt-packet";
-import { newReader, sessionStub } from "../../durable-objects/mqtt-session";
+import { CONNECT_TIMEOUT_MS, newReader, sessionStub } from "../../durable-objects/mqtt-session";
+import { readConfig } from "../../shared/config";
 import { parseDeviceToken } from "../../shared/credentials";
 import { CONNACK_V4, REASON, validDeviceId, WS_CLOSE } from "../../shared/mqtt";
 import { ApiError } from "../errors";
@@ -82,6 +83,12 @@ function relay(c: Context<AppEnv>): Response {
     );
     server.close(WS_CLOSE.policy, reason);
   };
+  // The CONNECT must come soon and small: a relay never waits on a half-sent one for ever.
+  const max = readConfig(c.env).MQTT_MAX_PACKET_BYTES;
+  let bufferedBytes = 0;
+  const timer = setTimeout(() => {
+    if (!upstream) server.close(WS_CLOSE.protocolError, "no CONNECT in time");
+  }, CONNECT_TIMEOUT_MS);
   const onFrame = async (raw: ArrayBuffer | Blob | string) => {
     // Binary frames arrive as Blobs under the standard binaryType.
     const data = raw instanceof Blob ? await raw.arrayBuffer() : raw;
@@ -89,6 +96,8 @@ function relay(c: Context<AppEnv>): Response {
     // [MQTT-6.0.0-1] binary frames only.
     if (typeof data === "string") return server.close(WS_CLOSE.protocolError, "MQTT uses binary frames [MQTT-6.0.0-1]");
     buffered.push(data);
+    bufferedBytes += data.byteLength;
+    if (bufferedBytes > max) return server.close(WS_CLOSE.tooBig, "CONNECT over the maximum packet size");
     reader.parser.parse(new Uint8Array(data));
     const first = reader.packets[0];
     if (reader.error || (first && first.cmd !== "connect")) {
@@ -112,6 +121,7 @@ function relay(c: Context<AppEnv>): Response {
       down = down.then(() => server.close(sendable(event.code), event.reason));
     });
     upstream = socket;
+    clearTimeout(timer);
     for (const frame of buffered.splice(0)) socket.send(frame);
   };
   server.addEventListener("message", (event) => {
@@ -119,6 +129,7 @@ function relay(c: Context<AppEnv>): Response {
     chain = chain.then(() => onFrame(data)).catch(() => server.close(WS_CLOSE.internal, "relay failed"));
   });
   server.addEventListener("close", (event) => {
+    clearTimeout(timer);
     chain = chain.then(() => upstream?.close(sendable(event.code), event.reason));
   });
   return new Response(null, { status: 101, webSocket: client, headers: { "sec-websocket-protocol": "mqtt" } });

@@ -574,6 +574,28 @@ describe("MQTT gateway: fuzz", () => {
     expect(good.isClosed()).toBe(false);
     expect(outcomes.closed).toBeGreaterThan(10);
   }, 60_000);
+
+  it("random bytes before CONNECT, direct and through the plain /mqtt relay, never get a session", async () => {
+    let seed = 0x0badf00d;
+    const rand = () => {
+      seed = (seed * 1_103_515_245 + 12_345) & 0x7fffffff;
+      return seed / 0x7fffffff;
+    };
+    const { device, client: good } = await connected(4);
+    for (let i = 0; i < 20; i++) {
+      const fuzz = await open(device, 4, i % 2 === 0 ? `/mqtt/${device}` : "/mqtt");
+      // Never a valid CONNECT: the first byte is anything but 0x10.
+      const bytes = new Uint8Array(2 + Math.floor(rand() * 48)).map(() => Math.floor(rand() * 256));
+      if (bytes[0] === 0x10) bytes[0] = 0x11;
+      fuzz.raw(bytes);
+      fuzz.send({ cmd: "pingreq" });
+      await Promise.race([fuzz.closed, new Promise((r) => setTimeout(r, 300))]);
+      expect(fuzz.packets.filter((p) => p.cmd !== "connack" || (p as { returnCode?: number }).returnCode === 0)).toEqual([]);
+      if (!fuzz.isClosed()) fuzz.ws.close(1000, "done");
+      good.send(publish(`devices/${device}/telemetry`, { payload: { n: i } }, 1, 100 + i));
+      expect(((await good.next("puback")) as { messageId?: number }).messageId).toBe(100 + i);
+    }
+  }, 60_000);
 });
 
 /** A v5 PUBLISH QoS 1 body up to the packet id: remaining length, topic, (packet id follows). */
