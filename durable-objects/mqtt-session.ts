@@ -68,7 +68,9 @@ interface Conn {
   partial: boolean;
 }
 
-const SCHEMA = `CREATE TABLE IF NOT EXISTS sessions (client_id TEXT PRIMARY KEY, subs TEXT NOT NULL, expires INTEGER NOT NULL);`;
+/** Persistent sessions: subscriptions, and command publishes not yet acknowledged (packet id → command id). */
+const SCHEMA = `CREATE TABLE IF NOT EXISTS sessions (
+  client_id TEXT PRIMARY KEY, subs TEXT NOT NULL, inflight TEXT NOT NULL DEFAULT '{}', expires INTEGER NOT NULL);`;
 /** A CONNECT must arrive this soon after the upgrade. */
 export const CONNECT_TIMEOUT_MS = 10_000;
 /** Subscribed connections also poll the outbox this often, in case a notification was lost. */
@@ -101,6 +103,16 @@ export function newReader(protocolVersion: Version): Reader {
     reader.error ??= error;
   });
   return reader;
+}
+
+function toDelivery(command: Command): MqttCommandDelivery {
+  return {
+    id: command.id,
+    command: command.command,
+    parameters: command.parameters as MqttCommandDelivery["parameters"],
+    correlation_id: command.correlation_id,
+    expires_at: command.expires_at,
+  };
 }
 
 export function sessionStub(env: Env, deviceId: string): DurableObjectStub<MqttSession> {
@@ -315,14 +327,19 @@ export class MqttSession extends DurableObject<Env> {
     }
     // [MQTT-3.1.2-4] clean start discards any stored session; otherwise it resumes.
     let sessionPresent = false;
+    let inflight: Record<string, string> = {};
     const sql = this.#sql();
     if (packet.clean !== false) sql.exec("DELETE FROM sessions WHERE client_id = ?", clientId);
     else {
       const row = sql
-        .exec<{ subs: string; expires: number }>("SELECT subs, expires FROM sessions WHERE client_id = ?", clientId)
+        .exec<{ subs: string; inflight: string; expires: number }>(
+          "SELECT subs, inflight, expires FROM sessions WHERE client_id = ?",
+          clientId,
+        )
         .toArray()[0];
       if (row && row.expires > Date.now()) {
         conn.subs = JSON.parse(row.subs) as Conn["subs"];
+        inflight = JSON.parse(row.inflight) as Record<string, string>;
         sessionPresent = true;
       }
     }
@@ -344,8 +361,32 @@ export class MqttSession extends DurableObject<Env> {
     // [MQTT-3.2.2-1..3] session present only when a stored session resumes.
     this.#send(ws, conn, { cmd: "connack", sessionPresent, reasonCode: 0, returnCode: 0, ...(properties && { properties }) });
     await this.#twin(conn).signalPresence("online", "mqtt_connect");
+    await this.#resend(ws, conn, inflight);
     await this.#schedule();
     await this.#deliverCommands(ws, conn);
+  }
+
+  /**
+   * [MQTT-4.4.0-1] a resumed session resends its unacknowledged PUBLISH packets, same packet
+   * ids, DUP set [MQTT-3.3.1-1] — here, commands the twin still has as delivered and unanswered.
+   */
+  async #resend(ws: WebSocket, conn: Conn, inflight: Record<string, string>): Promise<void> {
+    const twin = this.#twin(conn);
+    for (const [packetId, commandId] of Object.entries(inflight)) {
+      const command = await twin.command(commandId);
+      if (command?.status !== "delivered") continue;
+      conn.outbound[packetId] = commandId;
+      this.#send(ws, conn, {
+        cmd: "publish",
+        topic: deviceTopics(conn.device).commands,
+        payload: JSON.stringify(toDelivery(command)),
+        qos: 1,
+        dup: true,
+        retain: false,
+        messageId: Number(packetId),
+      });
+    }
+    this.#save(ws, conn);
   }
 
   async #refuseAuth(ws: WebSocket, conn: Conn, message: string): Promise<void> {
@@ -593,13 +634,7 @@ export class MqttSession extends DurableObject<Env> {
       throw new MqttError(REASON.notAuthorized, "the device token is no longer valid");
     const commands: Command[] = await this.#twin(conn).takeCommands(0);
     for (const command of commands) {
-      const delivery: MqttCommandDelivery = {
-        id: command.id,
-        command: command.command,
-        parameters: command.parameters as MqttCommandDelivery["parameters"],
-        correlation_id: command.correlation_id,
-        expires_at: command.expires_at,
-      };
+      const delivery = toDelivery(command);
       const messageId = qos > 0 ? this.#nextId(conn) : undefined;
       if (messageId !== undefined) conn.outbound[String(messageId)] = command.id;
       this.#send(ws, conn, {
@@ -643,9 +678,10 @@ export class MqttSession extends DurableObject<Env> {
   #persistSession(conn: Conn): void {
     if (!conn.persistent) return;
     this.#sql().exec(
-      "INSERT OR REPLACE INTO sessions (client_id, subs, expires) VALUES (?, ?, ?)",
+      "INSERT OR REPLACE INTO sessions (client_id, subs, inflight, expires) VALUES (?, ?, ?, ?)",
       conn.clientId,
       JSON.stringify(conn.subs),
+      JSON.stringify(conn.outbound),
       Date.now() + conn.sessionExpiry * 1000,
     );
   }

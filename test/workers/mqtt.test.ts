@@ -432,6 +432,30 @@ describe("MQTT gateway: commands, wills, keep alive", () => {
     expect(JSON.parse(new TextDecoder().decode(change.payload))).toMatchObject({ desired: { target_temperature: 21 } });
   });
 
+  it("a resumed session resends an unacknowledged command publish with DUP and the same packet id", async () => {
+    const { device, token, client } = await connected(4, { clean: false });
+    client.send({ cmd: "subscribe", messageId: 1, subscriptions: [{ topic: `devices/${device}/commands`, qos: 1 }] } as Packet);
+    await client.next("suback");
+    await call(`/v1/devices/${device}/commands`, {
+      method: "POST",
+      headers: { ...ADMIN, "content-type": "application/json" },
+      body: JSON.stringify({ command: "reboot" }),
+    });
+    const first = (await client.next("publish")) as Packet & { messageId: number; payload: Uint8Array };
+    client.ws.close(1000, "gone before PUBACK");
+    await client.closed;
+    const again = await open(device, 4);
+    again.send(connectPacket(device, token, 4, { clean: false }));
+    const connack = (await again.next("connack")) as { sessionPresent?: boolean };
+    expect(connack.sessionPresent).toBe(true);
+    const resent = (await again.next("publish")) as Packet & { messageId: number; dup: boolean; payload: Uint8Array };
+    expect(resent).toMatchObject({ messageId: first.messageId, dup: true });
+    expect(JSON.parse(new TextDecoder().decode(resent.payload))).toMatchObject({ command: "reboot" });
+    again.send({ cmd: "puback", messageId: resent.messageId } as Packet);
+    again.send({ cmd: "pingreq" });
+    await again.next("pingresp");
+  });
+
   it("a connection lost without DISCONNECT fires the last will: the twin goes offline (last_will)", async () => {
     const { device, client } = await connected(4, { will: { topic: `devices/x/status`, payload: "gone", qos: 0, retain: false } });
     client.ws.close(1000, "bye");
