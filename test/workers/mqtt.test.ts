@@ -261,6 +261,14 @@ describe("MQTT gateway: CONNECT", () => {
     expect((await early.closed).code).toBe(1002);
   });
 
+  it("MQTT 3.1 (MQIsdp, level 3) gets return code 1 and the close", async () => {
+    const { device, token } = await createDevice({ id: uniqueId("mq"), type: "climate" });
+    const client = await open(device.id, 4);
+    client.send(connectPacket(device.id, token, 4, { protocolId: "MQIsdp", protocolVersion: 3 }));
+    expect(((await client.next("connack")) as { returnCode?: number }).returnCode).toBe(1);
+    await client.closed;
+  });
+
   it("a client id `<device>-suffix` is the device's own", async () => {
     const { device, token } = await createDevice({ id: uniqueId("mq"), type: "climate" });
     const client = await open(device.id, 4);
@@ -526,6 +534,17 @@ describe("MQTT gateway: every violation closes that connection only", () => {
     ["an unknown topic alias", (c) => c.send(publish("", "{}", 0, undefined, { properties: { topicAlias: 3 } })), REASON.protocolError],
     ["invalid UTF-8 in a topic", (c) => c.raw(new Uint8Array([0x30, 0x06, 0x00, 0x02, 0xc3, 0x28, 0x00, 0x7b])), REASON.malformedPacket],
     ["a SUBACK from the client", (c) => c.send({ cmd: "suback", messageId: 1, granted: [0] } as Packet), REASON.protocolError],
+    [
+      "a retained PUBLISH (Retain Available is 0)",
+      (c, d) => c.send(publish(`devices/${d}/telemetry`, "{}", 0, undefined, { retain: true })),
+      REASON.retainNotSupported,
+    ],
+    ["an AUTH packet", (c) => c.send({ cmd: "auth", reasonCode: 0x18 } as Packet), REASON.protocolError],
+    [
+      "a topic alias above the maximum",
+      (c, d) => c.send(publish(`devices/${d}/telemetry`, "{}", 0, undefined, { properties: { topicAlias: 17 } })),
+      REASON.topicAliasInvalid,
+    ],
   ];
   for (const [name, act, reason] of after) {
     it(`v5 ${name}: DISCONNECT 0x${reason.toString(16)} and close; another session keeps working`, async () => {
