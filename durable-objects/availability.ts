@@ -3,17 +3,13 @@
  * stale timeout, then offline after its offline timeout. An explicit disconnect (or an MQTT last
  * will) makes it offline at once, until it is heard from again.
  */
-export type Availability = "online" | "stale" | "offline";
+import type { Availability } from "../shared/api-types";
+
+export type { Availability, AvailabilityState } from "../shared/api-types";
 
 export interface Timeouts {
   staleMs: number;
   offlineMs: number;
-}
-
-export interface AvailabilityState {
-  status: Availability;
-  since: string;
-  reason: string;
 }
 
 /** What the status should be now, judged only by silence. */

@@ -4,21 +4,9 @@
  * most once per delivery attempt, redelivered only when its delivery went unanswered for
  * REDELIVER_AFTER_MS, and never after it expired; the device recognises a redelivery by its id.
  */
-export type CommandStatus = "queued" | "delivered" | "succeeded" | "failed" | "expired";
+import type { Command, CommandStatus } from "../shared/api-types";
 
-export interface Command {
-  id: string;
-  command: string;
-  parameters: Record<string, unknown>;
-  status: CommandStatus;
-  correlation_id: string;
-  created_at: string;
-  expires_at: string;
-  attempts: number;
-  result: unknown;
-  error: string | null;
-  history: { status: CommandStatus; at: string }[];
-}
+export type { Command, CommandStatus } from "../shared/api-types";
 
 type Row = {
   id: string;

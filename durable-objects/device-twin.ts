@@ -84,24 +84,9 @@ export type IngestOutcome =
     }
   | Failure;
 
-export interface StoredError {
-  at: string;
-  index: number;
-  message_id: string | null;
-  code: string;
-  issues: Issue[];
-}
+export type { StoredError, TwinView } from "../shared/api-types";
 
-export interface TwinView {
-  device: string;
-  version: number;
-  last_seen: string | null;
-  availability: AvailabilityState;
-  reported: { readings: Record<string, ReportedReading>; state: JsonObject };
-  desired: JsonObject;
-  delta: JsonObject;
-  counters: Counters;
-}
+import type { Counters, StoredError, TwinView } from "../shared/api-types";
 
 export interface RecentReading {
   at: string;
@@ -109,12 +94,6 @@ export interface RecentReading {
   value: number | boolean;
   unit: string | null;
   message_id: string;
-}
-
-interface Counters {
-  accepted: number;
-  duplicates: number;
-  rejected: number;
 }
 
 const SCHEMA = `

@@ -9,15 +9,9 @@ import type { Command } from "./command-outbox";
 import { twinStub } from "./device-twin";
 import type { ReportedReading } from "./twin-document";
 
-export interface MetricAggregate {
-  metric: string;
-  unit: string | null;
-  devices: number;
-  latest: { device: string; value: number | boolean; at: string };
-  min?: number;
-  max?: number;
-  mean?: number;
-}
+export type { MetricAggregate } from "../shared/api-types";
+
+import type { MetricAggregate } from "../shared/api-types";
 
 export interface RoomCommandOutcome {
   device: string;

@@ -7,15 +7,9 @@
  * - documents are bounded in size and depth.
  */
 
-export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
-export type JsonObject = { [key: string]: Json };
+export type { Json, JsonObject, ReportedReading } from "../shared/api-types";
 
-export interface ReportedReading {
-  value: number | boolean;
-  unit?: string;
-  /** Device time of the reading, ISO 8601. */
-  at: string;
-}
+import type { Json, JsonObject, ReportedReading } from "../shared/api-types";
 
 export const DOCUMENT_LIMITS = { maxBytes: 8192, maxDepth: 6 } as const;
 

@@ -1,16 +1,19 @@
-/** Shapes of what the edge answers (docs/api.md, docs/live.md), as far as the dashboard reads them. */
+/**
+ * Shapes of what the edge answers (docs/api.md, docs/live.md). What the edge's objects build is
+ * shared with them (shared/api-types.ts); the rest is as far as the dashboard reads it.
+ */
+import type { JsonObject, MetricAggregate, ReportedReading, TwinView } from "../../shared/api-types.ts";
+
+export type { Command, CommandStatus, Json, JsonObject, MetricAggregate, StoredError } from "../../shared/api-types.ts";
+
+import type { CommandStatus } from "../../shared/api-types.ts";
+/** A reading as the dashboard shows it (live updates may carry a null unit). */
+export type Reading = Omit<ReportedReading, "unit"> & { unit?: string | null };
+export type Twin = Omit<TwinView, "reported"> & { reported: { readings: Record<string, Reading>; state: JsonObject } };
 
 export type Role = "viewer" | "operator" | "admin";
 export type AvailabilityStatus = "online" | "stale" | "offline";
 export type LiveStream = "twin" | "availability" | "command" | "dead_letter";
-export type CommandStatus = "queued" | "delivered" | "succeeded" | "failed" | "expired";
-
-export interface Reading {
-  value: number | boolean;
-  unit?: string | null;
-  /** Device time, ISO 8601. */
-  at: string;
-}
 
 export interface Availability {
   status: AvailabilityStatus;
@@ -36,56 +39,10 @@ export interface Room {
   devices: number;
 }
 
-export interface MetricAggregate {
-  metric: string;
-  unit: string | null;
-  devices: number;
-  latest: { device: string; value: number | boolean; at: string };
-  min?: number;
-  max?: number;
-  mean?: number;
-}
-
 export interface RoomView {
   room: { id: string; name: string | null };
   devices: Device[];
   aggregates: MetricAggregate[];
-}
-
-export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
-export type JsonObject = { [key: string]: Json };
-
-export interface Twin {
-  device: string;
-  version: number;
-  last_seen: string | null;
-  availability: Availability;
-  reported: { readings: Record<string, Reading>; state: JsonObject };
-  desired: JsonObject;
-  delta: JsonObject;
-  counters: { accepted: number; duplicates: number; rejected: number };
-}
-
-export interface Command {
-  id: string;
-  command: string;
-  parameters: Record<string, unknown>;
-  status: CommandStatus;
-  correlation_id: string;
-  created_at: string;
-  expires_at: string;
-  attempts: number;
-  result: unknown;
-  error: string | null;
-  history: { status: CommandStatus; at: string }[];
-}
-
-export interface StoredError {
-  at: string;
-  index: number;
-  message_id: string | null;
-  code: string;
-  issues: { path: string; message: string }[];
 }
 
 export interface DeadLetter {
