@@ -37,9 +37,15 @@ export interface Issue {
 }
 
 /** Turns zod's issue list into ours: dot paths, one message each. */
-export function toIssues(issues: readonly { path: readonly PropertyKey[]; message: string }[], prefix = ""): Issue[] {
-  return issues.map((issue) => ({
-    path: [prefix, ...issue.path.map(String)].filter((p) => p !== "").join("."),
-    message: issue.message,
-  }));
+export function toIssues(
+  issues: readonly { path: readonly PropertyKey[]; message: string; code?: string; keys?: readonly string[] }[],
+  prefix = "",
+): Issue[] {
+  const join = (parts: readonly PropertyKey[]) => [prefix, ...parts.map(String)].filter((p) => p !== "").join(".");
+  // zod reports a strict object's unknown keys as one issue of the object: name each key instead.
+  return issues.flatMap((issue) =>
+    issue.code === "unrecognized_keys" && issue.keys
+      ? issue.keys.map((key) => ({ path: join([...issue.path, key]), message: "is not recognized" }))
+      : [{ path: join(issue.path), message: issue.message }],
+  );
 }

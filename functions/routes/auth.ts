@@ -5,8 +5,7 @@ import { readConfig } from "../../shared/config";
 import { issueToken, Role, TokenError, verifyToken } from "../auth/tokens";
 import { ApiError } from "../errors";
 import { type AppEnv, authenticate, authFailed, isAdminToken } from "../middleware/auth";
-import { jsonBody } from "../validate";
-import { parseWith } from "./twins";
+import { jsonBody, parseWith } from "../validate";
 
 const TokenRequest = z.discriminatedUnion("grant_type", [
   z.strictObject({ grant_type: z.literal("admin_token"), admin_token: z.string().min(1).max(512) }),

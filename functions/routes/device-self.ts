@@ -11,8 +11,7 @@ import { bearerToken, parseDeviceToken } from "../../shared/credentials";
 import { CommandResultRequest, PresenceRequest, ReportedPatch } from "../../shared/schemas/twin";
 import { type AppEnv, authFailed } from "../middleware/auth";
 import { twin } from "../registry";
-import { jsonBody, validate } from "../validate";
-import { fail, parseWith } from "./twins";
+import { fail, jsonBody, parseWith, validate } from "../validate";
 
 async function deviceCredential(c: Context<AppEnv>) {
   const token = bearerToken(c.req.header("authorization"));

@@ -7,7 +7,7 @@ import { DeviceId } from "../../shared/schemas/message";
 import { ApiError } from "../errors";
 import { type AppEnv, requireRole } from "../middleware/auth";
 import { createDevice, deleteDevice, getDevice, listDevices, patchDevice, rotateToken, twin } from "../registry";
-import { jsonBody, validate } from "../validate";
+import { deviceIdParam, jsonBody, parseWith, validate } from "../validate";
 
 const ListQuery = z.strictObject({
   type: Slug.optional(),
@@ -21,24 +21,9 @@ const ListQuery = z.strictObject({
 
 const META_KEY = /^[A-Za-z0-9_-]{1,64}$/;
 
-function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
-  const result = schema.safeParse(body);
-  if (!result.success) {
-    const issues = toIssues(result.error.issues);
-    throw new ApiError("invalid_payload", issues.map((i) => `${i.path || "body"}: ${i.message}`).join("; "), { issues });
-  }
-  return result.data;
-}
-
-function deviceIdParam(raw: string): string {
-  const parsed = DeviceId.safeParse(raw);
-  if (!parsed.success) throw ApiError.field("not_found", "id", `"${raw.slice(0, 80)}" is not a device id`);
-  return parsed.data;
-}
-
 export const deviceRoutes = new Hono<AppEnv>()
   .post("/", requireRole("admin"), async (c) => {
-    const input = parseBody(DeviceCreate, await jsonBody(c.req.raw));
+    const input = parseWith(DeviceCreate, await jsonBody(c.req.raw));
     const { device, token } = await createDevice(c.env, input);
     c.header("location", `/v1/devices/${device.id}`);
     return c.json({ device, token, note: "the token is shown once; store it on the device now" }, 201);
@@ -54,17 +39,13 @@ export const deviceRoutes = new Hono<AppEnv>()
         metadata.push([metaKey, value]);
       } else plain[key] = value;
     }
-    const query = ListQuery.safeParse(plain);
-    if (!query.success) {
-      const issues = toIssues(query.error.issues);
-      throw new ApiError("invalid_query", issues.map((i) => `${i.path}: ${i.message}`).join("; "), { issues });
-    }
-    return c.json(await listDevices(c.env, { ...query.data, metadata }));
+    const query = parseWith(ListQuery, plain, "invalid_query", "query");
+    return c.json(await listDevices(c.env, { ...query, metadata }));
   })
   .get("/:id", requireRole("viewer"), async (c) => c.json({ device: await getDevice(c.env, deviceIdParam(c.req.param("id"))) }))
   .patch("/:id", requireRole("admin"), async (c) => {
     const id = deviceIdParam(c.req.param("id"));
-    const patch = parseBody(DevicePatch, await jsonBody(c.req.raw));
+    const patch = parseWith(DevicePatch, await jsonBody(c.req.raw));
     return c.json({ device: await patchDevice(c.env, id, patch) });
   })
   .delete("/:id", requireRole("admin"), async (c) => {

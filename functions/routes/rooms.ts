@@ -5,8 +5,7 @@ import { CommandRequest, RoomCreate } from "../../shared/schemas/twin";
 import { ApiError } from "../errors";
 import { type AppEnv, requireRole } from "../middleware/auth";
 import { getDevice, listDevices, patchDevice, room } from "../registry";
-import { jsonBody } from "../validate";
-import { deviceIdParam, parseWith } from "./twins";
+import { deviceIdParam, jsonBody, parseWith } from "../validate";
 
 interface RoomRow {
   id: string;

@@ -11,29 +11,7 @@ import { CommandRequest, DesiredPatch } from "../../shared/schemas/twin";
 import { ApiError } from "../errors";
 import { type AppEnv, requireRole } from "../middleware/auth";
 import { twin } from "../registry";
-import { jsonBody, validate } from "../validate";
-
-export function parseWith<T extends z.ZodType>(schema: T, body: unknown): z.infer<T> {
-  const result = schema.safeParse(body);
-  if (!result.success) {
-    const issues = toIssues(result.error.issues);
-    throw new ApiError("invalid_payload", issues.map((i) => `${i.path || "body"}: ${i.message}`).join("; "), { issues });
-  }
-  return result.data;
-}
-
-export function deviceIdParam(raw: string): string {
-  const parsed = DeviceId.safeParse(raw);
-  if (!parsed.success) throw ApiError.field("not_found", "id", `"${raw.slice(0, 80)}" is not a device id`);
-  return parsed.data;
-}
-
-export function fail(failure: Failure): never {
-  throw new ApiError(failure.code, failure.message, {
-    issues: failure.issues,
-    headers: failure.retryAfterSeconds ? { "retry-after": String(failure.retryAfterSeconds) } : {},
-  });
-}
+import { deviceIdParam, fail, jsonBody, parseWith, validate } from "../validate";
 
 /** `If-Match: 3` or `If-Match: "3"` (an ETag); anything else is a 400 naming the header. */
 function ifMatchVersion(header: string | undefined): number | undefined {

@@ -190,3 +190,22 @@ describe("the transformer's output", () => {
     expect(out.id).not.toBe((await transform({ ...input, source: "thermo-10" })).id);
   });
 });
+
+describe("issues name the field at fault", () => {
+  it("names each unknown key of a message, not the message", () => {
+    const ctx = {
+      principal: { id: "d", type: "t", room: null },
+      defaultType: "telemetry" as const,
+      allowedTypes: ["telemetry" as const],
+      now: Date.now(),
+      limits: { maxFutureSkewMs: 1000, maxAgeMs: 86_400_000 },
+    };
+    expect(buildEnvelope({ payload: { t: 1 }, colour: "red", size: 2 }, ctx)).toMatchObject({
+      ok: false,
+      issues: [
+        { path: "colour", message: "is not recognized" },
+        { path: "size", message: "is not recognized" },
+      ],
+    });
+  });
+});

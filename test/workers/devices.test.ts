@@ -52,7 +52,7 @@ describe("the device registry", () => {
       [{ id: uniqueId(), type: "t", publish: ["nope:#"] }, "publish.0"],
       [{ id: uniqueId(), type: "t", publish: ["dead.letter:#"] }, "publish.0"],
       [{ id: uniqueId(), type: "t", publish: ["sensors:sensors.temp*"] }, "publish.0"],
-      [{ id: uniqueId(), type: "t", extra: 1 }, ""],
+      [{ id: uniqueId(), type: "t", extra: 1 }, "extra"],
     ] as const) {
       const res = await adminJson("POST", "/v1/devices", body);
       expect(res.status, JSON.stringify(body)).toBe(400);
