@@ -42,6 +42,8 @@ export interface LocalEdge {
   process: ChildProcess;
   /** What the edge printed, for error messages. */
   log(): string;
+  /** A call with the admin token, answered as its status and JSON body (null when it has none). */
+  admin<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }>;
   stop(): Promise<void>;
 }
 
@@ -153,5 +155,14 @@ export async function startLocalEdge(options: LocalEdgeOptions = {}): Promise<Lo
     }
     await new Promise((r) => setTimeout(r, 250));
   }
-  return { url, port, adminToken, jwtSecret, persistDir, process: child, log: () => output, stop };
+  const admin = async <T>(method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
+      ...(body !== undefined && { body: JSON.stringify(body) }),
+    });
+    const text = await res.text();
+    return { status: res.status, body: (text ? JSON.parse(text) : null) as T };
+  };
+  return { url, port, adminToken, jwtSecret, persistDir, process: child, log: () => output, admin, stop };
 }

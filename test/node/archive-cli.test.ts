@@ -256,17 +256,8 @@ describe.skipIf(!built)("edgemesh-archive against a real S3 server", () => {
   describe("replay through the local edge", () => {
     let edge: LocalEdge;
 
-    async function admin(method: string, path: string, body?: unknown) {
-      const res = await fetch(`${edge.url}${path}`, {
-        method,
-        headers: { authorization: `Bearer ${edge.adminToken}`, "content-type": "application/json" },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-    }
-
     async function service(id: string, publish: string[]): Promise<string> {
-      const created = await admin("POST", "/v1/devices", {
+      const created = await edge.admin("POST", "/v1/devices", {
         id,
         type: "archive_replay",
         kind: "service",
@@ -308,7 +299,7 @@ describe.skipIf(!built)("edgemesh-archive against a real S3 server", () => {
       const deadline = Date.now() + 30_000;
       let seen: { id: string; source: string; timestamp: string }[] = [];
       while (Date.now() < deadline) {
-        const listed = await admin("GET", "/v1/messages?device=archive-replayer&limit=100");
+        const listed = await edge.admin("GET", "/v1/messages?device=archive-replayer&limit=100");
         // Besides the replayed messages: the service's own twin event (it came online).
         seen = (listed.body.messages as typeof seen).filter((x) => /^(ev|me)-/.test(x.id));
         if (seen.length >= 6) break;

@@ -5,7 +5,7 @@
  */
 import mqtt, { type MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type LocalEdge, startLocalEdge } from "../../scripts/lib/local-edge";
+import { type LocalEdge, startLocalEdge } from "../../scripts/lib/local-edge.ts";
 
 let edge: LocalEdge;
 
@@ -17,19 +17,10 @@ afterAll(async () => {
   await edge?.stop();
 });
 
-async function admin<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
-  const res = await fetch(`${edge.url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${edge.adminToken}`, "content-type": "application/json" },
-    ...(body !== undefined && { body: JSON.stringify(body) }),
-  });
-  return { status: res.status, body: (await res.json()) as T };
-}
-
 let n = 0;
 async function newDevice(): Promise<{ id: string; token: string }> {
   const id = `mqttjs-${Date.now().toString(36)}-${++n}`;
-  const created = await admin<{ device: { id: string }; token: string }>("POST", "/v1/devices", { id, type: "climate", room: "lab" });
+  const created = await edge.admin<{ device: { id: string }; token: string }>("POST", "/v1/devices", { id, type: "climate", room: "lab" });
   expect(created.status).toBe(201);
   return { id, token: created.body.token };
 }
@@ -64,7 +55,7 @@ interface Twin {
   reported: { readings: Record<string, { value: unknown }> };
   availability: { status: string; reason: string };
 }
-const twin = async (id: string) => (await admin<Twin>("GET", `/v1/devices/${id}/twin`)).body;
+const twin = async (id: string) => (await edge.admin<Twin>("GET", `/v1/devices/${id}/twin`)).body;
 
 describe("MQTT.js against the local edge", () => {
   for (const version of [4, 5] as const) {
@@ -93,7 +84,7 @@ describe("MQTT.js against the local edge", () => {
           if (topic === `devices/${id}/commands`) resolve(JSON.parse(payload.toString()));
         }),
       );
-      const sent = await admin<{ command: { id: string } }>("POST", `/v1/devices/${id}/commands`, {
+      const sent = await edge.admin<{ command: { id: string } }>("POST", `/v1/devices/${id}/commands`, {
         command: "set_mode",
         parameters: { mode: "eco" },
       });
@@ -101,7 +92,7 @@ describe("MQTT.js against the local edge", () => {
       const command = await received;
       expect(command).toMatchObject({ id: sent.body.command.id, command: "set_mode" });
       await client.publishAsync(`devices/${id}/commands/${command.id}/result`, JSON.stringify({ status: "succeeded" }), { qos: 1 });
-      const done = await admin<{ command: { status: string } }>("GET", `/v1/devices/${id}/commands/${command.id}`);
+      const done = await edge.admin<{ command: { status: string } }>("GET", `/v1/devices/${id}/commands/${command.id}`);
       expect(done.body.command.status).toBe("succeeded");
       await client.endAsync();
     });
@@ -122,7 +113,7 @@ describe("MQTT.js against the local edge", () => {
       await client.publishAsync(`devices/${id}/telemetry`, JSON.stringify({ temperature: 12 }), { qos: 1 });
       await client.subscribeAsync(`devices/${id}/commands`, { qos: 1 });
       const received = new Promise<string>((resolve) => client.on("message", (_t, payload) => resolve(payload.toString())));
-      await admin("POST", `/v1/devices/${id}/commands`, { command: "ping" });
+      await edge.admin("POST", `/v1/devices/${id}/commands`, { command: "ping" });
       expect(JSON.parse(await received)).toMatchObject({ command: "ping" });
       expect((await twin(id)).reported.readings.temperature?.value).toBe(12);
       await client.endAsync();
@@ -169,7 +160,7 @@ describe("MQTT.js against the local edge", () => {
     });
     expect(connack.sessionPresent).toBe(true);
     const received = new Promise<string>((resolve) => second.on("message", (_topic, payload) => resolve(payload.toString())));
-    await admin("POST", `/v1/devices/${id}/commands`, { command: "ping" });
+    await edge.admin("POST", `/v1/devices/${id}/commands`, { command: "ping" });
     expect(JSON.parse(await received)).toMatchObject({ command: "ping" });
     await second.endAsync();
   });

@@ -7,7 +7,7 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type LocalEdge, PROJECT_ROOT, startLocalEdge } from "../../scripts/lib/local-edge";
+import { type LocalEdge, PROJECT_ROOT, startLocalEdge } from "../../scripts/lib/local-edge.ts";
 
 let edge: LocalEdge;
 let python: string;
@@ -35,20 +35,11 @@ afterAll(async () => {
   await edge?.stop();
 });
 
-async function admin<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
-  const res = await fetch(`${edge.url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${edge.adminToken}`, "content-type": "application/json" },
-    ...(body !== undefined && { body: JSON.stringify(body) }),
-  });
-  return { status: res.status, body: (await res.json()) as T };
-}
-
 describe("Eclipse Paho (Python) against the local edge", () => {
   for (const version of ["3.1.1", "5"] as const) {
     it(`MQTT ${version}: QoS 0/1/2, a command answered, the last will`, async () => {
       const id = `paho-${version.replaceAll(".", "")}-${Date.now().toString(36)}`;
-      const created = await admin<{ token: string }>("POST", "/v1/devices", { id, type: "climate", room: "lab" });
+      const created = await edge.admin<{ token: string }>("POST", "/v1/devices", { id, type: "climate", room: "lab" });
       expect(created.status).toBe(201);
       const run = spawnSync(
         python,
@@ -67,10 +58,10 @@ describe("Eclipse Paho (Python) against the local edge", () => {
 
       const twin = async () =>
         (
-          await admin<{ reported: { readings: Record<string, { value: unknown }> }; availability: { status: string; reason: string } }>(
-            "GET",
-            `/v1/devices/${id}/twin`,
-          )
+          await edge.admin<{
+            reported: { readings: Record<string, { value: unknown }> };
+            availability: { status: string; reason: string };
+          }>("GET", `/v1/devices/${id}/twin`)
         ).body;
       const deadline = Date.now() + 10_000;
       let current = await twin();
@@ -80,7 +71,7 @@ describe("Eclipse Paho (Python) against the local edge", () => {
       }
       expect(current.availability).toMatchObject({ status: "offline", reason: "last_will" });
       expect(Object.keys(current.reported.readings).sort()).toEqual(["battery", "humidity", "temperature"]);
-      const commands = await admin<{ commands: { status: string }[] }>("GET", `/v1/devices/${id}/commands`);
+      const commands = await edge.admin<{ commands: { status: string }[] }>("GET", `/v1/devices/${id}/commands`);
       expect(commands.body.commands.map((c) => c.status)).toEqual(["succeeded"]);
     });
   }

@@ -2,9 +2,21 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { unstable_readConfig } from "wrangler";
-import { DEAD_LETTER_QUEUE, MAX_RETRIES, QUEUES } from "../../queues/topology";
+import { DEAD_LETTER_QUEUE, MAX_RETRIES, QUEUES } from "../../queues/topology.ts";
 
-const config = unstable_readConfig({ config: join(import.meta.dirname, "../../wrangler.toml") });
+/** The parts of wrangler's parsed config this test reads (its own types do not resolve under NodeNext). */
+interface ParsedConfig {
+  queues: {
+    producers?: { binding: string; queue: string }[];
+    consumers?: { queue: string; max_retries?: number; dead_letter_queue?: string }[];
+  };
+  durable_objects: { bindings: { name: string; class_name: string }[] };
+  migrations: { new_sqlite_classes?: string[] }[];
+  d1_databases: { binding: string; migrations_dir?: string }[];
+  vars?: Record<string, unknown>;
+}
+
+const config = unstable_readConfig({ config: join(import.meta.dirname, "../../wrangler.toml") }) as unknown as ParsedConfig;
 
 describe("wrangler.toml and the topology", () => {
   it("declares exactly the topology's queues as producers, under the topology's binding names", () => {
