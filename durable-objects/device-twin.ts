@@ -60,6 +60,11 @@ export interface Rejection {
 
 export interface IngestRequest {
   secret: string;
+  /**
+   * Instead of the secret: the SHA-256 of the secret it was given, for an MQTT will published
+   * after its connection ended (the session never stores a secret). A rotated token no longer matches.
+   */
+  credentialHash?: string;
   /** Every message of the request in order; positions named in `preRejected` hold null. */
   items: unknown[];
   /** Items the Worker could not even parse (NDJSON lines), rejected in the same answer. */
@@ -213,6 +218,14 @@ export class DeviceTwin extends DurableObject<Env> {
     return profile && (await secretMatches(secret, profile.token_hash)) ? profile : undefined;
   }
 
+  #authenticateHash(hash: string): TwinProfile | undefined {
+    const profile = this.#profile;
+    if (!profile) return undefined;
+    const presented = new TextEncoder().encode(hash);
+    const stored = new TextEncoder().encode(profile.token_hash);
+    return presented.byteLength === stored.byteLength && crypto.subtle.timingSafeEqual(presented, stored) ? profile : undefined;
+  }
+
   /** Every device call costs from the same bucket as its messages, so none of them is free to flood. */
   async #authenticateCall(secret: string): Promise<{ ok: true; profile: TwinProfile } | Failure> {
     const profile = await this.#authenticate(secret);
@@ -300,7 +313,8 @@ export class DeviceTwin extends DurableObject<Env> {
   // ── Ingest ──────────────────────────────────────────────────────────────────────────────
 
   async ingest(request: IngestRequest): Promise<IngestOutcome> {
-    const profile = await this.#authenticate(request.secret);
+    const profile =
+      request.credentialHash !== undefined ? this.#authenticateHash(request.credentialHash) : await this.#authenticate(request.secret);
     if (!profile) return unauthorized;
     const config = readConfig(this.env);
     const now = Date.now();

@@ -14,17 +14,23 @@ import { DurableObject } from "cloudflare:workers";
 import { generate, type IConnectPacket, type IPublishPacket, parser as mqttParser, type Packet } from "mqtt-packet";
 import { readConfig } from "../shared/config";
 import { parseDeviceToken } from "../shared/credentials";
+import { sha256Hex } from "../shared/ids";
 import {
   CONNACK_V4,
   classifyTopic,
   clientIdBelongs,
   connackV4,
   deviceTopics,
+  filterMatches,
+  filterProblem,
+  MAX_FILTERS_PER_CONNECTION,
   type MqttCommandDelivery,
   MqttCommandResult,
   MqttError,
+  type OwnTopic,
+  ownFilter,
   REASON,
-  subscribable,
+  serverOwned,
   WS_CLOSE,
 } from "../shared/mqtt";
 import type { MessageType } from "../shared/schemas/message";
@@ -34,9 +40,55 @@ import { type TwinApi, twinStub } from "./device-twin";
 
 type Version = 3 | 4 | 5;
 
-interface Will {
-  topic: string;
+/** A subscription: the QoS granted and v5's subscription options [MQTT-3.8.3-3/4]. */
+interface Sub {
   qos: number;
+  noLocal: boolean;
+  retainAsPublished: boolean;
+}
+
+/** One of our publishes awaiting the client: a command at QoS 1 (PUBACK) or 2 (PUBREC, then PUBCOMP). */
+interface Outbound {
+  command: string;
+  qos: 1 | 2;
+  /** QoS 2: PUBREC came and our PUBREL is out [MQTT-4.3.3-4]. */
+  released: boolean;
+}
+
+/** The will as the session keeps it (SQL `wills`), published when its connection ends without DISCONNECT. */
+interface StoredWill {
+  topic: string;
+  /** base64 */
+  payload: string;
+  qos: number;
+  retain: boolean;
+  delaySeconds: number;
+  properties: RetainedProperties;
+}
+
+/** Who a publish comes from: a live connection (its secret) or a will (the secret's hash). */
+interface Publisher {
+  device: string;
+  clientId: string;
+  secret: string;
+  credentialHash?: string;
+}
+
+/** A publish as the gateway accepts, keeps and hands it on. */
+interface Message {
+  topic: string;
+  payload: Uint8Array;
+  qos: number;
+  retain: boolean;
+  properties: RetainedProperties;
+}
+
+/** The v5 PUBLISH properties a stored message keeps and hands on [MQTT-3.3.2-*]. */
+interface RetainedProperties {
+  payloadFormatIndicator?: boolean;
+  contentType?: string;
+  messageExpiryInterval?: number;
+  userProperties?: Record<string, string | string[]>;
 }
 
 /** What survives hibernation with each socket (serializeAttachment). */
@@ -50,16 +102,17 @@ interface Conn {
   clientId: string;
   keepalive: number;
   lastSeen: number;
-  will: Will | null;
+  /** A will is stored for this connection (SQL `wills`). */
+  will: boolean;
   /** The device secret, for the twin's ingest; held only with the live socket, never in storage. */
   secret: string;
   persistent: boolean;
   sessionExpiry: number;
-  subs: { commands: number | null; desired: number | null };
+  filters: Record<string, Sub>;
   /** QoS 2 packet ids received and PUBREC'd, awaiting PUBREL. */
   awaitingRel: number[];
-  /** Our QoS 1 publishes awaiting PUBACK: packet id → command id. */
-  outbound: Record<string, string>;
+  /** Our command publishes awaiting the client, by packet id. */
+  outbound: Record<string, Outbound>;
   nextId: number;
   aliases: Record<string, string>;
   clientReceiveMax: number;
@@ -68,9 +121,20 @@ interface Conn {
   partial: boolean;
 }
 
-/** Persistent sessions: subscriptions, and command publishes not yet acknowledged (packet id → command id). */
+/**
+ * sessions: persistent sessions (subscriptions, and command publishes not yet acknowledged).
+ * retained: the device namespace's retained messages [MQTT-3.3.1-5]. wills: the will of each
+ * connected client id, and wills waiting out their v5 delay (fire_at set); the secret is kept only
+ * as its SHA-256, which the twin compares with its own.
+ */
 const SCHEMA = `CREATE TABLE IF NOT EXISTS sessions (
-  client_id TEXT PRIMARY KEY, subs TEXT NOT NULL, inflight TEXT NOT NULL DEFAULT '{}', expires INTEGER NOT NULL);`;
+  client_id TEXT PRIMARY KEY, subs TEXT NOT NULL, inflight TEXT NOT NULL DEFAULT '{}', expires INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS retained (
+  topic TEXT PRIMARY KEY, payload BLOB NOT NULL, qos INTEGER NOT NULL, properties TEXT NOT NULL, expires_at INTEGER);
+CREATE TABLE IF NOT EXISTS wills (
+  client_id TEXT PRIMARY KEY, device TEXT NOT NULL, will TEXT NOT NULL, credential TEXT NOT NULL, fire_at INTEGER);`;
+/** Retained topics one device may hold; a retained publish beyond it is refused with 0x97. */
+export const MAX_RETAINED_PER_DEVICE = 100;
 /** A CONNECT must arrive this soon after the upgrade. */
 export const CONNECT_TIMEOUT_MS = 10_000;
 /** Subscribed connections also poll the outbox this often, in case a notification was lost. */
@@ -103,6 +167,67 @@ export function newReader(protocolVersion: Version): Reader {
     reader.error ??= error;
   });
   return reader;
+}
+
+/** The QoS commands go out at: the one granted on the exact command topic; a wildcard gets QoS 0. */
+function commandsQos(conn: Conn): number | null {
+  let qos: number | null = null;
+  for (const [filter, sub] of Object.entries(conn.filters)) {
+    if (filterMatches(filter, deviceTopics(conn.device).commands)) qos = Math.max(qos ?? 0, sub.qos);
+  }
+  return qos;
+}
+
+function wantsDesired(conn: Conn): boolean {
+  return Object.keys(conn.filters).some((filter) => filterMatches(filter, deviceTopics(conn.device).desired));
+}
+
+/** Sessions stored before wildcard subscriptions held `{commands, desired}` QoS values. */
+function readFilters(device: string, stored: unknown): Record<string, Sub> {
+  const value = (stored ?? {}) as Record<string, unknown>;
+  if ("commands" in value || "desired" in value) {
+    const filters: Record<string, Sub> = {};
+    const own = deviceTopics(device);
+    if (typeof value.commands === "number") filters[own.commands] = { qos: value.commands, noLocal: false, retainAsPublished: false };
+    if (typeof value.desired === "number") filters[own.desired] = { qos: value.desired, noLocal: false, retainAsPublished: false };
+    return filters;
+  }
+  return value as Record<string, Sub>;
+}
+
+/** Outbound entries stored before QoS 2 held only the command id (QoS 1). */
+function readOutbound(stored: unknown): Record<string, Outbound> {
+  const entries = Object.entries((stored ?? {}) as Record<string, string | Outbound>);
+  return Object.fromEntries(
+    entries.map(([id, value]) => [id, typeof value === "string" ? { command: value, qos: 1 as const, released: false } : value]),
+  );
+}
+
+function toBase64(bytes: Uint8Array): string {
+  let binary = "";
+  for (const byte of bytes) binary += String.fromCharCode(byte);
+  return btoa(binary);
+}
+
+function fromBase64(text: string): Uint8Array {
+  return Uint8Array.from(atob(text), (char) => char.charCodeAt(0));
+}
+
+function payloadBytes(payload: Uint8Array | string | undefined): Uint8Array {
+  if (payload === undefined) return new Uint8Array();
+  return typeof payload === "string" ? new TextEncoder().encode(payload) : new Uint8Array(payload);
+}
+
+/** The properties of an incoming v5 PUBLISH (or will) that travel on with it. */
+function keptProperties(props: Record<string, unknown> | undefined): RetainedProperties {
+  if (!props) return {};
+  const kept: RetainedProperties = {};
+  if (typeof props.payloadFormatIndicator === "boolean") kept.payloadFormatIndicator = props.payloadFormatIndicator;
+  if (typeof props.contentType === "string") kept.contentType = props.contentType;
+  if (typeof props.messageExpiryInterval === "number") kept.messageExpiryInterval = props.messageExpiryInterval;
+  if (props.userProperties && typeof props.userProperties === "object")
+    kept.userProperties = props.userProperties as Record<string, string | string[]>;
+  return kept;
 }
 
 function toDelivery(command: Command): MqttCommandDelivery {
@@ -150,11 +275,11 @@ export class MqttSession extends DurableObject<Env> {
       clientId: "",
       keepalive: 0,
       lastSeen: now,
-      will: null,
+      will: false,
       secret: "",
       persistent: false,
       sessionExpiry: 0,
-      subs: { commands: null, desired: null },
+      filters: {},
       awaitingRel: [],
       outbound: {},
       nextId: 1,
@@ -239,13 +364,14 @@ export class MqttSession extends DurableObject<Env> {
       case "pingreq":
         // [MQTT-3.12.4-1] the server MUST answer PINGREQ with PINGRESP.
         this.#save(ws, conn);
-        return this.#send(ws, conn, { cmd: "pingresp" });
+        this.#send(ws, conn, { cmd: "pingresp" });
+        return;
       case "disconnect":
         return this.#onDisconnect(ws, conn, packet.reasonCode ?? 0);
       case "pubrec":
+        return this.#onPubrec(ws, conn, packet.messageId ?? 0, packet.reasonCode ?? 0);
       case "pubcomp":
-        // The gateway never publishes at QoS 2, so no PUBREC or PUBCOMP can answer anything of ours.
-        throw new MqttError(REASON.protocolError, `${packet.cmd} for packet id ${packet.messageId}, which the gateway never sent`);
+        return this.#onPubcomp(ws, conn, packet.messageId ?? 0);
       case "auth":
         throw new MqttError(REASON.protocolError, "enhanced authentication (AUTH) is not supported", "MQTT-3.15.0-1");
       default:
@@ -297,6 +423,9 @@ export class MqttSession extends DurableObject<Env> {
       );
     }
     if (!(await this.#twin(conn).checkSecret(secret))) return this.#refuseAuth(ws, conn, "the device token is not valid");
+    // [MQTT-3.1.3-11] the will topic is a topic name: no wildcards, well-formed UTF-8.
+    if (packet.will && (mqttTopicProblem(packet.will.topic) || packet.will.topic.includes("\uFFFD")))
+      return this.#refuseConnect(ws, conn, REASON.topicNameInvalid, "the will topic is not a valid topic name", "MQTT-3.1.3-11");
 
     // [MQTT-3.1.4-3] a second connection with the same client id takes over: the first is closed.
     for (const other of this.ctx.getWebSockets()) {
@@ -315,7 +444,7 @@ export class MqttSession extends DurableObject<Env> {
     conn.secret = secret;
     conn.keepalive = packet.keepalive ?? 0;
     conn.lastSeen = Date.now();
-    conn.will = packet.will ? { topic: packet.will.topic, qos: packet.will.qos ?? 0 } : null;
+    conn.will = packet.will !== undefined && packet.will !== null;
     if (version === 5) {
       conn.sessionExpiry = Number(props.sessionExpiryInterval ?? 0);
       conn.persistent = conn.sessionExpiry > 0;
@@ -327,8 +456,27 @@ export class MqttSession extends DurableObject<Env> {
     }
     // [MQTT-3.1.2-4] clean start discards any stored session; otherwise it resumes.
     let sessionPresent = false;
-    let inflight: Record<string, string> = {};
+    let inflight: Record<string, Outbound> = {};
     const sql = this.#sql();
+    // v5 §3.1.3.2.2: a new connection of the client id before its will delay ends cancels that will.
+    sql.exec("DELETE FROM wills WHERE client_id = ?", clientId);
+    if (packet.will) {
+      const will: StoredWill = {
+        topic: packet.will.topic,
+        payload: toBase64(payloadBytes(packet.will.payload as Uint8Array | string | undefined)),
+        qos: packet.will.qos ?? 0,
+        retain: packet.will.retain === true,
+        delaySeconds: Number((packet.will.properties as Record<string, unknown> | undefined)?.willDelayInterval ?? 0),
+        properties: keptProperties(packet.will.properties as Record<string, unknown> | undefined),
+      };
+      sql.exec(
+        "INSERT INTO wills (client_id, device, will, credential, fire_at) VALUES (?, ?, ?, ?, NULL)",
+        clientId,
+        conn.device,
+        JSON.stringify(will),
+        await sha256Hex(secret),
+      );
+    }
     if (packet.clean !== false) sql.exec("DELETE FROM sessions WHERE client_id = ?", clientId);
     else {
       const row = sql
@@ -338,8 +486,8 @@ export class MqttSession extends DurableObject<Env> {
         )
         .toArray()[0];
       if (row && row.expires > Date.now()) {
-        conn.subs = JSON.parse(row.subs) as Conn["subs"];
-        inflight = JSON.parse(row.inflight) as Record<string, string>;
+        conn.filters = readFilters(conn.device, JSON.parse(row.subs));
+        inflight = readOutbound(JSON.parse(row.inflight));
         sessionPresent = true;
       }
     }
@@ -350,8 +498,9 @@ export class MqttSession extends DurableObject<Env> {
             receiveMaximum: config.MQTT_RECEIVE_MAXIMUM,
             maximumPacketSize: config.MQTT_MAX_PACKET_BYTES,
             topicAliasMaximum: TOPIC_ALIAS_MAXIMUM,
-            retainAvailable: false,
-            wildcardSubscriptionAvailable: false,
+            retainAvailable: true,
+            // Wildcards inside the device's own namespace only (docs/mqtt.md).
+            wildcardSubscriptionAvailable: true,
             sharedSubscriptionAvailable: false,
             subscriptionIdentifiersAvailable: false,
             maximumQoS: 2 as const,
@@ -368,23 +517,21 @@ export class MqttSession extends DurableObject<Env> {
 
   /**
    * [MQTT-4.4.0-1] a resumed session resends its unacknowledged PUBLISH packets, same packet
-   * ids, DUP set [MQTT-3.3.1-1] — here, commands the twin still has as delivered and unanswered.
+   * ids, DUP set [MQTT-3.3.1-1], and the PUBRELs of QoS 2 publishes already PUBREC'd — here,
+   * commands the twin still has as delivered and unanswered.
    */
-  async #resend(ws: WebSocket, conn: Conn, inflight: Record<string, string>): Promise<void> {
+  async #resend(ws: WebSocket, conn: Conn, inflight: Record<string, Outbound>): Promise<void> {
     const twin = this.#twin(conn);
-    for (const [packetId, commandId] of Object.entries(inflight)) {
-      const command = await twin.command(commandId);
+    for (const [packetId, entry] of Object.entries(inflight)) {
+      if (entry.released) {
+        conn.outbound[packetId] = entry;
+        this.#send(ws, conn, { cmd: "pubrel", messageId: Number(packetId) });
+        continue;
+      }
+      const command = await twin.command(entry.command);
       if (command?.status !== "delivered") continue;
-      conn.outbound[packetId] = commandId;
-      this.#send(ws, conn, {
-        cmd: "publish",
-        topic: deviceTopics(conn.device).commands,
-        payload: JSON.stringify(toDelivery(command)),
-        qos: 1,
-        dup: true,
-        retain: false,
-        messageId: Number(packetId),
-      });
+      conn.outbound[packetId] = entry;
+      this.#send(ws, conn, this.#commandPublish(conn, command, entry.qos, Number(packetId), true));
     }
     this.#save(ws, conn);
   }
@@ -422,18 +569,24 @@ export class MqttSession extends DurableObject<Env> {
     if (problem) throw new MqttError(REASON.topicNameInvalid, `topic "${topic.slice(0, 64)}" ${problem}`, "MQTT-3.3.2-2");
     // mqtt-packet decodes invalid UTF-8 to U+FFFD: a topic holding one is refused as invalid.
     if (topic.includes("\uFFFD")) throw new MqttError(REASON.malformedPacket, "topic is not valid UTF-8", "MQTT-1.5.4-1");
-    if (conn.version === 5 && packet.retain)
-      // v5 §3.2.2.3.5: Retain Available is 0 in our CONNACK, so a retained PUBLISH is a protocol error.
-      throw new MqttError(REASON.retainNotSupported, "retained messages are not available", "MQTT-3.2.2-14");
 
     if (packet.qos === 2) {
       // [MQTT-4.3.3-9] a repeat of a QoS 2 publish still awaiting PUBREL is acknowledged, not delivered again.
-      if (conn.awaitingRel.includes(id)) return this.#send(ws, conn, { cmd: "pubrec", messageId: id, reasonCode: 0 });
+      if (conn.awaitingRel.includes(id)) {
+        this.#send(ws, conn, { cmd: "pubrec", messageId: id, reasonCode: 0 });
+        return;
+      }
       // [MQTT-3.3.4-9] no more QoS 2 publishes in flight than the Receive Maximum we announced.
       if (conn.awaitingRel.length >= readConfig(this.env).MQTT_RECEIVE_MAXIMUM)
         throw new MqttError(REASON.receiveMaximumExceeded, "more QoS 2 publishes in flight than the receive maximum", "MQTT-3.3.4-9");
     }
-    const reason = await this.#route(conn, topic, packet.payload as Uint8Array | string);
+    const reason = await this.#accept(conn, {
+      topic,
+      payload: payloadBytes(packet.payload as Uint8Array | string | undefined),
+      qos: packet.qos,
+      retain: packet.retain === true,
+      properties: keptProperties(packet.properties as Record<string, unknown> | undefined),
+    });
     if (reason >= 0x80 && (conn.version === 4 || packet.qos === 0)) {
       // 3.1.1 has no negative acknowledgement: a refused publish ends the connection.
       // (v5 QoS 0 publishes are dropped; the refusal is in the twin's error log.)
@@ -465,23 +618,46 @@ export class MqttSession extends DurableObject<Env> {
     return known;
   }
 
-  /** The publish into the ingest path. Returns the PUBACK/PUBREC reason code. */
-  async #route(conn: Conn, topic: string, payload: Uint8Array | string): Promise<number> {
-    const own = classifyTopic(topic, conn.device);
+  /**
+   * A device's publish, or its will: into the ingest path when the topic routes, into the retained
+   * store when flagged, and on to the device's own subscribers. Returns the PUBACK/PUBREC reason.
+   */
+  async #accept(from: Publisher, message: Message): Promise<number> {
+    const { topic } = message;
+    if (serverOwned(topic, from.device)) return REASON.notAuthorized;
+    const own = classifyTopic(topic, from.device);
     if (own.kind === "other_device") return REASON.notAuthorized;
-    if (own.kind === "own_other") return REASON.topicNameInvalid;
+    const inNamespace = own.kind !== "not_own";
+    if (message.retain && inNamespace) {
+      // [MQTT-3.3.1-6/7] a retained publish with no payload removes the topic's retained message.
+      if (message.payload.byteLength === 0) {
+        this.#sql().exec("DELETE FROM retained WHERE topic = ?", topic);
+        return REASON.success;
+      }
+      if (!this.#retainedRoom(topic)) return REASON.quotaExceeded;
+    }
+    // Other topics of the namespace are the device's own: kept and handed to its subscribers, not routed.
+    const routed = own.kind !== "own_other";
+    const reason = routed ? await this.#route(from, own, topic, message.payload) : REASON.success;
+    if (reason >= 0x80 || !inNamespace) return reason;
+    if (message.retain) this.#storeRetained(message);
+    const delivered = this.#forward(from.clientId, message);
+    return !routed && !message.retain && delivered === 0 ? REASON.noMatchingSubscribers : reason;
+  }
+
+  /** The publish into the ingest path. Returns the PUBACK/PUBREC reason code. */
+  async #route(from: Publisher, own: OwnTopic, topic: string, payload: Uint8Array): Promise<number> {
+    const twin = twinStub(this.env, from.device);
     let body: unknown;
     try {
-      body = JSON.parse(
-        typeof payload === "string" ? payload : new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(payload),
-      );
+      body = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(payload));
     } catch {
       return REASON.payloadFormatInvalid;
     }
     if (own.kind === "command_result") {
       const result = MqttCommandResult.safeParse(body);
       if (!result.success) return REASON.payloadFormatInvalid;
-      const done = await this.#twin(conn).completeCommand(null, own.commandId, result.data);
+      const done = await twin.completeCommand(null, own.commandId, result.data);
       return done.ok ? REASON.success : done.code === "not_found" ? REASON.packetIdentifierNotFound : REASON.implementationSpecific;
     }
     if (typeof body !== "object" || body === null || Array.isArray(body)) return REASON.payloadFormatInvalid;
@@ -496,12 +672,13 @@ export class MqttSession extends DurableObject<Env> {
       // Everything else goes through TOPIC_RULES, as on the LAN agent.
       const mapping = mapTopic(topic, readConfig(this.env).TOPIC_RULES);
       if (!mapping) return REASON.topicNameInvalid;
-      if (mapping.device !== undefined && mapping.device !== conn.device) return REASON.notAuthorized;
+      if (mapping.device !== undefined && mapping.device !== from.device) return REASON.notAuthorized;
       if (item.routing_key !== undefined && item.routing_key !== mapping.routingKey) return REASON.payloadFormatInvalid;
       item = { ...item, routing_key: mapping.routingKey };
     }
-    const outcome = await this.#twin(conn).ingest({
-      secret: conn.secret,
+    const outcome = await twin.ingest({
+      secret: from.secret,
+      ...(from.credentialHash !== undefined && { credentialHash: from.credentialHash }),
       items: [item],
       preRejected: [],
       defaultType,
@@ -521,6 +698,93 @@ export class MqttSession extends DurableObject<Env> {
     return REASON.payloadFormatInvalid;
   }
 
+  // ── Retained messages and the device's own subscribers ──────────────────────────────────
+
+  /** Whether the topic may be stored: it is already, or the device holds fewer than the limit. */
+  #retainedRoom(topic: string): boolean {
+    const sql = this.#sql();
+    sql.exec("DELETE FROM retained WHERE expires_at IS NOT NULL AND expires_at <= ?", Date.now());
+    if (sql.exec("SELECT 1 FROM retained WHERE topic = ?", topic).toArray().length > 0) return true;
+    const [row] = sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM retained").toArray();
+    return (row?.n ?? 0) < MAX_RETAINED_PER_DEVICE;
+  }
+
+  /** [MQTT-3.3.1-5] the message replaces the topic's retained one; v5 message expiry bounds its life. */
+  #storeRetained(message: Message): void {
+    const expiry = message.properties.messageExpiryInterval;
+    this.#sql().exec(
+      "INSERT OR REPLACE INTO retained (topic, payload, qos, properties, expires_at) VALUES (?, ?, ?, ?, ?)",
+      message.topic,
+      message.payload,
+      message.qos,
+      JSON.stringify(message.properties),
+      expiry !== undefined ? Date.now() + expiry * 1000 : null,
+    );
+  }
+
+  /** On subscribe: the retained messages the filter matches, with the retain flag set [MQTT-3.3.1-9]. */
+  #sendRetained(ws: WebSocket, conn: Conn, filter: string): void {
+    const now = Date.now();
+    const rows = this.#sql()
+      .exec<{ topic: string; payload: ArrayBuffer; qos: number; properties: string; expires_at: number | null }>(
+        "SELECT topic, payload, qos, properties, expires_at FROM retained WHERE expires_at IS NULL OR expires_at > ? ORDER BY topic",
+        now,
+      )
+      .toArray();
+    for (const row of rows) {
+      if (!filterMatches(filter, row.topic)) continue;
+      const properties = JSON.parse(row.properties) as RetainedProperties;
+      // [MQTT-3.3.2-6] the expiry handed on is what is left of it.
+      if (row.expires_at !== null) properties.messageExpiryInterval = Math.max(1, Math.ceil((row.expires_at - now) / 1000));
+      this.#sendMessage(ws, conn, { topic: row.topic, payload: new Uint8Array(row.payload), qos: row.qos, retain: true, properties }, true);
+    }
+  }
+
+  /**
+   * A device's publish to every connection of the device subscribed to it, once per connection
+   * [MQTT-3.3.4-2], but not back to its sender when it asked for No Local [MQTT-3.8.3-3].
+   * Returns how many connections it went to.
+   */
+  #forward(fromClientId: string, message: Message): number {
+    let delivered = 0;
+    for (const ws of this.ctx.getWebSockets()) {
+      const conn = ws.deserializeAttachment() as Conn;
+      if (conn.state !== "connected") continue;
+      const matching = Object.entries(conn.filters).filter(([filter]) => filterMatches(filter, message.topic));
+      if (matching.length === 0) continue;
+      if (conn.clientId === fromClientId && matching.every(([, sub]) => sub.noLocal)) continue;
+      // [MQTT-3.3.1-12/13] live forwarding clears the retain flag unless Retain As Published.
+      const retain = message.retain && matching.some(([, sub]) => sub.retainAsPublished);
+      if (this.#sendMessage(ws, conn, { ...message, retain }, retain)) delivered++;
+    }
+    return delivered;
+  }
+
+  /**
+   * Namespace messages go out at QoS 0 (the QoS the gateway grants those subscriptions), and not
+   * at all when larger than the client's Maximum Packet Size [MQTT-3.1.2-24/25].
+   */
+  #sendMessage(ws: WebSocket, conn: Conn, message: Message, retain: boolean): boolean {
+    const properties = conn.version === 5 && Object.keys(message.properties).length > 0 ? message.properties : undefined;
+    // mqtt-packet writes only its own Buffer class, which the Worker cannot make. The payload is
+    // the last field of a PUBLISH, so it is encoded with a placeholder of the same byte length,
+    // which the real bytes then overwrite.
+    const bytes = generate(
+      {
+        cmd: "publish",
+        topic: message.topic,
+        payload: "\u0000".repeat(message.payload.byteLength),
+        qos: 0,
+        dup: false,
+        retain,
+        ...(properties && { properties }),
+      },
+      { protocolVersion: conn.version === 3 ? 4 : conn.version },
+    );
+    bytes.set(message.payload, bytes.length - message.payload.byteLength);
+    return this.#sendBytes(ws, conn, bytes);
+  }
+
   #onPubrel(ws: WebSocket, conn: Conn, id: number): void {
     const at = conn.awaitingRel.indexOf(id);
     if (at >= 0) conn.awaitingRel.splice(at, 1);
@@ -529,10 +793,40 @@ export class MqttSession extends DurableObject<Env> {
     this.#send(ws, conn, { cmd: "pubcomp", messageId: id, reasonCode: at >= 0 ? 0 : REASON.packetIdentifierNotFound });
   }
 
+  /** Our outbound publish of this packet id, which must be at the given QoS stage, else a protocol error (v5 §4.13). */
+  #inFlight(conn: Conn, id: number, cmd: string, qos: 1 | 2): Outbound {
+    const entry = conn.outbound[String(id)];
+    if (entry === undefined || entry.qos !== qos)
+      throw new MqttError(REASON.protocolError, `${cmd.toUpperCase()} for packet id ${id}, which is not in flight at QoS ${qos}`);
+    return entry;
+  }
+
   async #onPuback(ws: WebSocket, conn: Conn, id: number): Promise<void> {
-    // A PUBACK for a packet id with nothing in flight is a protocol error [MQTT-4.3.2-?, v5 §4.13].
-    if (conn.outbound[String(id)] === undefined)
-      throw new MqttError(REASON.protocolError, `PUBACK for packet id ${id}, which is not in flight`);
+    this.#inFlight(conn, id, "puback", 1);
+    delete conn.outbound[String(id)];
+    this.#save(ws, conn);
+    await this.#deliverCommands(ws, conn);
+  }
+
+  async #onPubrec(ws: WebSocket, conn: Conn, id: number, reasonCode: number): Promise<void> {
+    const entry = this.#inFlight(conn, id, "pubrec", 2);
+    if (reasonCode >= 0x80) {
+      // [MQTT-4.3.3-4] a PUBREC with a failure code ends the exchange; the twin's outbox redelivers.
+      delete conn.outbound[String(id)];
+      this.#save(ws, conn);
+      return this.#deliverCommands(ws, conn);
+    }
+    entry.released = true;
+    this.#persistSession(conn);
+    this.#save(ws, conn);
+    // [MQTT-4.3.3-4] PUBREC is answered with PUBREL (again, for a repeated PUBREC).
+    this.#send(ws, conn, { cmd: "pubrel", messageId: id });
+  }
+
+  async #onPubcomp(ws: WebSocket, conn: Conn, id: number): Promise<void> {
+    const entry = this.#inFlight(conn, id, "pubcomp", 2);
+    if (!entry.released) throw new MqttError(REASON.protocolError, `PUBCOMP for packet id ${id} before our PUBREL`);
+    // [MQTT-4.3.3-5] the packet id is free once PUBCOMP arrives.
     delete conn.outbound[String(id)];
     this.#save(ws, conn);
     await this.#deliverCommands(ws, conn);
@@ -542,28 +836,42 @@ export class MqttSession extends DurableObject<Env> {
 
   async #onSubscribe(ws: WebSocket, conn: Conn, packet: Extract<Packet, { cmd: "subscribe" }>): Promise<void> {
     const granted: number[] = [];
+    const added: { filter: string; isNew: boolean; retainHandling: number; desired: boolean }[] = [];
     for (const sub of packet.subscriptions) {
       // [MQTT-3.8.3-1] filters are UTF-8; [MQTT-4.7.1-*] wildcards must fill whole levels.
-      if (sub.topic === "" || sub.topic.includes("\u0000") || sub.topic.includes("\uFFFD")) {
+      if (sub.topic === "" || sub.topic.includes("\u0000") || sub.topic.includes("\uFFFD") || filterProblem(sub.topic)) {
         granted.push(conn.version === 5 ? REASON.topicFilterInvalid : 0x80);
         continue;
       }
-      const which = subscribable(sub.topic, conn.device);
-      if (!which) {
+      const own = ownFilter(sub.topic, conn.device);
+      if (!own) {
         // [MQTT-3.9.3-2] a refused subscription is 0x80 (3.1.1) or 0x87 Not authorized (v5).
         granted.push(conn.version === 5 ? REASON.notAuthorized : 0x80);
         continue;
       }
-      // Commands go out at QoS 1 at most: granted QoS is the lower of the two [MQTT-3.8.4-6].
-      const qos = Math.min(sub.qos, 1);
-      conn.subs[which] = qos;
+      const isNew = conn.filters[sub.topic] === undefined;
+      if (isNew && Object.keys(conn.filters).length >= MAX_FILTERS_PER_CONNECTION) {
+        granted.push(conn.version === 5 ? REASON.quotaExceeded : 0x80);
+        continue;
+      }
+      // [MQTT-3.8.4-6] the server may grant less than asked: commands go out at up to QoS 2 on
+      // their exact topic; everything else (and commands through a wildcard) at QoS 0.
+      const qos = own.exactCommands ? Math.min(sub.qos, 2) : 0;
+      // [MQTT-3.8.4-3] a subscription to a filter already held replaces it.
+      conn.filters[sub.topic] = { qos, noLocal: sub.nl === true, retainAsPublished: sub.rap === true };
       granted.push(qos);
+      added.push({ filter: sub.topic, isNew, retainHandling: sub.rh ?? 0, desired: own.desired });
     }
     this.#persistSession(conn);
     this.#save(ws, conn);
     // [MQTT-3.8.4-1] SUBACK with the same packet id, one code per filter [MQTT-3.8.4-5].
     this.#send(ws, conn, { cmd: "suback", messageId: packet.messageId ?? 0, granted });
-    if (packet.subscriptions.some((s) => subscribable(s.topic, conn.device) === "desired")) await this.#sendDesired(ws, conn, true);
+    for (const { filter, isNew, retainHandling, desired } of added) {
+      // v5 Retain Handling: 0 sends retained messages, 1 only for a new subscription, 2 never [MQTT-3.3.1-9..11].
+      if (retainHandling === 2 || (retainHandling === 1 && !isNew)) continue;
+      if (desired) await this.#sendDesired(ws, conn, true);
+      this.#sendRetained(ws, conn, filter);
+    }
     await this.#deliverCommands(ws, conn);
     await this.#schedule();
   }
@@ -571,9 +879,9 @@ export class MqttSession extends DurableObject<Env> {
   #onUnsubscribe(ws: WebSocket, conn: Conn, packet: Extract<Packet, { cmd: "unsubscribe" }>): void {
     const codes: number[] = [];
     for (const topic of packet.unsubscriptions) {
-      const which = subscribable(topic, conn.device);
-      const had = which !== undefined && conn.subs[which] !== null;
-      if (which) conn.subs[which] = null;
+      const had = conn.filters[topic] !== undefined;
+      delete conn.filters[topic];
+      // v5 §3.11.2.1: 0x11 No subscription existed.
       codes.push(had ? 0 : 0x11);
     }
     this.#persistSession(conn);
@@ -598,7 +906,7 @@ export class MqttSession extends DurableObject<Env> {
   async commandsWaiting(): Promise<void> {
     for (const ws of this.ctx.getWebSockets()) {
       const conn = ws.deserializeAttachment() as Conn;
-      if (conn.state !== "connected" || conn.subs.commands === null) continue;
+      if (conn.state !== "connected" || commandsQos(conn) === null) continue;
       const previous = this.#chains.get(ws) ?? Promise.resolve();
       const next = previous
         .then(() => this.#deliverCommands(ws, ws.deserializeAttachment() as Conn))
@@ -613,7 +921,7 @@ export class MqttSession extends DurableObject<Env> {
   async desiredChanged(): Promise<void> {
     for (const ws of this.ctx.getWebSockets()) {
       const conn = ws.deserializeAttachment() as Conn;
-      if (conn.state !== "connected" || conn.subs.desired === null) continue;
+      if (conn.state !== "connected" || !wantsDesired(conn)) continue;
       const previous = this.#chains.get(ws) ?? Promise.resolve();
       const next = previous
         .then(() => this.#sendDesired(ws, ws.deserializeAttachment() as Conn, false))
@@ -624,9 +932,9 @@ export class MqttSession extends DurableObject<Env> {
   }
 
   async #deliverCommands(ws: WebSocket, conn: Conn): Promise<void> {
-    const qos = conn.subs.commands;
+    const qos = commandsQos(conn);
     if (conn.state !== "connected" || qos === null) return;
-    // [MQTT-4.9.0-2] never more unacknowledged QoS 1 publishes than the client's Receive Maximum.
+    // [MQTT-4.9.0-2] never more unacknowledged QoS 1 and 2 publishes than the client's Receive Maximum.
     const room = Math.min(conn.clientReceiveMax, 20) - Object.keys(conn.outbound).length;
     if (room <= 0) return;
     // A rotated or deleted token stops deliveries as it stops publishes.
@@ -634,20 +942,27 @@ export class MqttSession extends DurableObject<Env> {
       throw new MqttError(REASON.notAuthorized, "the device token is no longer valid");
     const commands: Command[] = await this.#twin(conn).takeCommands(0);
     for (const command of commands) {
-      const delivery = toDelivery(command);
       const messageId = qos > 0 ? this.#nextId(conn) : undefined;
-      if (messageId !== undefined) conn.outbound[String(messageId)] = command.id;
-      this.#send(ws, conn, {
-        cmd: "publish",
-        topic: deviceTopics(conn.device).commands,
-        payload: JSON.stringify(delivery),
-        qos: qos as 0 | 1,
-        dup: false,
-        retain: false,
-        ...(messageId !== undefined && { messageId }),
-      });
+      if (messageId !== undefined) conn.outbound[String(messageId)] = { command: command.id, qos: qos as 1 | 2, released: false };
+      this.#send(ws, conn, this.#commandPublish(conn, command, qos, messageId, false));
     }
+    this.#persistSession(conn);
     this.#save(ws, conn);
+  }
+
+  #commandPublish(conn: Conn, command: Command, qos: number, messageId: number | undefined, dup: boolean): Packet {
+    // [MQTT-3.3.2-6] v5 clients learn how long the command has left (its outbox TTL).
+    const left = Math.ceil((Date.parse(command.expires_at) - Date.now()) / 1000);
+    return {
+      cmd: "publish",
+      topic: deviceTopics(conn.device).commands,
+      payload: JSON.stringify(toDelivery(command)),
+      qos: qos as 0 | 1 | 2,
+      dup,
+      retain: false,
+      ...(messageId !== undefined && { messageId }),
+      ...(conn.version === 5 && left > 0 && { properties: { messageExpiryInterval: left } }),
+    };
   }
 
   /** The desired state: on subscribe as a retained message, and on every change. */
@@ -680,7 +995,7 @@ export class MqttSession extends DurableObject<Env> {
     this.#sql().exec(
       "INSERT OR REPLACE INTO sessions (client_id, subs, inflight, expires) VALUES (?, ?, ?, ?)",
       conn.clientId,
-      JSON.stringify(conn.subs),
+      JSON.stringify(conn.filters),
       JSON.stringify(conn.outbound),
       Date.now() + conn.sessionExpiry * 1000,
     );
@@ -735,9 +1050,55 @@ export class MqttSession extends DurableObject<Env> {
 
   async #ended(conn: Conn, options: { will: boolean; presence: boolean }): Promise<void> {
     this.#persistSession(conn);
-    const twin = this.#twin(conn);
-    if (options.will && conn.will) await twin.signalPresence("offline", "last_will");
-    else if (options.presence && !this.#otherConnected(conn)) await twin.signalPresence("offline", "mqtt_disconnect");
+    if (options.will && conn.will) {
+      // v5 §3.1.3.2.2: the will waits out its delay, or the end of the session if that comes first.
+      const [row] = this.#sql().exec<{ will: string }>("SELECT will FROM wills WHERE client_id = ?", conn.clientId).toArray();
+      const delay = row ? Math.min((JSON.parse(row.will) as StoredWill).delaySeconds, conn.sessionExpiry) : 0;
+      if (delay > 0) {
+        const at = Date.now() + delay * 1000;
+        this.#sql().exec("UPDATE wills SET fire_at = ? WHERE client_id = ?", at, conn.clientId);
+        await this.#scheduleAt(at);
+        return;
+      }
+      await this.#publishWill(conn.clientId);
+      return;
+    }
+    // [MQTT-3.14.4-3] a DISCONNECT (or a takeover) discards the will.
+    if (conn.will) this.#sql().exec("DELETE FROM wills WHERE client_id = ?", conn.clientId);
+    if (options.presence && !this.#otherConnected(conn)) await this.#twin(conn).signalPresence("offline", "mqtt_disconnect");
+  }
+
+  /**
+   * [MQTT-3.1.2-8] the will is published like the device's own publish — routed, retained, handed
+   * to its subscribers — and the twin goes offline (`last_will`). It is sent under the credential
+   * it was given with; a token rotated since then refuses it.
+   */
+  async #publishWill(clientId: string): Promise<void> {
+    const sql = this.#sql();
+    const [row] = sql
+      .exec<{ device: string; will: string; credential: string }>(
+        "SELECT device, will, credential FROM wills WHERE client_id = ?",
+        clientId,
+      )
+      .toArray();
+    if (!row) return;
+    sql.exec("DELETE FROM wills WHERE client_id = ?", clientId);
+    const will = JSON.parse(row.will) as StoredWill;
+    // A token rotated since the CONNECT makes the twin refuse it (an MqttError from #route).
+    const reason = await this.#accept(
+      { device: row.device, clientId, secret: "", credentialHash: row.credential },
+      {
+        topic: will.topic,
+        payload: fromBase64(will.payload),
+        qos: will.qos,
+        retain: will.retain,
+        properties: will.properties,
+      },
+    ).catch((error: unknown) => (error instanceof MqttError ? error.reason : REASON.unspecified));
+    if (reason >= 0x80) {
+      console.warn(JSON.stringify({ level: "warn", msg: "will refused", device: row.device, topic: will.topic, reason }));
+    }
+    await twinStub(this.env, row.device).signalPresence("offline", "last_will");
   }
 
   #otherConnected(conn: Conn): boolean {
@@ -783,20 +1144,26 @@ export class MqttSession extends DurableObject<Env> {
       if (conn.state !== "connected") continue;
       // [MQTT-3.1.2-24] one and a half keep alive periods without a packet end the connection.
       if (conn.keepalive > 0) deadlines.push(conn.lastSeen + conn.keepalive * 1500);
-      if (conn.subs.commands !== null) deadlines.push(Date.now() + COMMAND_POLL_MS);
+      if (commandsQos(conn) !== null) deadlines.push(Date.now() + COMMAND_POLL_MS);
     }
+    const [pending] = this.#sql().exec<{ at: number | null }>("SELECT MIN(fire_at) AS at FROM wills").toArray();
+    if (pending?.at != null) deadlines.push(pending.at);
     if (deadlines.length > 0) await this.#scheduleAt(Math.min(...deadlines));
   }
 
   override async alarm(): Promise<void> {
     const now = Date.now();
+    const due = this.#sql()
+      .exec<{ client_id: string }>("SELECT client_id FROM wills WHERE fire_at IS NOT NULL AND fire_at <= ?", now)
+      .toArray();
+    for (const { client_id } of due) await this.#publishWill(client_id);
     for (const ws of this.ctx.getWebSockets()) {
       const conn = ws.deserializeAttachment() as Conn;
       if (conn.state === "open" && now - conn.openedAt >= CONNECT_TIMEOUT_MS) {
         await this.#close(ws, conn, REASON.protocolError, "no CONNECT in time", { will: false, presence: false });
       } else if (conn.state === "connected" && conn.keepalive > 0 && now - conn.lastSeen >= conn.keepalive * 1500) {
         await this.#close(ws, conn, REASON.keepAliveTimeout, "keep alive timeout", { will: true, presence: false });
-      } else if (conn.state === "connected" && conn.subs.commands !== null) {
+      } else if (conn.state === "connected" && commandsQos(conn) !== null) {
         await this.#deliverCommands(ws, conn).catch((error: unknown) => this.#fail(ws, error));
       }
     }
@@ -809,12 +1176,19 @@ export class MqttSession extends DurableObject<Env> {
     ws.serializeAttachment(conn);
   }
 
-  #send(ws: WebSocket, conn: Conn, packet: Packet): void {
-    const bytes = generate(packet, { protocolVersion: conn.version === 3 ? 4 : conn.version });
+  /** Sends a packet; false when it is over the client's Maximum Packet Size or the socket is gone. */
+  #send(ws: WebSocket, conn: Conn, packet: Packet): boolean {
+    return this.#sendBytes(ws, conn, generate(packet, { protocolVersion: conn.version === 3 ? 4 : conn.version }));
+  }
+
+  #sendBytes(ws: WebSocket, conn: Conn, bytes: Uint8Array): boolean {
+    if (bytes.length > conn.clientMaxPacket) return false;
     try {
       ws.send(bytes);
+      return true;
     } catch {
       // The socket is going away; webSocketClose does the bookkeeping.
+      return false;
     }
   }
 }

@@ -115,12 +115,53 @@ export function classifyTopic(topic: string, deviceId: string): OwnTopic {
   return { kind: "own_other" };
 }
 
-/** The topic filters a device may subscribe to: its command and desired-state topics, exactly. */
-export function subscribable(filter: string, deviceId: string): "commands" | "desired" | undefined {
+/** Topics under the device's namespace that only the edge publishes: a device may not publish to them. */
+export function serverOwned(topic: string, deviceId: string): boolean {
   const own = deviceTopics(deviceId);
-  if (filter === own.commands) return "commands";
-  if (filter === own.desired) return "desired";
+  return topic === own.commands || topic === own.desired || (topic.startsWith(`${own.commands}/`) && !topic.endsWith("/result"));
+}
+
+/** Why a topic filter is malformed [MQTT-4.7.1-1..3], or undefined when it is well formed. */
+export function filterProblem(filter: string): string | undefined {
+  if (filter === "") return "is empty";
+  if (filter.includes("\u0000") || filter.includes("\uFFFD")) return "holds NUL or invalid UTF-8";
+  const levels = filter.split("/");
+  for (const [i, level] of levels.entries()) {
+    // [MQTT-4.7.1-2] `#` is a whole level and the last one; [MQTT-4.7.1-3] `+` fills a whole level.
+    if (level.includes("#") && (level !== "#" || i !== levels.length - 1)) return "uses # other than as the whole last level";
+    if (level.includes("+") && level !== "+") return "uses + other than as a whole level";
+  }
   return undefined;
+}
+
+/** Whether a topic name matches a (well-formed) filter, level by level [MQTT-4.7]. */
+export function filterMatches(filter: string, topic: string): boolean {
+  const f = filter.split("/");
+  const t = topic.split("/");
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === "#") return true;
+    if (i >= t.length) return false;
+    if (f[i] !== "+" && f[i] !== t[i]) return false;
+  }
+  return f.length === t.length;
+}
+
+/** The most filters one connection may hold (they travel with the socket through hibernation). */
+export const MAX_FILTERS_PER_CONNECTION = 16;
+export const MAX_FILTER_LENGTH = 256;
+
+/**
+ * A device may subscribe inside its own namespace only, `devices/<id>/…`, wildcards included
+ * (least privilege: no other device's topics, nothing outside). Undefined when outside.
+ */
+export function ownFilter(filter: string, deviceId: string): { commands: boolean; desired: boolean; exactCommands: boolean } | undefined {
+  if (!filter.startsWith(`devices/${deviceId}/`) || filterProblem(filter) || filter.length > MAX_FILTER_LENGTH) return undefined;
+  const own = deviceTopics(deviceId);
+  return {
+    commands: filterMatches(filter, own.commands),
+    desired: filterMatches(filter, own.desired),
+    exactCommands: filter === own.commands,
+  };
 }
 
 /** A client id belongs to a device when it is the device id or starts with `<device-id>-`. */

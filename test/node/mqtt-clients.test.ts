@@ -1,7 +1,8 @@
 /**
  * Real MQTT clients against the local edge (wrangler dev, the real bundle): MQTT.js over
  * ws://127.0.0.1:<port>/mqtt/<device> with protocol 3.1.1 and 5.0 — publish at every QoS, the
- * readings in the twin, a command received and answered, the last will, a persistent session.
+ * readings in the twin, a command received and answered (at QoS 1 and 2), retained messages, the
+ * last will (and its retained message), a persistent session.
  */
 import mqtt, { type MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -138,6 +139,42 @@ describe("MQTT.js against the local edge", () => {
     expect(t.availability.reason).toBe("last_will");
     client.end(true);
   });
+
+  for (const version of [4, 5] as const) {
+    it(`v${version === 4 ? "3.1.1" : "5.0"}: a retained message and a retained will reach a later subscriber; commands at QoS 2`, async () => {
+      const { id, token } = await newDevice();
+      const status = `devices/${id}/status`;
+      const device = await connect(id, token, version, { will: { topic: status, payload: Buffer.from("offline"), qos: 1, retain: true } });
+      await device.publishAsync(`devices/${id}/state/relay`, "on", { qos: 1, retain: true });
+      const granted = await device.subscribeAsync(`devices/${id}/commands`, { qos: 2 });
+      expect(granted.map((g) => g.qos)).toEqual([2]);
+      const command = new Promise<{ id: string }>((resolve) =>
+        device.on("message", (topic, payload, packet) => {
+          if (topic === `devices/${id}/commands` && packet.qos === 2) resolve(JSON.parse(payload.toString()));
+        }),
+      );
+      await edge.admin("POST", `/v1/devices/${id}/commands`, { command: "ping" });
+      const delivered = await command;
+      await device.publishAsync(`devices/${id}/commands/${delivered.id}/result`, JSON.stringify({ status: "succeeded" }), { qos: 2 });
+      device.stream.destroy(); // no DISCONNECT: the will fires
+
+      const reader = await connect(id, token, version, { clientId: `${id}-reader` });
+      const retained = new Map<string, string>();
+      const both = new Promise<void>((resolve) =>
+        reader.on("message", (topic, payload, packet) => {
+          if (packet.retain) retained.set(topic, payload.toString());
+          if (retained.size === 2) resolve();
+        }),
+      );
+      await reader.subscribeAsync([status, `devices/${id}/state/#`], { qos: 0 });
+      await both;
+      expect(Object.fromEntries(retained)).toEqual({ [status]: "offline", [`devices/${id}/state/relay`]: "on" });
+      const done = await edge.admin<{ command: { status: string } }>("GET", `/v1/devices/${id}/commands/${delivered.id}`);
+      expect(done.body.command.status).toBe("succeeded");
+      await reader.endAsync();
+      device.end(true);
+    });
+  }
 
   it("reconnect with a persistent session: the subscription is still there", async () => {
     const { id, token } = await newDevice();

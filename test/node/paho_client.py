@@ -1,8 +1,9 @@
 """Eclipse Paho (Python) against the local edge's MQTT gateway, driven by mqtt-paho.test.ts.
 
 Usage: paho_client.py <port> <device-id> <device-token> <admin-token> <3.1.1|5>
-Publishes at QoS 0, 1 and 2, subscribes to its commands, asks the edge (admin API) for a command,
-answers it over MQTT, then connects a second time with a last will and drops the socket.
+Publishes at QoS 0, 1 and 2, subscribes to its commands at QoS 2, asks the edge (admin API) for a
+command, answers it over MQTT, keeps a retained message, then connects a second time with a
+retained last will, drops the socket, and reads both retained messages back as a later subscriber.
 Prints one JSON line per step; exits non-zero on any failure.
 """
 
@@ -40,7 +41,7 @@ def new_client(client_id, will=False):
     client.ws_set_options(path=f"/mqtt/{device}")
     client.username_pw_set(device, token)
     if will:
-        client.will_set(f"devices/{device}/status", "offline", qos=0)
+        client.will_set(f"devices/{device}/status", "offline", qos=1, retain=True)
     connected = threading.Event()
     result = {}
 
@@ -80,7 +81,7 @@ def on_message(_c, _u, message):
 client.on_message = on_message
 subscribed = threading.Event()
 client.on_subscribe = lambda *_args: subscribed.set()
-client.subscribe(f"devices/{device}/commands", qos=1)
+client.subscribe(f"devices/{device}/commands", qos=2)
 if not subscribed.wait(10):
     raise SystemExit("no SUBACK")
 sent = admin("POST", f"/v1/devices/{device}/commands", {"command": "blink", "parameters": {"times": 2}})
@@ -94,6 +95,9 @@ info = client.publish(
 )
 info.wait_for_publish(10)
 step("answered", command=command["id"])
+info = client.publish(f"devices/{device}/state/relay", "on", qos=1, retain=True)
+info.wait_for_publish(10)
+step("retained")
 client.disconnect()
 client.loop_stop()
 
@@ -104,3 +108,27 @@ willing.socket().close()
 time.sleep(0.5)
 willing.loop_stop()
 step("dropped")
+
+# A later subscriber gets both retained messages, the will's and the relay's, flagged as retained.
+retained = {}
+both = threading.Event()
+reader = new_client(f"{device}-reader")
+
+
+def on_retained(_c, _u, message):
+    if message.retain:
+        retained[message.topic] = message.payload.decode()
+    if len(retained) == 2:
+        both.set()
+
+
+reader.on_message = on_retained
+reader.subscribe([(f"devices/{device}/status", 0), (f"devices/{device}/state/#", 0)])
+if not both.wait(10):
+    raise SystemExit(f"retained messages missing: {retained}")
+expected = {f"devices/{device}/status": "offline", f"devices/{device}/state/relay": "on"}
+if retained != expected:
+    raise SystemExit(f"retained {retained}, expected {expected}")
+reader.disconnect()
+reader.loop_stop()
+step("retained_read")
