@@ -1,0 +1,125 @@
+/**
+ * Home Assistant both ways (shared/homeassistant.ts): MQTT discovery configs for bridged devices,
+ * statestream and eventstream into edgemesh messages that the edge's own schemas accept.
+ */
+import { describe, expect, it } from "vitest";
+import {
+  discoveryMessages,
+  eventFromHomeAssistant,
+  HaSensorConfig,
+  removalMessages,
+  StateKeeper,
+  StatestreamReader,
+  stateMessage,
+} from "../../shared/homeassistant.ts";
+import { EventPayload, TelemetryPayload } from "../../shared/schemas/message.ts";
+
+const meter = {
+  id: "heatpump-1",
+  name: "Heat pump",
+  type: "energy",
+  room: "utility",
+  readings: { power: "W", energy_total: "kWh", flow_temperature: "°C", running: undefined },
+};
+
+describe("Home Assistant MQTT discovery", () => {
+  it("one retained sensor config per reading, grouped under the device, with Home Assistant's device classes", () => {
+    const messages = discoveryMessages(meter, { via: "agent-1", version: "0.1.0" });
+    expect(messages.map((m) => m.topic)).toEqual([
+      "homeassistant/sensor/heatpump-1/energy_total/config",
+      "homeassistant/sensor/heatpump-1/flow_temperature/config",
+      "homeassistant/sensor/heatpump-1/power/config",
+      "homeassistant/sensor/heatpump-1/running/config",
+    ]);
+    expect(messages.every((m) => m.retain)).toBe(true);
+    const configs = messages.map((m) => HaSensorConfig.parse(JSON.parse(m.payload)));
+    const byReading = Object.fromEntries(configs.map((c) => [c.unique_id.replace("edgemesh_heatpump-1_", ""), c]));
+    expect(byReading.energy_total).toMatchObject({ device_class: "energy", state_class: "total_increasing", unit_of_measurement: "kWh" });
+    expect(byReading.power).toMatchObject({ device_class: "power", unit_of_measurement: "W" });
+    expect(byReading.flow_temperature).toMatchObject({ device_class: "temperature", unit_of_measurement: "°C" });
+    expect(byReading.running?.unit_of_measurement).toBeUndefined();
+    expect(new Set(configs.map((c) => JSON.stringify(c.device))).size).toBe(1);
+    expect(configs[0]?.device).toMatchObject({ name: "Heat pump", suggested_area: "utility", via_device: "edgemesh_agent-1" });
+    expect(configs[0]).toMatchObject({
+      state_topic: "edgemesh/heatpump-1/state",
+      availability_topic: "edgemesh/heatpump-1/availability",
+    });
+  });
+
+  it("the state message holds plain values the value templates read; removal is an empty retained config", () => {
+    const state = stateMessage("heatpump-1", { power: { value: 1200, unit: "W" }, running: true, note: "text is left out" });
+    expect(state).toEqual({ topic: "edgemesh/heatpump-1/state", payload: JSON.stringify({ power: 1200, running: true }), retain: true });
+    expect(removalMessages("heatpump-1", ["power"])).toEqual([
+      { topic: "homeassistant/sensor/heatpump-1/power/config", payload: "", retain: true },
+    ]);
+  });
+});
+
+describe("StateKeeper", () => {
+  it("keeps every reading last seen per device and says when a reading is new (a new discovery config)", () => {
+    const keeper = new StateKeeper();
+    expect(keeper.update("m", { power: { value: 5, unit: "W" } })).toEqual({
+      state: { power: { value: 5, unit: "W" } },
+      units: { power: "W" },
+      newReadings: true,
+    });
+    const second = keeper.update("m", { power: { value: 7, unit: "W" }, running: true, label: "x" });
+    expect(second).toEqual({
+      state: { power: { value: 7, unit: "W" }, running: true },
+      units: { power: "W", running: undefined },
+      newReadings: true,
+    });
+    expect(keeper.update("m", { running: false }).newReadings).toBe(false);
+    expect(JSON.parse(stateMessage("m", keeper.update("m", {}).state).payload)).toEqual({ power: 7, running: false });
+  });
+});
+
+describe("Home Assistant statestream and eventstream into edgemesh", () => {
+  it("a mapped entity's state becomes a reading, with the unit from its attribute topic", () => {
+    const reader = new StatestreamReader("homeassistant/statestream", [
+      { entity_id: "sensor.living_room_temperature", device: "ha-living", reading: "temperature" },
+      { entity_id: "switch.kettle", device: "ha-kitchen", reading: "kettle_on" },
+    ]);
+    expect(reader.filter).toBe("homeassistant/statestream/#");
+    expect(reader.read("homeassistant/statestream/sensor/living_room_temperature/unit_of_measurement", '"°F"')).toEqual({
+      kind: "attribute",
+    });
+    const reading = reader.read("homeassistant/statestream/sensor/living_room_temperature/state", "70.7");
+    expect(reading).toEqual({ kind: "reading", device: "ha-living", item: { payload: { temperature: { value: 70.7, unit: "°F" } } } });
+    if (reading.kind === "reading") expect(TelemetryPayload.safeParse(reading.item.payload).success).toBe(true);
+    expect(reader.read("homeassistant/statestream/switch/kettle/state", "on")).toMatchObject({ item: { payload: { kettle_on: true } } });
+    expect(reader.read("homeassistant/statestream/switch/kettle/state", "unavailable")).toEqual({
+      kind: "skipped",
+      reason: "not_a_value",
+      entity: "switch.kettle",
+    });
+    expect(reader.read("homeassistant/statestream/light/hall/state", "on")).toEqual({
+      kind: "skipped",
+      reason: "unmapped_entity",
+      entity: "light.hall",
+    });
+    expect(reader.read("elsewhere/light/hall/state", "on")).toEqual({ kind: "skipped", reason: "not_statestream" });
+  });
+
+  it("an eventstream event becomes an edgemesh event the edge's schema accepts", () => {
+    const event = eventFromHomeAssistant(
+      JSON.stringify({
+        event_type: "state_changed",
+        event_data: { entity_id: "binary_sensor.front_door", old_state: { state: "off" }, new_state: { state: "on" } },
+      }),
+    );
+    expect(event).toEqual({
+      payload: {
+        event_type: "state_changed",
+        entity_id: "binary_sensor.front_door",
+        previous_state: "off",
+        current_state: "on",
+        source: "home_assistant",
+      },
+    });
+    expect(EventPayload.safeParse(event?.payload).success).toBe(true);
+    expect(eventFromHomeAssistant(JSON.stringify({ event_type: "My Event!" }))?.payload.event_type).toBe("my_event_");
+    expect(eventFromHomeAssistant("not json")).toBeUndefined();
+    expect(eventFromHomeAssistant(JSON.stringify({ event_data: {} }))).toBeUndefined();
+  });
+});
