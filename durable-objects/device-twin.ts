@@ -59,7 +59,8 @@ export interface Rejection {
 }
 
 export interface IngestRequest {
-  secret: string;
+  /** The device's secret, or null when the caller authenticated on its behalf (the LAN agent route). */
+  secret: string | null;
   /** Every message of the request in order; positions named in `preRejected` hold null. */
   items: unknown[];
   /** Items the Worker could not even parse (NDJSON lines), rejected in the same answer. */
@@ -300,7 +301,7 @@ export class DeviceTwin extends DurableObject<Env> {
   // ── Ingest ──────────────────────────────────────────────────────────────────────────────
 
   async ingest(request: IngestRequest): Promise<IngestOutcome> {
-    const profile = await this.#authenticate(request.secret);
+    const profile = request.secret === null ? this.#profile : await this.#authenticate(request.secret);
     if (!profile) return unauthorized;
     const config = readConfig(this.env);
     const now = Date.now();
