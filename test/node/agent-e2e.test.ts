@@ -3,8 +3,9 @@
  * process (or, for the crash test, as its own process killed with SIGKILL). A fault proxy in
  * front of the edge takes it down or loses its answers.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import type { MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningAgent, startAgent } from "../../agent/agent.ts";
@@ -23,6 +24,7 @@ import {
   writeAgentConfig,
 } from "./agent-fixtures.ts";
 
+const execFileAsync = promisify(execFile);
 const haveMosquitto = requireMosquitto();
 const AGENT = "lan-agent";
 const DEVICES = ["meter1", "meter2", "meter3", "meter4", "meter5", "meter6", "meter7"];
@@ -112,6 +114,12 @@ describe.runIf(haveMosquitto)("LAN agent against Mosquitto and the local edge", 
       expect(agent.outbox.depth).toBe(0);
       const metrics = await (await fetch(`${agent.healthUrl}/metrics`)).text();
       expect(metrics).toMatch(/edgemesh_agent_unknown_device_total 1/);
+      // The `status` command: a readable summary from the same endpoint.
+      // (Asynchronously: the agent answering it runs in this process.)
+      const summary = await execFileAsync(process.execPath, [join(PROJECT_ROOT, "agent/main.ts"), "status", "--url", agent.healthUrl]);
+      expect(summary.stdout).toMatch(/LAN broker {2}connected/);
+      expect(summary.stdout).toMatch(/outbox {6}0 waiting/);
+      expect(summary.stdout).toMatch(/unknown devices: ghost \(1×, not in mqtt.devices\)/);
     } finally {
       await agent.stop();
     }
