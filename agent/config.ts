@@ -123,9 +123,14 @@ export function loadConfig(file: string): AgentConfig {
 
 /** Reads the agent's token where the config says it is. */
 export function readToken(config: AgentConfig): string {
-  const token = config.edge.token_file
-    ? readFileSync(config.edge.token_file, "utf8").trim()
-    : (process.env[config.edge.token_env ?? ""] ?? "").trim();
+  let token: string;
+  try {
+    token = config.edge.token_file
+      ? readFileSync(config.edge.token_file, "utf8").trim()
+      : (process.env[config.edge.token_env ?? ""] ?? "").trim();
+  } catch (error) {
+    throw new ConfigError(`edge.token_file: cannot read ${config.edge.token_file}: ${(error as Error).message}`);
+  }
   if (!/^[a-z0-9][a-z0-9_-]{0,63}\..{16,}$/.test(token))
     throw new ConfigError(`edge.${config.edge.token_file ? "token_file" : "token_env"}: no agent token (<agent-id>.<secret>) found there`);
   return token;
