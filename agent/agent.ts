@@ -4,6 +4,7 @@ import { type AgentConfig, readToken } from "./config.ts";
 import { Downlink } from "./downlink.ts";
 import { EdgeClient } from "./edge-client.ts";
 import { startHealthServer, statusReport } from "./health.ts";
+import { KafkaBridge } from "./kafka.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { MqttBridge } from "./mqtt-bridge.ts";
 import { Outbox } from "./outbox.ts";
@@ -17,6 +18,7 @@ export interface RunningAgent {
   readonly bridge: MqttBridge;
   readonly uplink: Uplink;
   readonly downlink: Downlink;
+  readonly kafka: KafkaBridge | undefined;
   readonly healthUrl: string;
   stop(): Promise<void>;
 }
@@ -49,10 +51,16 @@ export async function startAgent(config: AgentConfig, options: { log?: Logger; t
   });
   const commands = downlink;
   bridge.onDevice = (device) => commands.watch(device);
+  const kafka = config.kafka ? new KafkaBridge(config.kafka, edge.agentId, outbox, stats, log) : undefined;
+  if (kafka) {
+    uplink.onAcknowledged = (ids) => kafka.acknowledged(ids);
+    commands.onCommand = (device, command) => kafka.command(device, command);
+  }
 
   if (outbox.depth > 0) log.info("outbox holds messages from before; replaying them first", { depth: outbox.depth });
   uplink.start();
   await bridge.start();
+  await kafka?.start();
   commands.start(config.mqtt.devices ?? []);
   let health: Server | undefined;
   try {
@@ -82,9 +90,11 @@ export async function startAgent(config: AgentConfig, options: { log?: Logger; t
     bridge,
     uplink,
     downlink: commands,
+    kafka,
     healthUrl,
     async stop() {
       await bridge.stop();
+      await kafka?.stop();
       await commands.stop();
       await uplink.stop();
       await new Promise<void>((resolve) => (health ? health.close(() => resolve()) : resolve()));

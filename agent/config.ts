@@ -30,6 +30,16 @@ const Rule = z.strictObject({
 });
 export type AgentRule = z.infer<typeof Rule>;
 
+const KafkaSource = z.strictObject({
+  topic: z.string().regex(/^[A-Za-z0-9._-]{1,249}$/, { message: "must be a Kafka topic name" }),
+  /** Routing key template: `{key}` is the record's key. */
+  routing_key: z.string().min(1).max(255),
+  /** Device id template: `{key}` (the default) or a fixed id. */
+  device: z.string().min(1).max(64).default("{key}"),
+  type: MessageType.extract(["telemetry", "metric", "event"]).default("telemetry"),
+});
+export type KafkaSourceConfig = z.infer<typeof KafkaSource>;
+
 const HostPort = z.string().regex(/^[A-Za-z0-9.:[\]-]+:\d{1,5}$/, { message: "must be host:port, for example 127.0.0.1:9464" });
 
 export const AgentConfig = z.strictObject({
@@ -83,6 +93,20 @@ export const AgentConfig = z.strictObject({
       .prefault({}),
     availability_topic: TopicTemplate.optional(),
   }),
+  /** Kafka/Redpanda on the LAN (optional): sources consumed in a group, offsets committed after the edge acknowledged. */
+  kafka: z
+    .strictObject({
+      brokers: z.array(z.string().regex(/^[A-Za-z0-9.[\]:-]+:\d{1,5}$/, { message: "must be host:port" })).min(1),
+      client_id: z.string().min(1).max(64).default("edgemesh-agent"),
+      group_id: z.string().min(1).max(128).default("edgemesh-agent"),
+      sources: z.array(KafkaSource).min(1),
+      /** Commands the agent delivers are also produced here, for local consumers. */
+      commands_topic: z
+        .string()
+        .regex(/^[A-Za-z0-9._-]{1,249}$/, { message: "must be a Kafka topic name" })
+        .optional(),
+    })
+    .optional(),
   health: z.strictObject({ listen: HostPort.default("127.0.0.1:9464") }).prefault({}),
   log: z.strictObject({ level: z.enum(["debug", "info", "warn", "error"]).default("info") }).prefault({}),
 });

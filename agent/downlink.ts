@@ -28,6 +28,8 @@ export class Downlink {
   readonly #pending = new Map<string, Pending[]>();
   readonly #abort = new AbortController();
   #running = false;
+  /** Also hands each delivered command to a LAN sink (Kafka `commands_topic`). */
+  onCommand: (device: string, command: EdgeCommand) => Promise<void> = async () => {};
 
   readonly edge: EdgeClient;
   readonly bridge: MqttBridge;
@@ -103,6 +105,7 @@ export class Downlink {
       return;
     }
     this.stats.count("commands_delivered");
+    await this.onCommand(device, command).catch((error) => this.log.warn("command not produced to the LAN sink", { error: String(error) }));
     this.log.info("command published", { device, id: command.id, command: command.command });
     if (!this.bridge.resultTopic) await this.#report(device, command.id, { status: "succeeded", result: { delivered: true } });
   }

@@ -17,9 +17,7 @@ export interface LanMessage {
   metadata: Record<string, string | number | boolean | null>;
 }
 
-export type Conversion =
-  | { ok: true; message: LanMessage; rule: AgentRule }
-  | { ok: false; reason: "unmapped" | "invalid"; device?: string; detail: string };
+export type Conversion = { ok: true; message: LanMessage } | { ok: false; reason: "unmapped" | "invalid"; device?: string; detail: string };
 
 /** Fields of a reading payload that describe it rather than being readings. */
 const ENVELOPE_FIELDS = new Set(["timestamp", "time", "ts", "id", "device", "device_id"]);
@@ -44,6 +42,17 @@ function isReading(value: unknown): boolean {
   return typeof value === "object" && value !== null && "value" in value && "unit" in value;
 }
 
+export interface Route {
+  device: string;
+  routingKey: string;
+  type: "telemetry" | "metric" | "event";
+  /** Where the message came from (an MQTT topic, `kafka:<topic>`), for metadata and derived ids. */
+  origin: string;
+  /** A stable id from the origin (Kafka: topic, partition, offset); otherwise derived from the body. */
+  stableId?: string;
+}
+
+/** Maps an MQTT topic with the configured rules and converts its payload. */
 export async function convert(
   topic: string,
   raw: Buffer,
@@ -54,7 +63,29 @@ export async function convert(
   const mapping = mapTopic(topic, rules);
   if (!mapping) return { ok: false, reason: "unmapped", detail: `no rule maps topic "${topic}"` };
   const rule = mapping.rule as AgentRule;
-  const device = mapping.device ?? rule.device;
+  const route: Route = { device: mapping.device ?? rule.device, routingKey: mapping.routingKey, type: rule.type, origin: topic };
+  return convertPayload(
+    raw,
+    route,
+    { agent: source.agent, source: withoutCredentials(source.broker), source_topic: topic.slice(0, 256) },
+    now,
+  );
+}
+
+/** A broker URL as metadata: scheme, host and port, never a user or password. */
+function withoutCredentials(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return `${parsed.protocol}//${parsed.host}`.slice(0, 256);
+  } catch {
+    return "(unparsable broker url)";
+  }
+}
+
+/** Validates and enriches one payload for a known route (the MQTT and the Kafka sources). */
+export async function convertPayload(raw: Buffer, route: Route, metadata: Record<string, string>, now = new Date()): Promise<Conversion> {
+  const { device } = route;
+  const lastLevel = route.origin.split(/[/.]/).at(-1) ?? "value";
   let parsed: unknown;
   try {
     parsed = JSON.parse(raw.toString("utf8"));
@@ -62,9 +93,9 @@ export async function convert(
     // A bare number is a common sensor payload: one reading named after the topic's last level.
     const value = Number(raw.toString("utf8").trim());
     if (raw.length === 0 || !Number.isFinite(value)) return { ok: false, reason: "invalid", device, detail: "payload is not JSON" };
-    parsed = { [topic.split("/").at(-1) ?? "value"]: value };
+    parsed = { [lastLevel]: value };
   }
-  if (typeof parsed === "number") parsed = { [topic.split("/").at(-1) ?? "value"]: parsed };
+  if (typeof parsed === "number") parsed = { [lastLevel]: parsed };
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed))
     return { ok: false, reason: "invalid", device, detail: "payload is not a JSON object" };
   const body = parsed as Record<string, unknown>;
@@ -74,7 +105,7 @@ export async function convert(
   const timestamp = deviceTime ?? now.toISOString();
 
   let payload: Record<string, unknown>;
-  if (rule.type === "event") {
+  if (route.type === "event") {
     payload = Object.fromEntries(Object.entries(inner).filter(([k]) => !ENVELOPE_FIELDS.has(k)));
     const check = EventPayload.safeParse(payload);
     if (!check.success)
@@ -100,23 +131,17 @@ export async function convert(
   // The same publish redelivered (the broker resends what the agent had not acknowledged) must
   // carry the same id, so the edge stores it once: derive it from the device's own time and body.
   const ownId = typeof body.id === "string" && MESSAGE_ID_PATTERN.test(body.id) ? body.id : undefined;
-  const id = ownId ?? (deviceTime ? await derivedId(device, topic, raw.toString("base64")) : newMessageId());
+  const id = ownId ?? route.stableId ?? (deviceTime ? await derivedId(device, route.origin, raw.toString("base64")) : newMessageId());
   return {
     ok: true,
-    rule,
     message: {
       device,
       id,
-      type: rule.type,
-      routing_key: mapping.routingKey,
+      type: route.type,
+      routing_key: route.routingKey,
       timestamp,
       payload,
-      metadata: {
-        source_topic: topic.slice(0, 256),
-        agent: source.agent,
-        broker: source.broker.slice(0, 256),
-        processed_at: now.toISOString(),
-      },
+      metadata: { ...metadata, processed_at: now.toISOString() },
     },
   };
 }

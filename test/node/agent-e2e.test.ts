@@ -6,10 +6,12 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { Kafka as KafkaClient, logLevel } from "kafkajs";
 import type { MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningAgent, startAgent } from "../../agent/agent.ts";
 import { createLogger } from "../../agent/log.ts";
+import { type Kafka, kafkaAvailable, NO_KAFKA, startKafka } from "../../scripts/lib/kafka.ts";
 import { type LocalEdge, PROJECT_ROOT, startLocalEdge } from "../../scripts/lib/local-edge.ts";
 import { type Mosquitto, startMosquitto } from "../../scripts/lib/mosquitto.ts";
 import {
@@ -27,18 +29,24 @@ import {
 const execFileAsync = promisify(execFile);
 const haveMosquitto = requireMosquitto();
 const AGENT = "lan-agent";
-const DEVICES = ["meter1", "meter2", "meter3", "meter4", "meter5", "meter6", "meter7"];
+const DEVICES = ["meter1", "meter2", "meter3", "meter4", "meter5", "meter6", "meter7", "kmeter1"];
+
+// Kafka (KRaft, from Maven Central jars): CI must have it; a developer's run says loudly what it left out.
+const haveKafka = kafkaAvailable();
+if (!haveKafka && process.env.CI) throw new Error(`${NO_KAFKA} (CI=true: the agent's Kafka tests must run)`);
+if (!haveKafka) console.warn(`\nSKIPPED: the agent's Kafka tests. ${NO_KAFKA}\n`);
 
 let edge: LocalEdge;
 let broker: Mosquitto;
 let token: string;
 let proxy: Awaited<ReturnType<typeof startFaultProxy>>;
 let lan: MqttClient;
+let kafka: Kafka | undefined;
 const quiet = createLogger("error");
 
 beforeAll(async () => {
   if (!haveMosquitto) return;
-  [edge, broker] = await Promise.all([startLocalEdge(), startMosquitto()]);
+  [edge, broker, kafka] = await Promise.all([startLocalEdge(), startMosquitto(), haveKafka ? startKafka() : undefined]);
   token = await registerAgent(edge, AGENT, DEVICES);
   proxy = await startFaultProxy(edge.url);
   lan = await lanClient(broker.url);
@@ -47,11 +55,11 @@ beforeAll(async () => {
 afterAll(async () => {
   await lan?.endAsync();
   await proxy?.close();
-  await Promise.all([edge?.stop(), broker?.stop()]);
+  await Promise.all([edge?.stop(), broker?.stop(), kafka?.stop()]);
 });
 
 let clients = 0;
-async function agentFor(options: { devices?: string[]; outbox?: string; viaProxy?: boolean } = {}): Promise<RunningAgent> {
+async function agentFor(options: { devices?: string[]; outbox?: string; viaProxy?: boolean; extra?: string } = {}): Promise<RunningAgent> {
   const { config } = writeAgentConfig({
     edgeUrl: options.viaProxy ? proxy.url : edge.url,
     mqttUrl: broker.url,
@@ -59,6 +67,7 @@ async function agentFor(options: { devices?: string[]; outbox?: string; viaProxy
     clientId: `agent-${++clients}`,
     devices: options.devices,
     outbox: options.outbox,
+    extra: options.extra,
   });
   const agent = await startAgent(config, { log: quiet });
   await until(() => (agent.stats.mqttConnected ? true : undefined), "the agent's MQTT connection");
@@ -284,6 +293,44 @@ describe.runIf(haveMosquitto)("LAN agent against Mosquitto and the local edge", 
       expect((await twinOf(edge, "meter7")).counters.accepted).toBe(total);
     } finally {
       child.kill("SIGTERM");
+    }
+  });
+});
+
+describe.runIf(haveMosquitto && haveKafka)("LAN agent with Kafka (KRaft)", () => {
+  it("consumes a topic in a group and commits offsets only once the edge acknowledged", async () => {
+    const brokers = kafka?.brokers ?? [];
+    const client = new KafkaClient({ clientId: "test", brokers, logLevel: logLevel.NOTHING });
+    const admin = client.admin();
+    const producer = client.producer({ allowAutoTopicCreation: true });
+    await Promise.all([admin.connect(), producer.connect()]);
+    const topic = "homelab.energy";
+    const group = "edgemesh-agent-test";
+    const base = Date.now() - 3_600_000;
+    await admin.createTopics({ topics: [{ topic, numPartitions: 1, replicationFactor: 1 }] });
+    await producer.send({ topic, messages: Array.from({ length: 50 }, (_, i) => ({ key: "kmeter1", value: meterReading(i, base) })) });
+    const committed = async () => (await admin.fetchOffsets({ groupId: group, topics: [topic] }))[0]?.partitions[0]?.offset;
+
+    proxy.mode = "down";
+    const agent = await agentFor({
+      devices: ["kmeter1"],
+      viaProxy: true,
+      extra: `kafka:\n  brokers: [${brokers.join(", ")}]\n  group_id: ${group}\n  sources:\n    - topic: ${topic}\n      routing_key: sensors.energy.{key}\n`,
+    });
+    try {
+      await until(() => (agent.outbox.depth === 50 ? true : undefined), "50 Kafka records in the outbox", 90_000);
+      await new Promise((r) => setTimeout(r, 1000));
+      // Consumed, on disk, but not acknowledged by the edge: nothing committed.
+      expect(await committed()).toBe("-1");
+      proxy.mode = "up";
+      await until(async () => ((await storedReadings(edge, "kmeter1", base)) === 50 ? true : undefined), "50 stored readings");
+      await until(async () => ((await committed()) === "50" ? true : undefined), "offset 50 committed");
+      expect((await twinOf(edge, "kmeter1")).counters.accepted).toBe(50);
+      expect(agent.kafka?.tracker.pending).toBe(0);
+    } finally {
+      proxy.mode = "up";
+      await agent.stop();
+      await Promise.all([admin.disconnect(), producer.disconnect()]);
     }
   });
 });

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError, parseConfig } from "../../agent/config.ts";
+import { OffsetTracker } from "../../agent/kafka.ts";
 import { convert } from "../../agent/lan-message.ts";
 import { Outbox } from "../../agent/outbox.ts";
 import { PROJECT_ROOT } from "../../scripts/lib/local-edge.ts";
@@ -148,5 +149,18 @@ describe("configuration", () => {
     expect(failed.status).toBe(78);
     expect(failed.stderr).toMatch(/mqtt\.rules: /);
     expect(failed.stderr).toMatch(/rulez/);
+  });
+});
+
+describe("Kafka offset tracking", () => {
+  it("commits only up to the first record the edge has not acknowledged", () => {
+    const tracker = new OffsetTracker();
+    for (let offset = 0; offset < 4; offset++) tracker.track(`id-${offset}`, "t", 0, String(offset));
+    // Acknowledged out of order: 1 and 2 first, 0 still waiting.
+    expect(tracker.acknowledge(["id-1", "id-2"])).toEqual([{ topic: "t", partition: 0, offset: "0" }]);
+    expect(tracker.acknowledge(["id-0"])).toEqual([{ topic: "t", partition: 0, offset: "3" }]);
+    expect(tracker.acknowledge(["id-3"])).toEqual([{ topic: "t", partition: 0, offset: "4" }]);
+    expect(tracker.acknowledge(["unknown"])).toEqual([]);
+    expect(tracker.pending).toBe(0);
   });
 });
