@@ -5,7 +5,7 @@
  * device's reply on the result topic (or, without one, the broker's acknowledgement) becomes the
  * command's result. Availability (`…/availability`, last wills) is reported to the twins.
  */
-import { backoffMs, type EdgeClient, type EdgeCommand } from "./edge-client.ts";
+import { backoffMs, type EdgeClient, type EdgeCommand, EdgeRefused } from "./edge-client.ts";
 import type { Logger } from "./log.ts";
 import type { MqttBridge } from "./mqtt-bridge.ts";
 import type { Stats } from "./stats.ts";
@@ -76,11 +76,29 @@ export class Downlink {
         for (const command of commands) await this.#deliver(device, command);
       } catch (error) {
         if (!this.#running) return;
+        if (error instanceof EdgeRefused && error.status === 403) {
+          // Not bridged on the edge (metadata.agent): report it, and ask again only rarely.
+          if (this.stats.unknownDevice(device, "the edge does not bridge it for this agent (metadata.agent)"))
+            this.log.warn("device unknown to the edge; its commands cannot be fetched", { device });
+          await this.#pause(this.options.retryMaxMs);
+          continue;
+        }
         this.stats.error("downlink", error);
         this.log.warn("command poll failed", { device, error: (error as Error).message });
-        await new Promise((r) => setTimeout(r, backoffMs(attempt++, this.options.retryInitialMs, this.options.retryMaxMs)));
+        await this.#pause(backoffMs(attempt++, this.options.retryInitialMs, this.options.retryMaxMs));
       }
     }
+  }
+
+  /** A wait that ends early when the agent stops. */
+  #pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.#abort.signal.addEventListener("abort", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   async #deliver(device: string, command: EdgeCommand): Promise<void> {

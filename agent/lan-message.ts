@@ -36,6 +36,10 @@ function timestampOf(value: unknown): string | undefined {
   return undefined;
 }
 
+function issuesText(issues: readonly { path: PropertyKey[]; message: string }[]): string {
+  return issues.map((i) => `${i.path.map(String).join(".") || "payload"}: ${i.message}`).join("; ");
+}
+
 function isReading(value: unknown): boolean {
   if (typeof value === "number") return Number.isFinite(value);
   if (typeof value === "boolean") return true;
@@ -108,24 +112,12 @@ export async function convertPayload(raw: Buffer, route: Route, metadata: Record
   if (route.type === "event") {
     payload = Object.fromEntries(Object.entries(inner).filter(([k]) => !ENVELOPE_FIELDS.has(k)));
     const check = EventPayload.safeParse(payload);
-    if (!check.success)
-      return {
-        ok: false,
-        reason: "invalid",
-        device,
-        detail: check.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "),
-      };
+    if (!check.success) return { ok: false, reason: "invalid", device, detail: issuesText(check.error.issues) };
   } else {
     // Status words (Zigbee2MQTT's "state": "ON") are not readings; they ride in the twin via events.
     payload = Object.fromEntries(Object.entries(inner).filter(([k, v]) => !ENVELOPE_FIELDS.has(k) && isReading(v)));
     const check = TelemetryPayload.safeParse(payload);
-    if (!check.success)
-      return {
-        ok: false,
-        reason: "invalid",
-        device,
-        detail: check.error.issues.map((i) => `${i.path.join(".") || "payload"}: ${i.message}`).join("; "),
-      };
+    if (!check.success) return { ok: false, reason: "invalid", device, detail: issuesText(check.error.issues) };
   }
 
   // The same publish redelivered (the broker resends what the agent had not acknowledged) must

@@ -23,6 +23,7 @@ import { ApiError } from "../errors";
 import { type AppEnv, authFailed } from "../middleware/auth";
 import { twin } from "../registry";
 import { deviceIdParam, fail, jsonBody, parseWith, validate } from "../validate";
+import { deliveredCommand } from "./device-self";
 
 const AgentBatch = z.strictObject({
   messages: z.array(z.looseObject({ device: z.string().max(64) })).min(1),
@@ -154,17 +155,7 @@ export const agentRoutes = new Hono<AppEnv>()
     async (c) => {
       const id = await bridgedDevice(c, await agentCredential(c));
       const commands = await twin(c.env, id).takeCommands(c.req.valid("query").wait_s * 1000);
-      return c.json({
-        device: id,
-        commands: commands.map(({ id, command, parameters, expires_at, attempts, correlation_id }) => ({
-          id,
-          command,
-          parameters,
-          expires_at,
-          attempts,
-          correlation_id,
-        })),
-      });
+      return c.json({ device: id, commands: commands.map(deliveredCommand) });
     },
   )
   .post("/devices/:id/commands/:command/result", async (c) => {

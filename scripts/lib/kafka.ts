@@ -6,10 +6,10 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { connect } from "node:net";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "./local-edge.ts";
+import { listening } from "./ports.ts";
 
 export const KAFKA_LIBS = join(process.env.EDGEMESH_CACHE ?? join(homedir(), ".cache/edgemesh"), "kafka/libs");
 export const NO_KAFKA = `no Kafka jars in ${KAFKA_LIBS}: run \`bash scripts/install-kafka.sh\` (needs Java 17 and Maven; .ci/run does it)`;
@@ -23,17 +23,6 @@ export interface Kafka {
 
 export function kafkaAvailable(): boolean {
   return existsSync(KAFKA_LIBS) && spawnSync("java", ["-version"], { stdio: "ignore" }).error === undefined;
-}
-
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, "127.0.0.1");
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
 }
 
 export async function startKafka(): Promise<Kafka> {

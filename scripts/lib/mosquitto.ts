@@ -5,10 +5,10 @@
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { freePort } from "./local-edge.ts";
+import { listening } from "./ports.ts";
 
 export interface Mosquitto {
   url: string;
@@ -22,17 +22,6 @@ export interface Mosquitto {
 /** Whether the `mosquitto` binary is installed. */
 export function mosquittoAvailable(): boolean {
   return spawnSync("mosquitto", ["-h"], { stdio: "ignore" }).error === undefined;
-}
-
-function listening(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, "127.0.0.1");
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
 }
 
 export async function startMosquitto(): Promise<Mosquitto> {
