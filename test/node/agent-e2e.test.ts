@@ -307,7 +307,10 @@ describe.runIf(haveMosquitto && haveKafka)("LAN agent with Kafka (KRaft)", () =>
     const topic = "homelab.energy";
     const group = "edgemesh-agent-test";
     const base = Date.now() - 3_600_000;
-    await admin.createTopics({ topics: [{ topic, numPartitions: 1, replicationFactor: 1 }] });
+    await admin.createTopics({
+      topics: [topic, "homelab.commands"].map((name) => ({ topic: name, numPartitions: 1, replicationFactor: 1 })),
+      waitForLeaders: true,
+    });
     await producer.send({ topic, messages: Array.from({ length: 50 }, (_, i) => ({ key: "kmeter1", value: meterReading(i, base) })) });
     const committed = async () => (await admin.fetchOffsets({ groupId: group, topics: [topic] }))[0]?.partitions[0]?.offset;
 
@@ -315,7 +318,7 @@ describe.runIf(haveMosquitto && haveKafka)("LAN agent with Kafka (KRaft)", () =>
     const agent = await agentFor({
       devices: ["kmeter1"],
       viaProxy: true,
-      extra: `kafka:\n  brokers: [${brokers.join(", ")}]\n  group_id: ${group}\n  sources:\n    - topic: ${topic}\n      routing_key: sensors.energy.{key}\n`,
+      extra: `kafka:\n  brokers: [${brokers.join(", ")}]\n  group_id: ${group}\n  commands_topic: homelab.commands\n  sources:\n    - topic: ${topic}\n      routing_key: sensors.energy.{key}\n`,
     });
     try {
       await until(() => (agent.outbox.depth === 50 ? true : undefined), "50 Kafka records in the outbox", 90_000);
@@ -327,6 +330,17 @@ describe.runIf(haveMosquitto && haveKafka)("LAN agent with Kafka (KRaft)", () =>
       await until(async () => ((await committed()) === "50" ? true : undefined), "offset 50 committed");
       expect((await twinOf(edge, "kmeter1")).counters.accepted).toBe(50);
       expect(agent.kafka?.tracker.pending).toBe(0);
+
+      // The sink: a command the agent delivers is also produced to the LAN's commands topic.
+      const seen: unknown[] = [];
+      const consumer = client.consumer({ groupId: "test-commands-reader" });
+      await consumer.connect();
+      await consumer.subscribe({ topic: "homelab.commands", fromBeginning: true });
+      await consumer.run({ eachMessage: async ({ message }) => void seen.push(JSON.parse(String(message.value))) });
+      await edge.admin("POST", "/v1/devices/kmeter1/commands", { command: "reset_counter", parameters: { to: 0 } });
+      await until(() => (seen.length > 0 ? true : undefined), "the command on homelab.commands");
+      expect(seen[0]).toMatchObject({ device: "kmeter1", command: "reset_counter", parameters: { to: 0 } });
+      await consumer.disconnect();
     } finally {
       proxy.mode = "up";
       await agent.stop();
