@@ -43,8 +43,8 @@ export class OffsetTracker {
   track(id: string, topic: string, partition: number, offset: string): void {
     const key = OffsetTracker.key(topic, partition);
     const at = BigInt(offset);
-    let set = this.#outstanding.get(key);
-    if (!set) this.#outstanding.set(key, (set = new Set()));
+    const set = this.#outstanding.get(key) ?? new Set<bigint>();
+    this.#outstanding.set(key, set);
     set.add(at);
     this.#byId.set(id, { key, offset: at });
     const next = this.#next.get(key);
