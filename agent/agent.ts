@@ -45,6 +45,7 @@ export async function startAgent(config: AgentConfig, options: { log?: Logger; t
   });
   downlink = new Downlink(edge, bridge, stats, log, {
     payload: config.mqtt.commands.payload,
+    desired: config.mqtt.commands.desired,
     resultTimeoutS: config.mqtt.commands.result_timeout_s,
     waitS: 25,
     ...retry,

@@ -89,6 +89,8 @@ export const AgentConfig = z.strictObject({
         /** Where devices answer; without it a command succeeds once the broker took the publish. */
         result_topic: TopicTemplate.optional(),
         result_timeout_s: z.number().positive().max(3600).default(30),
+        /** Also publish the twin's desired state to the set topic when it changes (and once after a start). */
+        desired: z.boolean().default(true),
       })
       .prefault({}),
     availability_topic: TopicTemplate.optional(),

@@ -5,13 +5,15 @@
  * device's reply on the result topic (or, without one, the broker's acknowledgement) becomes the
  * command's result. Availability (`…/availability`, last wills) is reported to the twins.
  */
-import { backoffMs, type EdgeClient, type EdgeCommand, EdgeRefused } from "./edge-client.ts";
+import { backoffMs, type EdgeClient, type EdgeCommand, type EdgeDesired, EdgeRefused } from "./edge-client.ts";
 import type { Logger } from "./log.ts";
 import type { MqttBridge } from "./mqtt-bridge.ts";
 import type { Stats } from "./stats.ts";
 
 export interface DownlinkOptions {
   payload: "parameters" | "envelope";
+  /** Publish desired-state changes to the set topic too. */
+  desired: boolean;
   resultTimeoutS: number;
   waitS: number;
   retryInitialMs: number;
@@ -26,6 +28,8 @@ interface Pending {
 export class Downlink {
   readonly #loops = new Map<string, Promise<void>>();
   readonly #pending = new Map<string, Pending[]>();
+  /** The desired-state version last published per device (each is published once after a start). */
+  readonly #desiredSent = new Map<string, number>();
   readonly #abort = new AbortController();
   #running = false;
   /** Also hands each delivered command to a LAN sink (Kafka `commands_topic`). */
@@ -71,9 +75,11 @@ export class Downlink {
     let attempt = 0;
     while (this.#running) {
       try {
-        const commands = await this.edge.commands(device, this.options.waitS, this.#abort.signal);
+        const { commands, desired } = await this.edge.commands(device, this.options.waitS, this.#abort.signal);
         attempt = 0;
         for (const command of commands) await this.#deliver(device, command);
+        if (this.options.desired && desired.version > 0 && desired.version !== this.#desiredSent.get(device))
+          await this.#sendDesired(device, desired);
       } catch (error) {
         if (!this.#running) return;
         if (error instanceof EdgeRefused && error.status === 403) {
@@ -135,6 +141,20 @@ export class Downlink {
     const [pending] = list.splice(at, 1);
     if (pending) clearTimeout(pending.timer);
     return pending;
+  }
+
+  /** The twin's desired state, to the device's set topic (the whole document: set topics are idempotent). */
+  async #sendDesired(device: string, desired: EdgeDesired): Promise<void> {
+    const payload = this.options.payload === "parameters" ? desired.state : { desired: desired.state, version: desired.version };
+    try {
+      await this.bridge.publish(this.bridge.setTopic.topicFor(device), JSON.stringify(payload), 1);
+      this.#desiredSent.set(device, desired.version);
+      this.stats.count("desired_published");
+      this.log.info("desired state published", { device, version: desired.version });
+    } catch (error) {
+      // Not recorded as sent: the next poll answer tries again.
+      this.log.warn("desired state not published", { device, error: (error as Error).message });
+    }
   }
 
   /** A device's reply: `{id | command_id, status?, result?, error?}`; without an id it answers its oldest open command. */

@@ -18,6 +18,11 @@ export interface EdgeCommand {
   correlation_id?: string;
 }
 
+export interface EdgeDesired {
+  version: number;
+  state: Record<string, unknown>;
+}
+
 /** An answer that says "try again later": the edge is down, overloaded or rate limiting. */
 export class EdgeUnavailable extends Error {
   override name = "EdgeUnavailable";
@@ -87,12 +92,12 @@ export class EdgeClient {
     return answer.results;
   }
 
-  async commands(device: string, waitS: number, signal?: AbortSignal): Promise<EdgeCommand[]> {
-    const answer = (await this.#call(`/v1/agent/devices/${device}/commands?wait_s=${waitS}`, {
+  /** The device's due commands and its desired state; waits up to `waitS` for either to change. */
+  async commands(device: string, waitS: number, signal?: AbortSignal): Promise<{ commands: EdgeCommand[]; desired: EdgeDesired }> {
+    return (await this.#call(`/v1/agent/devices/${device}/commands?wait_s=${waitS}`, {
       timeoutMs: (waitS + 15) * 1000,
       signal,
-    })) as { commands: EdgeCommand[] };
-    return answer.commands;
+    })) as { commands: EdgeCommand[]; desired: EdgeDesired };
   }
 
   async commandResult(device: string, id: string, outcome: { status: "succeeded" | "failed"; result?: unknown; error?: string }) {

@@ -13,6 +13,7 @@ export type Counter =
   | "uplink_errors"
   | "commands_delivered"
   | "command_results"
+  | "desired_published"
   | "presence_reports";
 
 /** Events per second over the last minute, from per-second buckets. */
@@ -54,6 +55,7 @@ export class Stats {
     uplink_errors: 0,
     commands_delivered: 0,
     command_results: 0,
+    desired_published: 0,
     presence_reports: 0,
   };
   readonly received = new Rate();

@@ -610,6 +610,9 @@ export class DeviceTwin extends DurableObject<Env> {
     this.#version++;
     this.#setMeta("desired", this.#desired);
     this.#setMeta("version", this.#version);
+    // A long poll (the LAN agent's) returns at once to carry the new desired state.
+    for (const wake of this.#pollWaiters) wake();
+    this.#pollWaiters.clear();
     // A device subscribed over MQTT to its desired state hears of the change at once.
     this.ctx.waitUntil(
       this.env.MQTT_SESSION.getByName(this.#profile.id)
@@ -828,9 +831,13 @@ export class DeviceTwin extends DurableObject<Env> {
     return { ok: true, commands: await this.takeCommands(waitMs) };
   }
 
-  /** Delivers due commands to an already-authenticated caller, waiting up to `waitMs` for one. */
-  async takeCommands(waitMs: number): Promise<Command[]> {
-    await this.#heard(Date.now(), "poll");
+  /**
+   * Delivers due commands to an already-authenticated caller, waiting up to `waitMs` for one (or
+   * for a change of the desired state). `fromDevice` false: the LAN agent asks on the device's
+   * behalf, which says nothing about whether the device is alive.
+   */
+  async takeCommands(waitMs: number, fromDevice = true): Promise<Command[]> {
+    if (fromDevice) await this.#heard(Date.now(), "poll");
     let due = this.#outbox.takeDue(Date.now());
     if (due.length === 0 && waitMs > 0 && this.#pollWaiters.size < MAX_POLLERS) {
       await new Promise<void>((resolve) => {

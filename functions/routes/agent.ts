@@ -6,7 +6,8 @@
  *
  * - `POST /v1/agent/messages`: a batch of messages of several devices, each naming its `device`,
  *   JSON, optionally gzip-compressed; one twin call per device; answered per message.
- * - `GET /v1/agent/devices/:id/commands?wait_s=`: the device's due commands (long poll).
+ * - `GET /v1/agent/devices/:id/commands?wait_s=`: the device's due commands and its desired state
+ *   (long poll, answered early by a command or a change of the desired state).
  * - `POST /v1/agent/devices/:id/commands/:command/result`: a device's answer.
  * - `POST /v1/agent/devices/:id/presence`: availability seen on the LAN (`…/availability`, wills).
  */
@@ -154,8 +155,14 @@ export const agentRoutes = new Hono<AppEnv>()
     validate("query", z.strictObject({ wait_s: z.coerce.number().int().min(0).max(30).default(0) })),
     async (c) => {
       const id = await bridgedDevice(c, await agentCredential(c));
-      const commands = await twin(c.env, id).takeCommands(c.req.valid("query").wait_s * 1000);
-      return c.json({ device: id, commands: commands.map(deliveredCommand) });
+      const device = twin(c.env, id);
+      const commands = await device.takeCommands(c.req.valid("query").wait_s * 1000, false);
+      const view = await device.twin();
+      return c.json({
+        device: id,
+        commands: commands.map(deliveredCommand),
+        desired: { version: view?.version ?? 0, state: view?.desired ?? {} },
+      });
     },
   )
   .post("/devices/:id/commands/:command/result", async (c) => {

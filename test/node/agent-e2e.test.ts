@@ -97,9 +97,10 @@ describe.runIf(haveMosquitto)("LAN agent against Mosquitto and the local edge", 
         "GET",
         "/v1/messages?device=meter1",
       );
-      expect(body.messages[0]?.routing_key).toBe("sensors.energy.meter1");
+      // The edge's transformer adds derived messages; the agent's own is on seed 004's route.
+      const own = body.messages.find((m) => m.routing_key === "sensors.energy.meter1");
       // The device's own time, not the time the agent or the edge saw it.
-      expect(body.messages[0]?.timestamp).toBe(new Date(base).toISOString());
+      expect(own?.timestamp).toBe(new Date(base).toISOString());
       expect(agent.stats.counters.forwarded).toBe(1);
       expect(agent.outbox.depth).toBe(0);
     } finally {
@@ -169,6 +170,27 @@ describe.runIf(haveMosquitto)("LAN agent against Mosquitto and the local edge", 
       });
       expect(sent.body.command.status).toBe("succeeded");
       expect(sent.body.command.result).toEqual({ relay: "off" });
+    } finally {
+      await device.endAsync();
+      await agent.stop();
+    }
+  });
+
+  it("publishes a change of the desired state to the device's set topic", async () => {
+    const agent = await agentFor({ devices: ["meter2"] });
+    const device = await lanClient(broker.url, "meter2-desired");
+    try {
+      const received: unknown[] = [];
+      await device.subscribeAsync("homelab/meter2/set", { qos: 1 });
+      device.on("message", (_topic, payload) => void received.push(JSON.parse(String(payload))));
+      // Once the agent's poll for meter2 is waiting, the change answers it at once.
+      await until(() => (agent.downlink.devices.includes("meter2") ? true : undefined), "meter2's poll");
+      await new Promise((r) => setTimeout(r, 500));
+      const patched = await edge.admin("PATCH", "/v1/devices/meter2/twin/desired", { desired: { relay: "on", brightness: 40 } });
+      expect(patched.status).toBe(200);
+      const message = await until(() => received.find((m) => (m as { desired?: unknown }).desired), "the desired state on the set topic");
+      expect(message).toMatchObject({ desired: { relay: "on", brightness: 40 } });
+      expect(agent.stats.counters.desired_published).toBe(1);
     } finally {
       await device.endAsync();
       await agent.stop();

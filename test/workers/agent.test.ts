@@ -119,4 +119,22 @@ describe("agent routes", () => {
     const refused = await call(`/v1/agent/devices/${stranger.device.id}/commands`, { headers: { authorization: `Bearer ${agent.token}` } });
     expect(refused.status).toBe(403);
   });
+
+  it("answers a waiting poll at once with a new desired state, and a poll does not make the device look alive", async () => {
+    const { agent, devices } = await agentWithDevices(1);
+    const id = devices[0]?.device.id ?? "";
+    const poll = call(`/v1/agent/devices/${id}/commands?wait_s=20`, { headers: { authorization: `Bearer ${agent.token}` } });
+    await new Promise((r) => setTimeout(r, 200));
+    const patched = await call(`/v1/devices/${id}/twin/desired`, {
+      method: "PATCH",
+      headers: { ...ADMIN, "content-type": "application/json" },
+      body: JSON.stringify({ desired: { relay: "on" } }),
+    });
+    expect(patched.status).toBe(200);
+    const answer = await json<{ commands: unknown[]; desired: { version: number; state: unknown } }>(await poll);
+    expect(answer.commands).toEqual([]);
+    expect(answer.desired).toEqual({ version: 1, state: { relay: "on" } });
+    const twin = await json<{ availability: { status: string } }>(await call(`/v1/devices/${id}/twin`, { headers: ADMIN }));
+    expect(twin.availability.status).toBe("offline");
+  });
 });
