@@ -63,8 +63,11 @@ export class Uplink {
 
   async #loop(): Promise<void> {
     let attempt = 0;
+    // A device whose burst is smaller than its share of a batch is refused the whole share
+    // (batch_too_large): halve the batch until it fits, then grow back.
+    let batchSize = this.options.batchMax;
     while (this.#running) {
-      const batch = this.outbox.peek(this.options.batchMax);
+      const batch = this.outbox.peek(batchSize);
       if (batch.length === 0) {
         await this.#sleep(1000);
         continue;
@@ -88,11 +91,13 @@ export class Uplink {
       const answered: number[] = [];
       const ids: string[] = [];
       let retryAfterMs = 0;
+      let tooLarge = false;
       results.forEach((result, i) => {
         const message = batch[i];
         if (!message) return;
         if (result.status === "retry") {
           retryAfterMs = Math.max(retryAfterMs, (result.retry_after_s ?? 0) * 1000);
+          if (result.code === "batch_too_large") tooLarge = true;
           return;
         }
         answered.push(message.seq);
@@ -109,6 +114,11 @@ export class Uplink {
       });
       this.outbox.remove(answered);
       this.onAcknowledged(ids);
+      batchSize = tooLarge ? Math.max(1, Math.floor(batch.length / 2)) : Math.min(this.options.batchMax, batchSize * 2);
+      if (tooLarge) {
+        this.log.info("a device's burst is below its share of the batch; smaller batches", { batch_size: batchSize });
+        continue;
+      }
       if (answered.length < batch.length) {
         // Some devices were over their rate: wait, then resend just those (the rest left already).
         await this.#waitOut(Math.max(retryAfterMs, backoffMs(attempt++, this.options.retryInitialMs, this.options.retryMaxMs)));

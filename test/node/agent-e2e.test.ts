@@ -261,6 +261,30 @@ describe.runIf(haveMosquitto)("LAN agent against Mosquitto and the local edge", 
     }
   });
 
+  it("sends smaller batches to a device whose burst is below its share of a batch", async () => {
+    const created = await edge.admin("POST", "/v1/devices", {
+      id: "meter8",
+      type: "energy",
+      metadata: { agent: AGENT },
+      rate: { per_second: 1000, burst: 5 },
+    });
+    expect(created.status).toBe(201);
+    const agent = await agentFor({ devices: ["meter8"], viaProxy: true });
+    try {
+      const base = Date.now() - 3_600_000;
+      proxy.mode = "down";
+      await publishReadings("meter8", 30, base);
+      await until(() => (agent.outbox.depth === 30 ? true : undefined), "30 in the outbox");
+      proxy.mode = "up";
+      await until(async () => ((await storedReadings(edge, "meter8", base)) === 30 ? true : undefined), "30 stored");
+      expect(agent.outbox.depth).toBe(0);
+      expect(agent.stats.counters.rejected_by_edge).toBe(0);
+    } finally {
+      proxy.mode = "up";
+      await agent.stop();
+    }
+  });
+
   it("rides out a restart of the LAN broker", async () => {
     const agent = await agentFor({ devices: ["meter6"] });
     try {
