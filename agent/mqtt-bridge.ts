@@ -7,7 +7,7 @@
  */
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import type { AgentConfig } from "./config.ts";
-import { convert } from "./lan-message.ts";
+import { convert, type LanMessage } from "./lan-message.ts";
 import type { Logger } from "./log.ts";
 import type { Outbox } from "./outbox.ts";
 import type { Stats } from "./stats.ts";
@@ -51,6 +51,8 @@ export class MqttBridge {
   /** Devices seen publishing, for the command loops when the config lists none. */
   readonly seenDevices = new Set<string>();
   onDevice: (device: string) => void = () => {};
+  /** Every message taken into the outbox (for local consumers of the readings, e.g. a Home Assistant state keeper). */
+  onMessage: (message: LanMessage) => void = () => {};
   #stopping = false;
 
   readonly config: AgentConfig;
@@ -166,7 +168,10 @@ export class MqttBridge {
     for (;;) {
       const outcome = this.outbox.add(message.id, message.device, body);
       if (outcome !== "full") {
-        if (outcome === "added") this.stats.count("queued");
+        if (outcome === "added") {
+          this.stats.count("queued");
+          this.onMessage(message);
+        }
         return;
       }
       if (qos === 0) {
