@@ -59,7 +59,8 @@ export interface Rejection {
 }
 
 export interface IngestRequest {
-  secret: string;
+  /** The device's secret, or null when the caller authenticated on its behalf (the LAN agent route). */
+  secret: string | null;
   /**
    * Instead of the secret: the SHA-256 of the secret it was given, for an MQTT will published
    * after its connection ended (the session never stores a secret). A rotated token no longer matches.
@@ -314,7 +315,11 @@ export class DeviceTwin extends DurableObject<Env> {
 
   async ingest(request: IngestRequest): Promise<IngestOutcome> {
     const profile =
-      request.credentialHash !== undefined ? this.#authenticateHash(request.credentialHash) : await this.#authenticate(request.secret);
+      request.credentialHash !== undefined
+        ? this.#authenticateHash(request.credentialHash)
+        : request.secret === null
+          ? this.#profile
+          : await this.#authenticate(request.secret);
     if (!profile) return unauthorized;
     const config = readConfig(this.env);
     const now = Date.now();
@@ -623,6 +628,9 @@ export class DeviceTwin extends DurableObject<Env> {
     this.#version++;
     this.#setMeta("desired", this.#desired);
     this.#setMeta("version", this.#version);
+    // A long poll (the LAN agent's) returns at once to carry the new desired state.
+    for (const wake of this.#pollWaiters) wake();
+    this.#pollWaiters.clear();
     // A device subscribed over MQTT to its desired state hears of the change at once.
     this.ctx.waitUntil(
       this.env.MQTT_SESSION.getByName(this.#profile.id)
@@ -841,9 +849,13 @@ export class DeviceTwin extends DurableObject<Env> {
     return { ok: true, commands: await this.takeCommands(waitMs) };
   }
 
-  /** Delivers due commands to an already-authenticated caller, waiting up to `waitMs` for one. */
-  async takeCommands(waitMs: number): Promise<Command[]> {
-    await this.#heard(Date.now(), "poll");
+  /**
+   * Delivers due commands to an already-authenticated caller, waiting up to `waitMs` for one (or
+   * for a change of the desired state). `fromDevice` false: the LAN agent asks on the device's
+   * behalf, which says nothing about whether the device is alive.
+   */
+  async takeCommands(waitMs: number, fromDevice = true): Promise<Command[]> {
+    if (fromDevice) await this.#heard(Date.now(), "poll");
     let due = this.#outbox.takeDue(Date.now());
     if (due.length === 0 && waitMs > 0 && this.#pollWaiters.size < MAX_POLLERS) {
       await new Promise<void>((resolve) => {

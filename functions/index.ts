@@ -6,6 +6,7 @@ import { readConfig } from "../shared/config";
 import { maintainSeries } from "../shared/series/maintenance";
 import { ApiError, errorResponse, onError } from "./errors";
 import type { AppEnv } from "./middleware/auth";
+import { agentRoutes } from "./routes/agent";
 import { authRoutes } from "./routes/auth";
 import { deadLetterRoutes } from "./routes/dead-letters";
 import { deviceSelfRoutes } from "./routes/device-self";
@@ -34,6 +35,7 @@ export const app = new Hono<AppEnv>()
   .route("/v1/rooms", roomRoutes)
   .route("/v1/messages", messageRoutes)
   .route("/v1/auth", authRoutes)
+  .route("/v1/agent", agentRoutes)
   .route("/v1/live", liveRoutes)
   .route("/v1/dead-letters", deadLetterRoutes)
   .route("/v1/series", seriesRoutes)

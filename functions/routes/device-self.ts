@@ -7,11 +7,17 @@
 import type { Context } from "hono";
 import { Hono } from "hono";
 import { z } from "zod";
+import type { Command } from "../../durable-objects/command-outbox";
 import { bearerToken, parseDeviceToken } from "../../shared/credentials";
 import { CommandResultRequest, PresenceRequest, ReportedPatch } from "../../shared/schemas/twin";
 import { type AppEnv, authFailed } from "../middleware/auth";
 import { twin } from "../registry";
 import { fail, jsonBody, parseWith, validate } from "../validate";
+
+/** A command as a device (or the agent on its behalf) receives it. */
+export function deliveredCommand({ id, command, parameters, expires_at, attempts, correlation_id }: Command) {
+  return { id, command, parameters, expires_at, attempts, correlation_id };
+}
 
 async function deviceCredential(c: Context<AppEnv>) {
   const token = bearerToken(c.req.header("authorization"));
@@ -25,16 +31,7 @@ export const deviceSelfRoutes = new Hono<AppEnv>()
     const device = await deviceCredential(c);
     const result = await device.twin.pollCommands(device.secret, c.req.valid("query").wait_s * 1000);
     if (!result.ok) return result.code === "unauthorized" ? authFailed(c, result.message) : fail(result);
-    return c.json({
-      commands: result.commands.map(({ id, command, parameters, expires_at, attempts, correlation_id }) => ({
-        id,
-        command,
-        parameters,
-        expires_at,
-        attempts,
-        correlation_id,
-      })),
-    });
+    return c.json({ commands: result.commands.map(deliveredCommand) });
   })
   .post("/commands/:id/result", async (c) => {
     const device = await deviceCredential(c);

@@ -1,0 +1,163 @@
+/**
+ * The agent's configuration file (YAML), validated by one zod schema. Every error names the key
+ * at fault (`mqtt.rules.0.device: …`), so a typo in agent.yaml is found without reading code.
+ */
+import { readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import { parseDocument } from "yaml";
+import { z } from "zod";
+import { DeviceId, MessageType } from "../shared/schemas/message.ts";
+import { KEY_PROBLEM_MESSAGES, routingKeyProblem } from "../shared/topics.ts";
+
+const TopicTemplate = z
+  .string()
+  .min(1)
+  .max(200)
+  .refine((t) => t.includes("{device}"), { message: "must contain {device}" });
+
+const Rule = z.strictObject({
+  /** MQTT filter: `+` one level, `#` the rest. */
+  topic: z.string().min(1).max(200),
+  /** `{1}`, `{2}`… the `+` captures, `{#}` the `#` tail joined with dots. */
+  routing_key: z.string().superRefine((key, ctx) => {
+    const problem = routingKeyProblem(key.replace(/\{(\d+|#)\}/g, "x"));
+    if (problem) ctx.addIssue({ code: "custom", message: `routing key ${KEY_PROBLEM_MESSAGES[problem]}` });
+  }),
+  /** The device the topic belongs to: a template like `{1}` or a fixed id (`heatpump`). */
+  device: z.string().min(1).max(64),
+  type: MessageType.extract(["telemetry", "metric", "event"]).default("telemetry"),
+  qos: z.union([z.literal(0), z.literal(1)]).default(1),
+});
+export type AgentRule = z.infer<typeof Rule>;
+
+const KafkaSource = z.strictObject({
+  topic: z.string().regex(/^[A-Za-z0-9._-]{1,249}$/, { message: "must be a Kafka topic name" }),
+  /** Routing key template: `{key}` is the record's key. */
+  routing_key: z.string().min(1).max(255),
+  /** Device id template: `{key}` (the default) or a fixed id. */
+  device: z.string().min(1).max(64).default("{key}"),
+  type: MessageType.extract(["telemetry", "metric", "event"]).default("telemetry"),
+});
+export type KafkaSourceConfig = z.infer<typeof KafkaSource>;
+
+const HostPort = z.string().regex(/^[A-Za-z0-9.:[\]-]+:\d{1,5}$/, { message: "must be host:port, for example 127.0.0.1:9464" });
+
+export const AgentConfig = z.strictObject({
+  edge: z.strictObject({
+    url: z.url({ protocol: /^https?$/, message: "must be an http(s) URL of the edge" }),
+    /** The agent's own token (`<agent-id>.<secret>`), from a file or an environment variable. */
+    token_file: z.string().min(1).optional(),
+    token_env: z
+      .string()
+      .regex(/^[A-Z_][A-Z0-9_]*$/, { message: "must be an environment variable name" })
+      .optional(),
+    batch_max: z.int().min(1).max(500).default(200),
+    gzip: z.boolean().default(true),
+    timeout_s: z.number().positive().max(300).default(15),
+    retry: z
+      .strictObject({ initial_ms: z.int().min(10).default(500), max_ms: z.int().min(100).default(30_000) })
+      .default({ initial_ms: 500, max_ms: 30_000 }),
+  }),
+  outbox: z.strictObject({
+    path: z.string().min(1),
+    max_messages: z.int().min(1).default(1_000_000),
+    max_bytes: z
+      .int()
+      .min(1024)
+      .default(512 * 1024 * 1024),
+    /**
+     * `backpressure`: stop taking messages until the edge drains the outbox (QoS 1 stays with the
+     * broker, unacknowledged); `drop_oldest`: make room by deleting the oldest messages (counted).
+     */
+    when_full: z.enum(["backpressure", "drop_oldest"]).default("backpressure"),
+    /** SQLite synchronous mode: `full` survives power loss, `normal` survives a crash of the agent. */
+    sync: z.enum(["full", "normal"]).default("full"),
+  }),
+  mqtt: z.strictObject({
+    url: z.url({ protocol: /^mqtts?$/, message: "must be an mqtt:// or mqtts:// URL" }),
+    client_id: z.string().min(1).max(64).default("edgemesh-agent"),
+    username: z.string().optional(),
+    password_env: z.string().optional(),
+    rules: z.array(Rule).min(1),
+    /** Devices the agent expects; a mapped topic naming another device is reported as unknown. */
+    devices: z.array(DeviceId).optional(),
+    commands: z
+      .strictObject({
+        set_topic: TopicTemplate.default("homelab/{device}/set"),
+        /** `parameters`: Zigbee2MQTT style, the command's parameters alone; `envelope`: {id, command, parameters}. */
+        payload: z.enum(["parameters", "envelope"]).default("envelope"),
+        /** Where devices answer; without it a command succeeds once the broker took the publish. */
+        result_topic: TopicTemplate.optional(),
+        result_timeout_s: z.number().positive().max(3600).default(30),
+        /** Also publish the twin's desired state to the set topic when it changes (and once after a start). */
+        desired: z.boolean().default(true),
+      })
+      .prefault({}),
+    availability_topic: TopicTemplate.optional(),
+  }),
+  /** Kafka/Redpanda on the LAN (optional): sources consumed in a group, offsets committed after the edge acknowledged. */
+  kafka: z
+    .strictObject({
+      brokers: z.array(z.string().regex(/^[A-Za-z0-9.[\]:-]+:\d{1,5}$/, { message: "must be host:port" })).min(1),
+      client_id: z.string().min(1).max(64).default("edgemesh-agent"),
+      group_id: z.string().min(1).max(128).default("edgemesh-agent"),
+      sources: z.array(KafkaSource).min(1),
+      /** Commands the agent delivers are also produced here, for local consumers. */
+      commands_topic: z
+        .string()
+        .regex(/^[A-Za-z0-9._-]{1,249}$/, { message: "must be a Kafka topic name" })
+        .optional(),
+    })
+    .optional(),
+  health: z.strictObject({ listen: HostPort.default("127.0.0.1:9464") }).prefault({}),
+  log: z.strictObject({ level: z.enum(["debug", "info", "warn", "error"]).default("info") }).prefault({}),
+});
+export type AgentConfig = z.infer<typeof AgentConfig>;
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+function pathOf(path: readonly PropertyKey[]): string {
+  return path.map(String).join(".") || "(top level)";
+}
+
+/** Parses YAML text into a validated config; relative paths are taken from `baseDir`. */
+export function parseConfig(text: string, baseDir = process.cwd()): AgentConfig {
+  const document = parseDocument(text, { prettyErrors: true });
+  if (document.errors.length > 0) throw new ConfigError(document.errors.map((e) => e.message).join("\n"));
+  const result = AgentConfig.safeParse(document.toJS());
+  if (!result.success) {
+    throw new ConfigError(result.error.issues.map((i) => `${pathOf(i.path)}: ${i.message}`).join("\n"));
+  }
+  const config = result.data;
+  if (!config.edge.token_file && !config.edge.token_env) throw new ConfigError("edge: set token_file or token_env (the agent's token)");
+  config.outbox.path = resolve(baseDir, config.outbox.path);
+  if (config.edge.token_file) config.edge.token_file = resolve(baseDir, config.edge.token_file);
+  return config;
+}
+
+export function loadConfig(file: string): AgentConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (error) {
+    throw new ConfigError(`cannot read ${file}: ${(error as Error).message}`);
+  }
+  return parseConfig(text, dirname(resolve(file)));
+}
+
+/** Reads the agent's token where the config says it is. */
+export function readToken(config: AgentConfig): string {
+  let token: string;
+  try {
+    token = config.edge.token_file
+      ? readFileSync(config.edge.token_file, "utf8").trim()
+      : (process.env[config.edge.token_env ?? ""] ?? "").trim();
+  } catch (error) {
+    throw new ConfigError(`edge.token_file: cannot read ${config.edge.token_file}: ${(error as Error).message}`);
+  }
+  if (!/^[a-z0-9][a-z0-9_-]{0,63}\..{16,}$/.test(token))
+    throw new ConfigError(`edge.${config.edge.token_file ? "token_file" : "token_env"}: no agent token (<agent-id>.<secret>) found there`);
+  return token;
+}

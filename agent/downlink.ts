@@ -1,0 +1,217 @@
+/**
+ * Commands from the edge to the LAN, and what the LAN says back. One long poll per device
+ * (the twin's durable command outbox redelivers what was not answered, so a command taken just
+ * before a crash comes back); each command is published to the device's `…/set` topic, and the
+ * device's reply on the result topic (or, without one, the broker's acknowledgement) becomes the
+ * command's result. Availability (`…/availability`, last wills) is reported to the twins.
+ */
+import { backoffMs, type EdgeClient, type EdgeCommand, type EdgeDesired, EdgeRefused } from "./edge-client.ts";
+import type { Logger } from "./log.ts";
+import type { MqttBridge } from "./mqtt-bridge.ts";
+import type { Stats } from "./stats.ts";
+
+export interface DownlinkOptions {
+  payload: "parameters" | "envelope";
+  /** Publish desired-state changes to the set topic too. */
+  desired: boolean;
+  resultTimeoutS: number;
+  waitS: number;
+  retryInitialMs: number;
+  retryMaxMs: number;
+}
+
+interface Pending {
+  command: EdgeCommand;
+  timer: NodeJS.Timeout;
+}
+
+export class Downlink {
+  readonly #loops = new Map<string, Promise<void>>();
+  readonly #pending = new Map<string, Pending[]>();
+  /** The desired-state version last published per device (each is published once after a start). */
+  readonly #desiredSent = new Map<string, number>();
+  readonly #abort = new AbortController();
+  #running = false;
+  /** Also hands each delivered command to a LAN sink (Kafka `commands_topic`). */
+  onCommand: (device: string, command: EdgeCommand) => Promise<void> = async () => {};
+
+  readonly edge: EdgeClient;
+  readonly bridge: MqttBridge;
+  readonly stats: Stats;
+  readonly log: Logger;
+  readonly options: DownlinkOptions;
+
+  constructor(edge: EdgeClient, bridge: MqttBridge, stats: Stats, log: Logger, options: DownlinkOptions) {
+    this.edge = edge;
+    this.bridge = bridge;
+    this.stats = stats;
+    this.log = log;
+    this.options = options;
+  }
+
+  start(devices: Iterable<string>): void {
+    this.#running = true;
+    for (const device of devices) this.watch(device);
+  }
+
+  /** Starts the command loop of a device (once). */
+  watch(device: string): void {
+    if (!this.#running || this.#loops.has(device)) return;
+    this.#loops.set(device, this.#loop(device));
+  }
+
+  get devices(): string[] {
+    return [...this.#loops.keys()];
+  }
+
+  async stop(): Promise<void> {
+    this.#running = false;
+    this.#abort.abort();
+    for (const list of this.#pending.values()) for (const p of list) clearTimeout(p.timer);
+    await Promise.allSettled(this.#loops.values());
+  }
+
+  async #loop(device: string): Promise<void> {
+    let attempt = 0;
+    while (this.#running) {
+      try {
+        const { commands, desired } = await this.edge.commands(device, this.options.waitS, this.#abort.signal);
+        attempt = 0;
+        for (const command of commands) await this.#deliver(device, command);
+        if (this.options.desired && desired.version > 0 && desired.version !== this.#desiredSent.get(device))
+          await this.#sendDesired(device, desired);
+      } catch (error) {
+        if (!this.#running) return;
+        if (error instanceof EdgeRefused && error.status === 403) {
+          // Not bridged on the edge (metadata.agent): report it, and ask again only rarely.
+          if (this.stats.unknownDevice(device, "the edge does not bridge it for this agent (metadata.agent)"))
+            this.log.warn("device unknown to the edge; its commands cannot be fetched", { device });
+          await this.#pause(this.options.retryMaxMs);
+          continue;
+        }
+        this.stats.error("downlink", error);
+        this.log.warn("command poll failed", { device, error: (error as Error).message });
+        await this.#pause(backoffMs(attempt++, this.options.retryInitialMs, this.options.retryMaxMs));
+      }
+    }
+  }
+
+  /** A wait that ends early when the agent stops. */
+  #pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.#abort.signal.addEventListener("abort", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  async #deliver(device: string, command: EdgeCommand): Promise<void> {
+    const payload =
+      this.options.payload === "parameters"
+        ? command.parameters
+        : { id: command.id, command: command.command, parameters: command.parameters, expires_at: command.expires_at };
+    // Waiting for the reply starts before the publish: a quick device answers before the PUBACK.
+    if (this.bridge.resultTopic) {
+      const timer = setTimeout(() => {
+        if (!this.#take(device, command.id)) return;
+        void this.#report(device, command.id, { status: "failed", error: `no reply within ${this.options.resultTimeoutS} s` });
+      }, this.options.resultTimeoutS * 1000);
+      this.#pending.set(device, [...(this.#pending.get(device) ?? []), { command, timer }]);
+    }
+    try {
+      await this.bridge.publish(this.bridge.setTopic.topicFor(device), JSON.stringify(payload), 1);
+    } catch (error) {
+      // The twin redelivers an unanswered command after its retry delay; nothing is lost here.
+      this.#take(device, command.id);
+      this.log.warn("command not published; the edge will offer it again", { device, id: command.id, error: (error as Error).message });
+      return;
+    }
+    this.stats.count("commands_delivered");
+    await this.onCommand(device, command).catch((error) => this.log.warn("command not produced to the LAN sink", { error: String(error) }));
+    this.log.info("command published", { device, id: command.id, command: command.command });
+    if (!this.bridge.resultTopic) await this.#report(device, command.id, { status: "succeeded", result: { delivered: true } });
+  }
+
+  #take(device: string, id?: string): Pending | undefined {
+    const list = this.#pending.get(device) ?? [];
+    const at = id === undefined ? 0 : list.findIndex((p) => p.command.id === id);
+    if (at < 0 || at >= list.length) return undefined;
+    const [pending] = list.splice(at, 1);
+    if (pending) clearTimeout(pending.timer);
+    return pending;
+  }
+
+  /** The twin's desired state, to the device's set topic (the whole document: set topics are idempotent). */
+  async #sendDesired(device: string, desired: EdgeDesired): Promise<void> {
+    const payload = this.options.payload === "parameters" ? desired.state : { desired: desired.state, version: desired.version };
+    try {
+      await this.bridge.publish(this.bridge.setTopic.topicFor(device), JSON.stringify(payload), 1);
+      this.#desiredSent.set(device, desired.version);
+      this.stats.count("desired_published");
+      this.log.info("desired state published", { device, version: desired.version });
+    } catch (error) {
+      // Not recorded as sent: the next poll answer tries again.
+      this.log.warn("desired state not published", { device, error: (error as Error).message });
+    }
+  }
+
+  /** A device's reply: `{id | command_id, status?, result?, error?}`; without an id it answers its oldest open command. */
+  result(device: string, raw: Buffer): void {
+    let body: Record<string, unknown> = {};
+    try {
+      const parsed = JSON.parse(raw.toString("utf8"));
+      if (typeof parsed === "object" && parsed !== null && !Array.isArray(parsed)) body = parsed as Record<string, unknown>;
+      else body = { result: parsed };
+    } catch {
+      body = { result: raw.toString("utf8").slice(0, 1024) };
+    }
+    const id = typeof body.command_id === "string" ? body.command_id : typeof body.id === "string" ? body.id : undefined;
+    const pending = this.#take(device, id);
+    if (!pending) {
+      this.log.debug("reply with no open command", { device, id });
+      return;
+    }
+    const failed = body.status === "failed" || typeof body.error === "string";
+    const result =
+      "result" in body
+        ? body.result
+        : Object.fromEntries(Object.entries(body).filter(([k]) => !["id", "command_id", "status"].includes(k)));
+    void this.#report(
+      device,
+      pending.command.id,
+      failed
+        ? { status: "failed", error: String(body.error ?? "the device reported failure").slice(0, 1024) }
+        : { status: "succeeded", result },
+    );
+  }
+
+  async #report(device: string, id: string, outcome: { status: "succeeded" | "failed"; result?: unknown; error?: string }): Promise<void> {
+    for (let attempt = 0; attempt < 5 && this.#running; attempt++) {
+      try {
+        await this.edge.commandResult(device, id, outcome);
+        this.stats.count("command_results");
+        return;
+      } catch (error) {
+        this.stats.error("command result", error);
+        await new Promise((r) => setTimeout(r, backoffMs(attempt, this.options.retryInitialMs, this.options.retryMaxMs)));
+      }
+    }
+    this.log.error("command result not delivered", { device, id });
+  }
+
+  /** Availability seen on the LAN; retried a few times (the retained topic repeats it on reconnect). */
+  async presence(device: string, status: "online" | "offline"): Promise<void> {
+    for (let attempt = 0; attempt < 5 && this.#running; attempt++) {
+      try {
+        await this.edge.presence(device, status, status === "online" ? "connect" : "last_will");
+        this.stats.count("presence_reports");
+        return;
+      } catch (error) {
+        this.stats.error("presence", error);
+        await new Promise((r) => setTimeout(r, backoffMs(attempt, this.options.retryInitialMs, this.options.retryMaxMs)));
+      }
+    }
+  }
+}

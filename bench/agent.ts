@@ -1,0 +1,218 @@
+/**
+ * bench/agent — the LAN agent's throughput: MQTT → edge forwarding, and outbox replay after an
+ * outage, with the agent's memory; beside a bare MQTT subscriber's rate in the same run.
+ *
+ * Starts the local edge (`wrangler dev`), a Mosquitto of its own (Debian `mosquitto`) and the
+ * agent as its own process (`node agent/main.ts run`, so its memory is its own), registered with
+ * D devices whose rate limits are raised out of the way. A publisher sends M QoS 1 readings
+ * spread over the devices, with up to 100 in flight. Measured:
+ * - reference: a bare MQTT.js subscriber (QoS 1) receiving the same M publishes;
+ * - forward: from the first publish until the edge acknowledged all M (the agent's counter);
+ * - intake: M published while the edge is unreachable, until all are in the outbox on disk;
+ * - replay: the time to drain those M from the outbox once the edge is back;
+ * for each outbox sync mode (`full`: fsync per message; `normal`: survives an agent crash only).
+ *
+ *   node bench/agent.ts [--messages 3000] [--devices 10] [--markdown]
+ *
+ * It prints figures; it never fails on one. `wrangler dev` is not production Cloudflare.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import mqtt, { type MqttClient } from "mqtt";
+import type { StatusReport } from "../agent/health.ts";
+import { freePort, PROJECT_ROOT, startLocalEdge } from "../scripts/lib/local-edge.ts";
+import { startMosquitto } from "../scripts/lib/mosquitto.ts";
+import { markdownTable, textTable } from "./lib/table.ts";
+
+const { values } = parseArgs({ options: { messages: { type: "string" }, devices: { type: "string" }, markdown: { type: "boolean" } } });
+const MESSAGES = Number(values.messages ?? 3000);
+const DEVICES = Number(values.devices ?? 10);
+const AGENT = "bench-agent";
+const devices = Array.from({ length: DEVICES }, (_, i) => `bench-meter-${i}`);
+
+const edge = await startLocalEdge();
+const broker = await startMosquitto();
+const base = Date.now() - 6 * 3_600_000;
+let sequence = 0;
+
+async function connect(clientId: string): Promise<MqttClient> {
+  const client = mqtt.connect(broker.url, { clientId, reconnectPeriod: 500 });
+  await new Promise<void>((resolve, reject) => {
+    client.once("connect", () => resolve());
+    client.once("error", reject);
+  });
+  return client;
+}
+
+/** M QoS 1 publishes over the devices, at most 100 awaiting their PUBACK. */
+async function publishAll(client: MqttClient, count: number): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < count) {
+      const i = next++;
+      const n = sequence++;
+      const payload = JSON.stringify({ timestamp: new Date(base + n * 10).toISOString(), power_kw: 3.2, seq: n });
+      await client.publishAsync(`homelab/energy/${devices[i % DEVICES]}`, payload, { qos: 1 });
+    }
+  };
+  await Promise.all(Array.from({ length: 100 }, worker));
+}
+
+async function referenceSubscriber(publisher: MqttClient): Promise<number> {
+  const subscriber = await connect("bench-reference");
+  await subscriber.subscribeAsync("homelab/energy/+", { qos: 1 });
+  let received = 0;
+  const done = new Promise<void>((resolve) =>
+    subscriber.on("message", () => {
+      if (++received === MESSAGES) resolve();
+    }),
+  );
+  const started = performance.now();
+  await publishAll(publisher, MESSAGES);
+  await done;
+  const rate = MESSAGES / ((performance.now() - started) / 1000);
+  await subscriber.endAsync();
+  return rate;
+}
+
+interface Proxy {
+  url: string;
+  down: boolean;
+}
+
+async function startProxy(): Promise<Proxy> {
+  const state = { down: false };
+  const server = createServer(async (req, res) => {
+    if (state.down) return req.socket.destroy();
+    const body = Buffer.concat(await req.toArray());
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(req.headers))
+      if (typeof v === "string" && !["host", "connection", "content-length"].includes(k)) headers[k] = v;
+    try {
+      const answer = await fetch(new URL(req.url ?? "/", edge.url), { method: req.method, headers, body: body.length ? body : undefined });
+      res.writeHead(answer.status, { "content-type": "application/json" }).end(Buffer.from(await answer.arrayBuffer()));
+    } catch {
+      req.socket.destroy();
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  server.unref();
+  const address = server.address();
+  return Object.assign(state, { url: `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}` });
+}
+
+async function status(url: string): Promise<StatusReport> {
+  return (await (await fetch(`${url}/status`)).json()) as StatusReport;
+}
+
+async function until(check: () => Promise<boolean>, timeoutMs = 600_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error("timed out");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+interface Run {
+  sync: string;
+  forwardRate: number;
+  /** MQTT → outbox on disk with the edge down: the agent's own intake, QoS 1 acknowledged after the write. */
+  intakeRate: number;
+  replayRate: number;
+  rssMiB: number;
+}
+
+async function runAgent(sync: "full" | "normal", token: string, proxy: Proxy): Promise<Run> {
+  const dir = mkdtempSync(join(tmpdir(), "bench-agent-"));
+  writeFileSync(join(dir, "agent.token"), token);
+  const healthPort = await freePort();
+  writeFileSync(
+    join(dir, "agent.yaml"),
+    `edge: {url: "${proxy.url}", token_file: agent.token, batch_max: 200, retry: {initial_ms: 50, max_ms: 500}}
+outbox: {path: outbox.db, sync: ${sync}}
+mqtt:
+  url: ${broker.url}
+  client_id: bench-agent-${sync}
+  devices: [${devices.join(", ")}]
+  rules: [{topic: homelab/energy/+, routing_key: "sensors.energy.{1}", device: "{1}"}]
+health: {listen: "127.0.0.1:${healthPort}"}
+log: {level: warn}
+`,
+  );
+  const child: ChildProcess = spawn(process.execPath, [join(PROJECT_ROOT, "agent/main.ts"), "run", "--config", join(dir, "agent.yaml")], {
+    stdio: ["ignore", "inherit", "inherit"],
+  });
+  const url = `http://127.0.0.1:${healthPort}`;
+  await until(async () => (await status(url).catch(() => undefined))?.mqtt.connected === true, 30_000);
+  await new Promise((r) => setTimeout(r, 500));
+  const publisher = await connect(`bench-publisher-${sync}`);
+  let rss = 0;
+  const sample = setInterval(async () => {
+    const s = await status(url).catch(() => undefined);
+    if (s) rss = Math.max(rss, s.memory.rss_bytes);
+  }, 200);
+
+  // Forwarding with the edge up.
+  const before = (await status(url)).counters.forwarded ?? 0;
+  let started = performance.now();
+  await publishAll(publisher, MESSAGES);
+  await until(async () => ((await status(url)).counters.forwarded ?? 0) - before >= MESSAGES);
+  const forwardRate = MESSAGES / ((performance.now() - started) / 1000);
+
+  // Replay: everything goes to the outbox while the edge is unreachable, then drains.
+  proxy.down = true;
+  started = performance.now();
+  await publishAll(publisher, MESSAGES);
+  await until(async () => (await status(url)).outbox.depth >= MESSAGES);
+  const intakeRate = MESSAGES / ((performance.now() - started) / 1000);
+  started = performance.now();
+  proxy.down = false;
+  await until(async () => (await status(url)).outbox.depth === 0);
+  const replayRate = MESSAGES / ((performance.now() - started) / 1000);
+
+  clearInterval(sample);
+  await publisher.endAsync();
+  const exited = new Promise((r) => child.once("exit", r));
+  child.kill("SIGTERM");
+  await exited;
+  return { sync, forwardRate, intakeRate, replayRate, rssMiB: rss / 1048576 };
+}
+
+try {
+  const agent = await edge.admin<{ token: string }>("POST", "/v1/devices", { id: AGENT, kind: "service", type: "agent" });
+  for (const id of devices)
+    await edge.admin("POST", "/v1/devices", {
+      id,
+      type: "energy",
+      metadata: { agent: AGENT },
+      rate: { per_second: 10_000, burst: 100_000 },
+    });
+  const proxy = await startProxy();
+  const publisher = await connect("bench-publisher-reference");
+  const reference = await referenceSubscriber(publisher);
+  await publisher.endAsync();
+  const runs = [await runAgent("full", agent.body.token, proxy), await runAgent("normal", agent.body.token, proxy)];
+
+  const columns = [
+    { header: "path" },
+    { header: "msg/s", align: "right" as const },
+    { header: "agent peak RSS MiB", align: "right" as const },
+  ];
+  const rows = [
+    ["bare MQTT.js subscriber (Mosquitto → subscriber, QoS 1)", reference.toFixed(0), ""],
+    ...runs.flatMap((r) => [
+      [`agent, outbox sync=${r.sync}: MQTT → outbox → edge acknowledged`, r.forwardRate.toFixed(0), r.rssMiB.toFixed(1)],
+      [`agent, outbox sync=${r.sync}: MQTT → outbox on disk (edge down)`, r.intakeRate.toFixed(0), ""],
+      [`agent, outbox sync=${r.sync}: outbox replay after an outage`, r.replayRate.toFixed(0), ""],
+    ]),
+  ];
+  console.log(`\n${MESSAGES} QoS 1 messages over ${DEVICES} devices, 100 in flight, wrangler dev on this machine\n`);
+  console.log(values.markdown ? markdownTable(columns, rows) : textTable(columns, rows));
+} finally {
+  await broker.stop();
+  await edge.stop();
+}
