@@ -4,6 +4,7 @@ import { type AgentConfig, readToken } from "./config.ts";
 import { Downlink } from "./downlink.ts";
 import { EdgeClient } from "./edge-client.ts";
 import { startHealthServer, statusReport } from "./health.ts";
+import { HomeAssistantLink } from "./homeassistant.ts";
 import { KafkaBridge } from "./kafka.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { MqttBridge } from "./mqtt-bridge.ts";
@@ -39,8 +40,12 @@ export async function startAgent(config: AgentConfig, options: { log?: Logger; t
   const retry = { retryInitialMs: config.edge.retry.initial_ms, retryMaxMs: config.edge.retry.max_ms };
   const uplink = new Uplink(outbox, edge, stats, log, { batchMax: config.edge.batch_max, ...retry });
   let downlink: Downlink | undefined;
+  let homeAssistant: HomeAssistantLink | undefined;
   const bridge = new MqttBridge(config, edge.agentId, outbox, stats, log, {
-    availability: (device, status) => void downlink?.presence(device, status),
+    availability: (device, status) => {
+      void downlink?.presence(device, status);
+      homeAssistant?.availability(device, status);
+    },
     result: (device, payload) => downlink?.result(device, payload),
   });
   downlink = new Downlink(edge, bridge, stats, log, {
@@ -51,6 +56,12 @@ export async function startAgent(config: AgentConfig, options: { log?: Logger; t
     ...retry,
   });
   const commands = downlink;
+  if (config.homeassistant) {
+    const link = new HomeAssistantLink(config.homeassistant, bridge, edge.agentId, log);
+    homeAssistant = link;
+    bridge.translators = link.translators();
+    bridge.onMessage = (message) => link.onMessage(message);
+  }
   bridge.onDevice = (device) => commands.watch(device);
   const kafka = config.kafka ? new KafkaBridge(config.kafka, edge.agentId, outbox, stats, log) : undefined;
   if (kafka) {

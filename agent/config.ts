@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { parseDocument } from "yaml";
 import { z } from "zod";
+import { HaEntityMapping } from "../shared/homeassistant.ts";
 import { DeviceId, MessageType } from "../shared/schemas/message.ts";
 import { KEY_PROBLEM_MESSAGES, routingKeyProblem } from "../shared/topics.ts";
 
@@ -95,6 +96,29 @@ export const AgentConfig = z.strictObject({
       .prefault({}),
     availability_topic: TopicTemplate.optional(),
   }),
+  /** Home Assistant on the same broker (optional, docs/homeassistant.md). */
+  homeassistant: z
+    .strictObject({
+      /** Publish MQTT discovery configs and state for every bridged device. */
+      discovery: z.boolean().default(true),
+      discovery_prefix: z.string().min(1).max(100).default("homeassistant"),
+      /** Where the agent keeps each device's state and availability: `<state_base>/<device>/state`. */
+      state_base: z.string().min(1).max(100).default("edgemesh"),
+      /** Home Assistant's mqtt_statestream into readings of edgemesh devices. */
+      statestream: z.strictObject({ base_topic: z.string().min(1).max(200), entities: z.array(HaEntityMapping).min(1) }).optional(),
+      /** Home Assistant's mqtt_eventstream into events of one edgemesh device (Home Assistant itself). */
+      eventstream: z
+        .strictObject({
+          topic: z.string().min(1).max(200).default("homeassistant/events"),
+          device: DeviceId,
+          room: z
+            .string()
+            .regex(/^[a-z0-9_-]{1,64}$/)
+            .default("house"),
+        })
+        .optional(),
+    })
+    .optional(),
   /** Kafka/Redpanda on the LAN (optional): sources consumed in a group, offsets committed after the edge acknowledged. */
   kafka: z
     .strictObject({

@@ -6,8 +6,9 @@
  * stops the broker sending more (its in-flight window) and keeps the rest queued there.
  */
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
+import { filterMatches } from "../shared/topics.ts";
 import type { AgentConfig } from "./config.ts";
-import { convert, type LanMessage } from "./lan-message.ts";
+import { type Conversion, convert, type LanMessage } from "./lan-message.ts";
 import type { Logger } from "./log.ts";
 import type { Outbox } from "./outbox.ts";
 import type { Stats } from "./stats.ts";
@@ -42,6 +43,17 @@ export interface BridgeHandlers {
   result(device: string, payload: Buffer): void;
 }
 
+/**
+ * A source with its own payloads on the same broker (Home Assistant's statestream): its filter is
+ * subscribed, and its messages are converted by it instead of the rules, then take the same path
+ * (unknown devices, the outbox, backpressure). `consumed`: taken, nothing to send (an attribute).
+ */
+export interface Translator {
+  filter: string;
+  qos: 0 | 1;
+  translate(topic: string, raw: Buffer): Promise<Conversion | "consumed">;
+}
+
 export class MqttBridge {
   client: MqttClient | undefined;
   readonly #known: Set<string> | undefined;
@@ -53,6 +65,8 @@ export class MqttBridge {
   onDevice: (device: string) => void = () => {};
   /** Every message taken into the outbox (for local consumers of the readings, e.g. a Home Assistant state keeper). */
   onMessage: (message: LanMessage) => void = () => {};
+  /** Set before start(). */
+  translators: Translator[] = [];
   #stopping = false;
 
   readonly config: AgentConfig;
@@ -110,6 +124,7 @@ export class MqttBridge {
       for (const rule of m.rules) filters[rule.topic] = { qos: rule.qos };
       if (this.availabilityTopic) filters[this.availabilityTopic.filter] = { qos: 1 };
       if (this.resultTopic) filters[this.resultTopic.filter] = { qos: 1 };
+      for (const translator of this.translators) filters[translator.filter] = { qos: translator.qos };
       client.subscribe(filters, (error) => {
         if (error) this.log.error("subscribe failed", { error: String(error) });
       });
@@ -148,7 +163,11 @@ export class MqttBridge {
     }
     this.stats.count("received");
     if (dup) this.stats.count("redelivered");
-    const conversion = await convert(topic, raw, this.config.mqtt.rules, { agent: this.agentId, broker: this.config.mqtt.url });
+    const translator = this.translators.find((t) => filterMatches(t.filter, topic));
+    const conversion = translator
+      ? await translator.translate(topic, raw)
+      : await convert(topic, raw, this.config.mqtt.rules, { agent: this.agentId, broker: this.config.mqtt.url });
+    if (conversion === "consumed") return;
     if (!conversion.ok) {
       this.stats.count(conversion.reason);
       this.log.warn(conversion.reason === "unmapped" ? "no rule for topic" : "invalid payload", { topic, detail: conversion.detail });
@@ -196,10 +215,10 @@ export class MqttBridge {
     }
   }
 
-  async publish(topic: string, payload: string, qos: 0 | 1 = 1): Promise<void> {
+  async publish(topic: string, payload: string, qos: 0 | 1 = 1, retain = false): Promise<void> {
     const client = this.client;
     if (!client?.connected) throw new Error("not connected to the LAN broker");
-    await client.publishAsync(topic, payload, { qos });
+    await client.publishAsync(topic, payload, { qos, retain });
   }
 
   async stop(): Promise<void> {

@@ -200,11 +200,18 @@ export const HaEntityMapping = z.strictObject({
   reading: z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, { message: "must be a reading name (a-z, 0-9, _)" }),
   /** Overrides the entity's unit_of_measurement attribute. */
   unit: z.string().min(1).max(16).optional(),
+  /** Where the reading is routed; `sensors.homeassistant.<device>` by default (register the device with type `homeassistant`). */
+  routing_key: z.string().min(1).max(255).optional(),
 });
 export type HaEntityMapping = z.infer<typeof HaEntityMapping>;
 
 export type StatestreamOutcome =
-  | { kind: "reading"; device: string; item: { payload: Record<string, number | boolean | { value: number; unit: string }> } }
+  | {
+      kind: "reading";
+      device: string;
+      routingKey: string;
+      item: { payload: Record<string, number | boolean | { value: number; unit: string }> };
+    }
   | { kind: "attribute" }
   | { kind: "skipped"; reason: "not_statestream" | "unmapped_entity" | "not_a_value"; entity?: string };
 
@@ -250,7 +257,12 @@ export class StatestreamReader {
     else return { kind: "skipped", reason: "not_a_value", entity };
     const unit = mapping.unit ?? this.#units.get(entity);
     const reading = typeof value === "number" && unit ? { value, unit } : value;
-    return { kind: "reading", device: mapping.device, item: { payload: { [mapping.reading]: reading } } };
+    return {
+      kind: "reading",
+      device: mapping.device,
+      routingKey: mapping.routing_key ?? `sensors.homeassistant.${mapping.device}`,
+      item: { payload: { [mapping.reading]: reading } },
+    };
   }
 }
 

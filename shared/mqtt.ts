@@ -5,6 +5,9 @@
  */
 import { z } from "zod";
 import { DEVICE_ID_PATTERN } from "./ids";
+import { filterMatches, filterProblem } from "./topics";
+
+export { filterMatches, filterProblem };
 
 /** MQTT 5.0 reason codes the gateway sends (spec §2.4), and what 3.1.1 answers instead. */
 export const REASON = {
@@ -119,31 +122,6 @@ export function classifyTopic(topic: string, deviceId: string): OwnTopic {
 export function serverOwned(topic: string, deviceId: string): boolean {
   const own = deviceTopics(deviceId);
   return topic === own.commands || topic === own.desired || (topic.startsWith(`${own.commands}/`) && !topic.endsWith("/result"));
-}
-
-/** Why a topic filter is malformed [MQTT-4.7.1-1..3], or undefined when it is well formed. */
-export function filterProblem(filter: string): string | undefined {
-  if (filter === "") return "is empty";
-  if (filter.includes("\u0000") || filter.includes("\uFFFD")) return "holds NUL or invalid UTF-8";
-  const levels = filter.split("/");
-  for (const [i, level] of levels.entries()) {
-    // [MQTT-4.7.1-2] `#` is a whole level and the last one; [MQTT-4.7.1-3] `+` fills a whole level.
-    if (level.includes("#") && (level !== "#" || i !== levels.length - 1)) return "uses # other than as the whole last level";
-    if (level.includes("+") && level !== "+") return "uses + other than as a whole level";
-  }
-  return undefined;
-}
-
-/** Whether a topic name matches a (well-formed) filter, level by level [MQTT-4.7]. */
-export function filterMatches(filter: string, topic: string): boolean {
-  const f = filter.split("/");
-  const t = topic.split("/");
-  for (let i = 0; i < f.length; i++) {
-    if (f[i] === "#") return true;
-    if (i >= t.length) return false;
-    if (f[i] !== "+" && f[i] !== t[i]) return false;
-  }
-  return f.length === t.length;
 }
 
 /** The most filters one connection may hold (they travel with the socket through hibernation). */

@@ -2,7 +2,10 @@
  * Home Assistant both ways (shared/homeassistant.ts): MQTT discovery configs for bridged devices,
  * statestream and eventstream into edgemesh messages that the edge's own schemas accept.
  */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { ConfigError, parseConfig } from "../../agent/config.ts";
 import {
   discoveryMessages,
   eventFromHomeAssistant,
@@ -85,7 +88,12 @@ describe("Home Assistant statestream and eventstream into edgemesh", () => {
       kind: "attribute",
     });
     const reading = reader.read("homeassistant/statestream/sensor/living_room_temperature/state", "70.7");
-    expect(reading).toEqual({ kind: "reading", device: "ha-living", item: { payload: { temperature: { value: 70.7, unit: "°F" } } } });
+    expect(reading).toEqual({
+      kind: "reading",
+      device: "ha-living",
+      routingKey: "sensors.homeassistant.ha-living",
+      item: { payload: { temperature: { value: 70.7, unit: "°F" } } },
+    });
     if (reading.kind === "reading") expect(TelemetryPayload.safeParse(reading.item.payload).success).toBe(true);
     expect(reader.read("homeassistant/statestream/switch/kettle/state", "on")).toMatchObject({ item: { payload: { kettle_on: true } } });
     expect(reader.read("homeassistant/statestream/switch/kettle/state", "unavailable")).toEqual({
@@ -121,5 +129,26 @@ describe("Home Assistant statestream and eventstream into edgemesh", () => {
     expect(eventFromHomeAssistant(JSON.stringify({ event_type: "My Event!" }))?.payload.event_type).toBe("my_event_");
     expect(eventFromHomeAssistant("not json")).toBeUndefined();
     expect(eventFromHomeAssistant(JSON.stringify({ event_data: {} }))).toBeUndefined();
+  });
+});
+
+describe("the agent's homeassistant section", () => {
+  const example = readFileSync(join(import.meta.dirname, "../../infra/agent/agent.example.yaml"), "utf8");
+
+  it("the example config (infra/agent) is valid and turns discovery on", () => {
+    expect(parseConfig(example, "/tmp").homeassistant).toMatchObject({
+      discovery: true,
+      discovery_prefix: "homeassistant",
+      state_base: "edgemesh",
+    });
+  });
+
+  it("a bad entity mapping is refused with the key at fault", () => {
+    const bad = example.replace(
+      "homeassistant:\n  discovery: true",
+      "homeassistant:\n  statestream:\n    base_topic: hs\n    entities:\n      - { entity_id: Living Room, device: x, reading: t }",
+    );
+    expect(() => parseConfig(bad, "/tmp")).toThrow(ConfigError);
+    expect(() => parseConfig(bad, "/tmp")).toThrow(/homeassistant\.statestream\.entities\.0\.entity_id: must be an entity id/);
   });
 });

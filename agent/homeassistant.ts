@@ -1,0 +1,127 @@
+/**
+ * The agent's side of Home Assistant (docs/homeassistant.md): discovery configs, state and
+ * availability for every device it bridges, published retained on the LAN broker; Home
+ * Assistant's statestream and eventstream taken in as readings and events of edgemesh devices.
+ */
+import {
+  discoveryMessages,
+  eventFromHomeAssistant,
+  haTopics,
+  type MqttMessage,
+  StateKeeper,
+  StatestreamReader,
+  stateMessage,
+} from "../shared/homeassistant.ts";
+import type { AgentConfig } from "./config.ts";
+import { type Conversion, convertPayload, type LanMessage } from "./lan-message.ts";
+import type { Logger } from "./log.ts";
+import type { MqttBridge, Translator } from "./mqtt-bridge.ts";
+
+type HaConfig = NonNullable<AgentConfig["homeassistant"]>;
+
+export class HomeAssistantLink {
+  readonly #keeper = new StateKeeper();
+  readonly #announced = new Set<string>();
+  /** Devices whose discovery configs did not reach the broker: sent again with their next message. */
+  readonly #undiscovered = new Set<string>();
+  readonly #config: HaConfig;
+  readonly #bridge: MqttBridge;
+  readonly #agentId: string;
+  readonly #log: Logger;
+  readonly #version: string;
+
+  constructor(config: HaConfig, bridge: MqttBridge, agentId: string, log: Logger, version = "0.1.0") {
+    this.#config = config;
+    this.#bridge = bridge;
+    this.#agentId = agentId;
+    this.#log = log;
+    this.#version = version;
+  }
+
+  /** The statestream and eventstream sources, for the bridge to subscribe to. */
+  translators(): Translator[] {
+    const translators: Translator[] = [];
+    const source = { agent: this.#agentId, source: "home_assistant" };
+    const { statestream, eventstream } = this.#config;
+    if (statestream) {
+      const reader = new StatestreamReader(statestream.base_topic, statestream.entities);
+      translators.push({
+        filter: reader.filter,
+        qos: 1,
+        translate: async (topic, raw): Promise<Conversion | "consumed"> => {
+          const outcome = reader.read(topic, raw.toString("utf8"));
+          if (outcome.kind === "attribute") return "consumed";
+          if (outcome.kind === "skipped") {
+            // Unmapped entities are the common case (statestream publishes every entity): not errors.
+            if (outcome.reason !== "unmapped_entity") this.#log.debug("statestream message skipped", { topic, reason: outcome.reason });
+            return "consumed";
+          }
+          const route = { device: outcome.device, routingKey: outcome.routingKey, type: "telemetry" as const, origin: topic };
+          return convertPayload(Buffer.from(JSON.stringify(outcome.item.payload)), route, { ...source, source_topic: topic.slice(0, 256) });
+        },
+      });
+    }
+    if (eventstream) {
+      translators.push({
+        filter: eventstream.topic,
+        qos: 1,
+        translate: async (topic, raw): Promise<Conversion | "consumed"> => {
+          const event = eventFromHomeAssistant(raw.toString("utf8"));
+          if (!event)
+            return { ok: false, reason: "invalid", device: eventstream.device, detail: "not a Home Assistant eventstream message" };
+          const eventType = String(event.payload.event_type);
+          const route = {
+            device: eventstream.device,
+            routingKey: `home.${eventstream.room}.${eventstream.device}.${eventType}`,
+            type: "event" as const,
+            origin: topic,
+          };
+          return convertPayload(Buffer.from(JSON.stringify(event.payload)), route, { ...source, source_topic: topic.slice(0, 256) });
+        },
+      });
+    }
+    return translators;
+  }
+
+  /** A bridged message was taken: its device's entities and state follow it into Home Assistant. */
+  onMessage(message: LanMessage): void {
+    if (!this.#config.discovery || message.type === "event") return;
+    const { state, units, newReadings } = this.#keeper.update(message.device, message.payload);
+    const out: MqttMessage[] = [];
+    if (newReadings || this.#undiscovered.has(message.device)) {
+      this.#undiscovered.delete(message.device);
+      const [, type = "sensor", room] = message.routing_key.split(".");
+      out.push(
+        ...discoveryMessages(
+          { id: message.device, type, ...(room && { room }), readings: units },
+          { prefix: this.#config.discovery_prefix, stateBase: this.#config.state_base, via: this.#agentId, version: this.#version },
+        ),
+      );
+    }
+    if (!this.#announced.has(message.device)) {
+      // Entities with an availability topic stay unavailable until it says online: a device that
+      // publishes is online until its own availability topic or last will says otherwise.
+      this.#announced.add(message.device);
+      out.push({ topic: haTopics(message.device, this.#config.state_base).availability, payload: "online", retain: true });
+    }
+    out.push(stateMessage(message.device, state, this.#config.state_base));
+    this.#publish(out, message.device);
+  }
+
+  /** The device's own availability (its `…/availability` topic or last will), mirrored for Home Assistant. */
+  availability(device: string, status: "online" | "offline"): void {
+    if (!this.#config.discovery) return;
+    this.#announced.add(device);
+    this.#publish([{ topic: haTopics(device, this.#config.state_base).availability, payload: status, retain: true }]);
+  }
+
+  #publish(messages: MqttMessage[], device?: string): void {
+    // In order, one after another: a state message must not overtake the config that declares it.
+    void messages
+      .reduce((chain, m) => chain.then(() => this.#bridge.publish(m.topic, m.payload, 1, m.retain)), Promise.resolve() as Promise<void>)
+      .catch((error: unknown) => {
+        if (device) this.#undiscovered.add(device);
+        this.#log.warn("Home Assistant publish failed; sent again with the device's next message", { device, error: String(error) });
+      });
+  }
+}
