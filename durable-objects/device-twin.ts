@@ -87,6 +87,8 @@ export type IngestOutcome =
 export type { StoredError, TwinView } from "../shared/api-types";
 
 import type { Counters, StoredError, TwinView } from "../shared/api-types";
+import { log } from "../shared/log";
+import { flushMetrics, metrics } from "../shared/metrics";
 
 export interface RecentReading {
   at: string;
@@ -416,7 +418,7 @@ export class DeviceTwin extends DurableObject<Env> {
         );
         published = true;
       } catch (error) {
-        console.error(JSON.stringify({ level: "error", msg: "publish failed", device: profile.id, error: String(error) }));
+        log("error", "publish failed", { device: profile.id, message_ids: [...batchIds], error: String(error) });
         return { ok: false, code: "unavailable", message: "the message queues could not take the messages; retry", retryAfterSeconds: 5 };
       } finally {
         for (const id of batchIds) this.#inFlight.delete(id);
@@ -425,6 +427,12 @@ export class DeviceTwin extends DurableObject<Env> {
     }
 
     if (accepted.length > 0) {
+      for (const message of accepted) {
+        const queues = routed[message.id] ?? [];
+        for (const queue of queues) metrics.inc("edgemesh_routed_messages_total", { queue });
+        log("info", "routed", { correlation_id: message.correlation_id, message_id: message.id, device: profile.id, queues });
+      }
+      this.ctx.waitUntil(flushMetrics(this.env.DB, config.METRICS_FLUSH_SECONDS));
       // Seed 002's message repository: accepted, and routed where; after the answer, never before it.
       this.ctx.waitUntil(
         recordSteps(
