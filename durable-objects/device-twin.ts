@@ -432,7 +432,6 @@ export class DeviceTwin extends DurableObject<Env> {
         for (const queue of queues) metrics.inc("edgemesh_routed_messages_total", { queue });
         log("info", "routed", { correlation_id: message.correlation_id, message_id: message.id, device: profile.id, queues });
       }
-      this.ctx.waitUntil(flushMetrics(this.env.DB, config.METRICS_FLUSH_SECONDS));
       // Seed 002's message repository: accepted, and routed where; after the answer, never before it.
       this.ctx.waitUntil(
         recordSteps(
@@ -450,6 +449,13 @@ export class DeviceTwin extends DurableObject<Env> {
     this.#counters.duplicates += duplicates;
     this.#counters.rejected += rejected.length;
     this.#setMeta("counters", this.#counters);
+    // Counted here, where every transport (HTTPS, MQTT, the agent) arrives.
+    const transport = request.transport;
+    metrics.inc("edgemesh_ingest_messages_total", { transport, outcome: "accepted" }, accepted.length);
+    metrics.inc("edgemesh_ingest_messages_total", { transport, outcome: "duplicate" }, duplicates);
+    metrics.inc("edgemesh_ingest_messages_total", { transport, outcome: "rejected" }, rejected.length);
+    for (const r of rejected) metrics.inc("edgemesh_ingest_rejections_total", { code: r.code });
+    this.ctx.waitUntil(flushMetrics(this.env.DB, config.METRICS_FLUSH_SECONDS));
     if (rejected.length > 0) this.#recordErrors(rejected, config.DEVICE_ERRORS_KEPT);
     if (accepted.length > 0 || duplicates > 0) {
       this.#absorb(accepted, config.RECENT_READINGS_KEPT);

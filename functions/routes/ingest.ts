@@ -42,13 +42,6 @@ async function ingest(c: Context<AppEnv>, endpoint: Endpoint): Promise<Response>
   }
 }
 
-function count(outcome: Extract<IngestOutcome, { ok: true }>): void {
-  metrics.inc("edgemesh_ingest_messages_total", { transport: "https", outcome: "accepted" }, outcome.accepted);
-  metrics.inc("edgemesh_ingest_messages_total", { transport: "https", outcome: "duplicate" }, outcome.duplicates);
-  metrics.inc("edgemesh_ingest_messages_total", { transport: "https", outcome: "rejected" }, outcome.rejected.length);
-  for (const r of outcome.rejected) metrics.inc("edgemesh_ingest_rejections_total", { code: r.code });
-}
-
 async function ingestTimed(c: Context<AppEnv>, endpoint: Endpoint): Promise<Response> {
   const config = readConfig(c.env);
   const format = bodyFormat(c.req.header("content-type"));
@@ -87,7 +80,6 @@ async function ingestTimed(c: Context<AppEnv>, endpoint: Endpoint): Promise<Resp
     transport: "https",
   });
   metrics.observe("edgemesh_twin_duration_seconds", (performance.now() - twinStarted) / 1000);
-  if (outcome.ok) count(outcome);
 
   if (!outcome.ok) {
     if (outcome.code === "unauthorized") return authFailed(c, outcome.message);
