@@ -59,7 +59,7 @@ export const ENVIRONMENTS: Environment[] = [
     worker: "edgemesh-staging",
     prefix: "edgemesh-staging",
     // Short retention and fresh metrics: staging is for trying things, not for keeping data.
-    vars: { MESSAGE_HISTORY_DAYS: "2", SERIES_RAW_RETENTION_DAYS: "7", SERIES_ROLLUP_RETENTION_DAYS: "30", METRICS_FLUSH_SECONDS: "10" },
+    vars: { MESSAGE_HISTORY_DAYS: "2", SERIES_RAW_RETENTION_DAYS: "7", SERIES_ROLLUP_RETENTION_DAYS: "30", METRICS_FLUSH_SECONDS: "30" },
   },
   { name: "production", worker: "edgemesh", prefix: "edgemesh", vars: {} },
 ];

@@ -38,6 +38,14 @@ export const BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 
 export type Labels = Record<string, string | number>;
 
+/** The labels of a label text (the inverse of labelText). */
+export function parseLabelText(text: string): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const [, key, value] of text.matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g))
+    labels[key as string] = (value as string).replace(/\\(.)/g, (_, c: string) => (c === "n" ? "\n" : c));
+  return labels;
+}
+
 function escapeLabel(value: string): string {
   return value.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
 }
@@ -65,12 +73,14 @@ export class MetricsTally {
     if (by !== 0) this.add(name, labelText(labels), by);
   }
 
-  /** Stored as Prometheus histograms are exposed: cumulative buckets, _sum and _count. */
+  /**
+   * One row for the bucket the value falls in (not every bucket above it, as exposed: that would
+   * write ~14 rows per label set), plus _sum and _count; GET /metrics makes them cumulative.
+   */
   observe(name: Histogram, seconds: number, labels: Labels = {}): void {
+    const le = BUCKETS.find((bound) => seconds <= bound);
+    this.add(`${name}_bucket`, labelText({ ...labels, le: le === undefined ? "+Inf" : String(le) }), 1);
     const base = labelText(labels);
-    const withLe = (le: string) => labelText({ ...labels, le });
-    for (const le of BUCKETS) if (seconds <= le) this.add(`${name}_bucket`, withLe(String(le)), 1);
-    this.add(`${name}_bucket`, withLe("+Inf"), 1);
     this.add(`${name}_sum`, base, seconds);
     this.add(`${name}_count`, base, 1);
   }
@@ -117,6 +127,6 @@ export function flushEvery(env: object): number {
   try {
     return readConfig(env).METRICS_FLUSH_SECONDS;
   } catch {
-    return 30;
+    return 60;
   }
 }

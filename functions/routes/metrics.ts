@@ -11,7 +11,7 @@ import { readQueueStats } from "../../queues/history";
 import { QUEUES } from "../../queues/topology";
 import { bearerToken } from "../../shared/credentials";
 import { sha256Hex } from "../../shared/ids";
-import { FAMILIES, type Labels, labelText } from "../../shared/metrics";
+import { BUCKETS, FAMILIES, type Labels, labelText, parseLabelText } from "../../shared/metrics";
 import { ApiError } from "../errors";
 import { type AppEnv, authenticate } from "../middleware/auth";
 
@@ -48,11 +48,6 @@ function render(families: Exposed[]): string {
   return `${families.flatMap((f) => [`# HELP ${f.name} ${f.help}`, `# TYPE ${f.name} ${f.type}`, ...f.lines]).join("\n")}\n`;
 }
 
-function le(labels: string): number {
-  const value = /le="([^"]*)"/.exec(labels)?.[1];
-  return value === "+Inf" ? Number.POSITIVE_INFINITY : Number(value);
-}
-
 /** The stored counters and histograms, each histogram's label sets kept together (buckets, _sum, _count). */
 async function storedFamilies(env: Env): Promise<Exposed[]> {
   const { results } = await env.DB.prepare("SELECT name, labels, value FROM metric_counters ORDER BY name, labels").all<{
@@ -69,11 +64,24 @@ async function storedFamilies(env: Env): Promise<Exposed[]> {
     }
     const rows = results.filter((r) => [`${name}_bucket`, `${name}_sum`, `${name}_count`].includes(r.name));
     if (rows.length === 0) continue;
-    const withoutLe = (labels: string) => labels.replace(/,?le="[^"]*"/, "").replace(/^,/, "");
-    const groups = Map.groupBy(rows, (r) => withoutLe(r.labels));
-    const lines = [...groups.values()].flatMap((group) => {
-      const buckets = group.filter((r) => r.name.endsWith("_bucket")).sort((a, b) => le(a.labels) - le(b.labels));
-      return [...buckets, ...group.filter((r) => !r.name.endsWith("_bucket"))].map((r) => sample(r.name, r.labels, r.value));
+    // Stored per bucket (shared/metrics.ts); exposed cumulative, every bound, +Inf = _count.
+    const groups = new Map<string, { labels: Record<string, string>; perBucket: Map<string, number>; sum: number; count: number }>();
+    for (const r of rows) {
+      const { le, ...labels } = parseLabelText(r.labels);
+      const key = labelText(labels);
+      const group = groups.get(key) ?? { labels, perBucket: new Map(), sum: 0, count: 0 };
+      groups.set(key, group);
+      if (r.name.endsWith("_bucket")) group.perBucket.set(le ?? "+Inf", (group.perBucket.get(le ?? "+Inf") ?? 0) + r.value);
+      else if (r.name.endsWith("_sum")) group.sum = r.value;
+      else group.count = r.value;
+    }
+    const lines = [...groups.values()].flatMap((g) => {
+      let cumulative = 0;
+      const buckets = [...BUCKETS.map(String), "+Inf"].map((le) => {
+        cumulative += g.perBucket.get(le) ?? 0;
+        return sample(`${name}_bucket`, { ...g.labels, le }, cumulative);
+      });
+      return [...buckets, sample(`${name}_sum`, g.labels, g.sum), sample(`${name}_count`, g.labels, g.count)];
     });
     out.push({ name, type: "histogram", help: def.help, lines });
   }
