@@ -192,6 +192,15 @@ describe("edgemesh against the local edge", () => {
     const noUrl = await cli(["rooms", "list"], { EDGEMESH_URL: undefined });
     expect(noUrl.code).toBe(2);
     expect(noUrl.stderr).toContain("EDGEMESH_URL");
+
+    // archive hands over to the archive tool, exit codes and all: no store given is its usage error.
+    const archive = await cli(["archive", "list", "--from", "1h"], {
+      R2_ENDPOINT: undefined,
+      AWS_ENDPOINT_URL: undefined,
+      AWS_ENDPOINT_URL_S3: undefined,
+    });
+    expect(archive.code).toBe(2);
+    expect(archive.stderr).toContain("edgemesh-archive: say where the archive is");
   });
 
   it("reads the edge and token from a config file, and warns when others can read it", async () => {
@@ -286,6 +295,13 @@ describe("edgemesh against the local edge", () => {
     expect(lines.every((l) => l.device === watched && l.stream === "twin" && l.hub === `room:${room}`)).toBe(true);
     expect(lines[0]?.data.readings.temperature?.value).toBe(19.5);
     expect(lines[1]?.data.readings.humidity?.value).toBe(55);
+
+    // Without --json: one line per update, like mosquitto_sub.
+    const human = start(["tail", "--room", room, "--stream", "twin", "--count", "1", "--timeout", "60"]);
+    await until(async () => (human.stderr().includes(`watching room:${room}`) ? true : undefined), "tail to subscribe");
+    expect(await postTelemetry(b.token, { temperature: { value: 88.7, unit: "°F" } })).toBe(202); // shown as stored: 31.5 °C
+    const line = (await human.done).stdout.trim();
+    expect(line).toMatch(new RegExp(`^\\S+Z  ${room}  twin\\s+${other}  sensors\\.temperature\\.${room}  temperature=31\\.5°C$`));
   });
 
   it("dead letters: list shows an unroutable message; replaying it reports it still unroutable (exit 1)", async () => {
