@@ -4,7 +4,7 @@
  * WebSocket for `tail`. Human tables, --json, and the exit codes.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -38,7 +38,7 @@ function start(
     cwd: PROJECT_ROOT,
     // HOME points at an empty folder: no operator's config file leaks into the test.
     env: { ...process.env, HOME, XDG_CONFIG_HOME: undefined, EDGEMESH_URL: edge.url, EDGEMESH_TOKEN: edge.adminToken, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
+    stdio: [args.includes("--token-stdin") ? "pipe" : "ignore", "pipe", "pipe"],
   });
   let stdout = "";
   let stderr = "";
@@ -106,6 +106,8 @@ describe("edgemesh --help", () => {
       ["dead-letters", "replay"],
       ["tokens", "issue"],
       ["tokens", "access"],
+      ["config", "set"],
+      ["config", "show"],
       ["tail"],
       ["devices"],
       ["archive"],
@@ -201,6 +203,24 @@ describe("edgemesh against the local edge", () => {
     });
     expect(archive.code).toBe(2);
     expect(archive.stderr).toContain("edgemesh-archive: say where the archive is");
+  });
+
+  it("config set writes the file (mode 600, token from stdin); later commands need no flags; show never prints the token", async () => {
+    const path = join(HOME, "set", "config.json");
+    const set = start(["config", "set", "--url", `${edge.url}/`, "--token-stdin", "--config", path], {
+      EDGEMESH_URL: undefined,
+      EDGEMESH_TOKEN: undefined,
+    });
+    set.child.stdin?.end(edge.adminToken);
+    expect((await set.done).code).toBe(0);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    expect(JSON.parse(readFileSync(path, "utf8"))).toEqual({ url: edge.url, token: edge.adminToken });
+    const env = { EDGEMESH_URL: undefined, EDGEMESH_TOKEN: undefined, EDGEMESH_CONFIG: path };
+    expect((await cli(["rooms", "list"], env)).code).toBe(0);
+    const shown = await cli(["config", "show"], env);
+    expect(shown.stdout).toContain(`set (from ${path})`);
+    expect(shown.stdout).not.toContain(edge.adminToken);
+    expect((await cli(["config", "set"], env)).code).toBe(2);
   });
 
   it("reads the edge and token from a config file, and warns when others can read it", async () => {

@@ -24,6 +24,7 @@ export type Values = Record<string, string | boolean | string[] | undefined>;
 export interface Context {
   args: string[];
   values: Values;
+  /** The edge (unset for `local` commands). */
   client: EdgeClient;
   json: boolean;
   /** Draw progress bars (a terminal, no --json, no --no-progress). */
@@ -47,6 +48,8 @@ export interface CommandSpec {
   options?: Record<string, OptionSpec>;
   /** Extra help text: examples, what the output means. */
   notes?: string;
+  /** Works on this machine only: needs no edge URL (config set). */
+  local?: boolean;
   run(ctx: Context): Promise<Result>;
 }
 

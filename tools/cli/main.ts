@@ -14,6 +14,7 @@ import { EdgeClient } from "./client.ts";
 import type { CommandSpec, Io, OptionSpec, Values } from "./command.ts";
 import { ARCHIVE_SUMMARY, archive } from "./commands/archive.ts";
 import { commands } from "./commands/commands.ts";
+import { config } from "./commands/config.ts";
 import { deadLetters } from "./commands/dead-letters.ts";
 import { devices } from "./commands/devices.ts";
 import { rooms } from "./commands/rooms.ts";
@@ -30,6 +31,7 @@ const GROUPS: Record<string, { summary: string; commands: Record<string, Command
   commands: { summary: "send commands to devices and watch them finish", commands: commands },
   "dead-letters": { summary: "what failed, and replaying it", commands: deadLetters },
   tokens: { summary: "login tokens for people, access tokens", commands: tokens },
+  config: { summary: "the config file: where the edge is and its token", commands: config },
 };
 const SINGLE: Record<string, CommandSpec> = { tail };
 
@@ -174,16 +176,21 @@ async function run(argv: string[], io: Io, signal: AbortSignal): Promise<number>
   if (positionals.length > most)
     throw new UsageError(`${NAME} ${path} takes ${spec.args?.join(" ") || "no arguments"}; got "${positionals.join(" ")}"`);
 
-  const settings = resolveSettings(
-    { url: values.url as string | undefined, token: values.token as string | undefined, config: values.config as string | undefined },
-    io.env,
-  );
-  for (const warning of settings.warnings) io.stderr(`${NAME}: warning: ${warning}`);
   const json = values.json === true;
+  let client: EdgeClient | undefined;
+  if (!spec.local) {
+    const settings = resolveSettings(
+      { url: values.url as string | undefined, token: values.token as string | undefined, config: values.config as string | undefined },
+      io.env,
+    );
+    for (const warning of settings.warnings) io.stderr(`${NAME}: warning: ${warning}`);
+    client = new EdgeClient(settings);
+  }
   const result = await spec.run({
     args: positionals,
     values,
-    client: new EdgeClient(settings),
+    // A local command never calls the edge; the placeholder fails loudly if one ever did.
+    client: client ?? new EdgeClient({ url: "http://edge.invalid", token: undefined, source: { url: "", token: "" }, warnings: [] }),
     json,
     progress: io.tty && !json && values["no-progress"] !== true,
     io,
