@@ -145,4 +145,39 @@ describe("GET /metrics", () => {
     expect(family(families, "edgemesh_queue_messages_total").metrics.length).toBeGreaterThan(10);
     expect(family(families, "edgemesh_queue_backlog_estimate").type).toBe("GAUGE");
   });
+
+  it("logs one JSON line per step of a message's path, each with its correlation id", async () => {
+    const id = `log-thermo-${Date.now().toString(36)}`;
+    const created = await edge.admin<{ token: string }>("POST", "/v1/devices", { id, type: "temperature", room: "log-lab" });
+    const correlation = `flow-${Date.now().toString(36)}`;
+    const res = await fetch(`${edge.url}/v1/telemetry`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${created.body.token}`, "content-type": "application/json" },
+      body: JSON.stringify({ id: `${correlation}-m1`, correlation_id: correlation, payload: { temperature: 20 } }),
+    });
+    expect(res.status).toBe(202);
+    const flow = () =>
+      edge
+        .log()
+        .split("\n")
+        .map((line) => line.slice(line.indexOf("{")))
+        .filter((line) => line.includes(correlation))
+        .map((line) => JSON.parse(line) as { level: string; msg: string; correlation_id: string; message_id: string; queue?: string });
+    const deadline = Date.now() + 30_000;
+    while (!flow().some((l) => l.msg === "delivered" && l.queue === "sensors.temperature")) {
+      if (Date.now() > deadline) throw new Error(`no delivered line for ${correlation}:\n${edge.log().slice(-3000)}`);
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    const lines = flow();
+    expect(lines.map((l) => l.msg)).toEqual(expect.arrayContaining(["routed", "delivered"]));
+    // Messages derived from it (the transformer's) carry the same correlation id, their own ids.
+    expect(lines.filter((l) => l.message_id === `${correlation}-m1`).map((l) => l.msg)).toEqual(
+      expect.arrayContaining(["routed", "delivered"]),
+    );
+    for (const line of lines) {
+      expect(line.correlation_id).toBe(correlation);
+      expect(line.message_id).toMatch(/\S/);
+      expect(line.level).toMatch(/^(debug|info|warn|error)$/);
+    }
+  });
 });
