@@ -10,10 +10,9 @@ import { hubName, hubStub } from "../../durable-objects/live-hub";
 import { readQueueStats } from "../../queues/history";
 import { QUEUES } from "../../queues/topology";
 import { bearerToken } from "../../shared/credentials";
-import { sha256Hex } from "../../shared/ids";
 import { BUCKETS, FAMILIES, type Labels, labelText, parseLabelText } from "../../shared/metrics";
 import { ApiError } from "../errors";
-import { type AppEnv, authenticate } from "../middleware/auth";
+import { type AppEnv, authenticate, sameSecret } from "../middleware/auth";
 
 interface Series {
   labels: Labels | string;
@@ -29,10 +28,7 @@ interface Exposed {
 }
 
 async function isMetricsToken(env: Env, token: string | undefined): Promise<boolean> {
-  const expected = env.METRICS_TOKEN;
-  if (!expected || !token) return false;
-  const [a, b] = await Promise.all([sha256Hex(token), sha256Hex(expected)]);
-  return crypto.subtle.timingSafeEqual(new TextEncoder().encode(a), new TextEncoder().encode(b));
+  return Boolean(env.METRICS_TOKEN && token) && sameSecret(token as string, env.METRICS_TOKEN);
 }
 
 function sample(name: string, labels: Labels | string, value: number): string {
