@@ -4,6 +4,9 @@ import { exportJWK, generateKeyPair } from "jose";
 import { defineConfig } from "vitest/config";
 import { findPostgresBin, NO_POSTGRES_MESSAGE } from "./scripts/lib/postgres.ts";
 
+/** Drops structured info and debug lines from test output; warnings and errors still show. */
+const quietInfo = (log: string) => (/^\{"level":"(info|debug)"/.test(log) ? false : undefined);
+
 export default defineConfig(async () => {
   const migrations = await readD1Migrations(join(import.meta.dirname, "infra/migrations/d1"));
   // A Cloudflare Access stand-in: a real RSA key pair whose public half the Worker trusts, so the
@@ -64,6 +67,8 @@ export default defineConfig(async () => {
   };
   return {
     test: {
+      // The pipeline's per-message info lines (shared/log.ts) would bury the test output.
+      onConsoleLog: quietInfo,
       projects: [
         {
           plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" }, miniflare: { bindings, queueConsumers } })],

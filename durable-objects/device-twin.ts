@@ -93,6 +93,8 @@ export type IngestOutcome =
 export type { StoredError, TwinView } from "../shared/api-types";
 
 import type { Counters, StoredError, TwinView } from "../shared/api-types";
+import { log } from "../shared/log";
+import { flushMetrics, metrics } from "../shared/metrics";
 
 export interface RecentReading {
   at: string;
@@ -435,7 +437,7 @@ export class DeviceTwin extends DurableObject<Env> {
         );
         published = true;
       } catch (error) {
-        console.error(JSON.stringify({ level: "error", msg: "publish failed", device: profile.id, error: String(error) }));
+        log("error", "publish failed", { device: profile.id, message_ids: [...batchIds], error: String(error) });
         return { ok: false, code: "unavailable", message: "the message queues could not take the messages; retry", retryAfterSeconds: 5 };
       } finally {
         for (const id of batchIds) this.#inFlight.delete(id);
@@ -444,6 +446,11 @@ export class DeviceTwin extends DurableObject<Env> {
     }
 
     if (accepted.length > 0) {
+      for (const message of accepted) {
+        const queues = routed[message.id] ?? [];
+        for (const queue of queues) metrics.inc("edgemesh_routed_messages_total", { queue });
+        log("info", "routed", { correlation_id: message.correlation_id, message_id: message.id, device: profile.id, queues });
+      }
       // Seed 002's message repository: accepted, and routed where; after the answer, never before it.
       this.ctx.waitUntil(
         recordSteps(
@@ -461,6 +468,13 @@ export class DeviceTwin extends DurableObject<Env> {
     this.#counters.duplicates += duplicates;
     this.#counters.rejected += rejected.length;
     this.#setMeta("counters", this.#counters);
+    // Counted here, where every transport (HTTPS, MQTT, the agent) arrives.
+    const transport = request.transport;
+    metrics.inc("edgemesh_ingest_messages_total", { transport, outcome: "accepted" }, accepted.length);
+    metrics.inc("edgemesh_ingest_messages_total", { transport, outcome: "duplicate" }, duplicates);
+    metrics.inc("edgemesh_ingest_messages_total", { transport, outcome: "rejected" }, rejected.length);
+    for (const r of rejected) metrics.inc("edgemesh_ingest_rejections_total", { code: r.code });
+    this.ctx.waitUntil(flushMetrics(this.env.DB, config.METRICS_FLUSH_SECONDS));
     if (rejected.length > 0) this.#recordErrors(rejected, config.DEVICE_ERRORS_KEPT);
     if (accepted.length > 0 || duplicates > 0) {
       this.#absorb(accepted, config.RECENT_READINGS_KEPT);

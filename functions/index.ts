@@ -6,6 +6,7 @@ import { readConfig } from "../shared/config";
 import { maintainSeries } from "../shared/series/maintenance";
 import { ApiError, errorResponse, onError } from "./errors";
 import type { AppEnv } from "./middleware/auth";
+import { observe } from "./middleware/observe";
 import { agentRoutes } from "./routes/agent";
 import { authRoutes } from "./routes/auth";
 import { deadLetterRoutes } from "./routes/dead-letters";
@@ -15,6 +16,7 @@ import { energyRoutes } from "./routes/energy";
 import { ingestRoutes } from "./routes/ingest";
 import { liveRoutes } from "./routes/live";
 import { messageRoutes } from "./routes/messages";
+import { metricsRoutes } from "./routes/metrics";
 import { mqttRoutes } from "./routes/mqtt";
 import { roomRoutes } from "./routes/rooms";
 import { seriesRoutes } from "./routes/series";
@@ -27,6 +29,7 @@ export { MqttSession } from "../durable-objects/mqtt-session";
 export { RoomActor } from "../durable-objects/room";
 
 export const app = new Hono<AppEnv>()
+  .use(observe)
   .route("/v1", systemRoutes)
   .route("/v1", ingestRoutes)
   .route("/v1/devices", deviceRoutes)
@@ -42,6 +45,7 @@ export const app = new Hono<AppEnv>()
   // Seed 004's paths, kept as the seed's dashboards call them.
   .route("/api/v1/energy", energyRoutes)
   .route("/mqtt", mqttRoutes)
+  .route("/metrics", metricsRoutes)
   .get("/", (c) => c.json({ name: "edgemesh", health: "/v1/health", topology: "/v1/topology" }))
   .notFound((c) => errorResponse(new ApiError("not_found", `no route ${c.req.method} ${new URL(c.req.url).pathname}`)))
   .onError(onError);

@@ -6,6 +6,8 @@
  */
 
 import { toIssues } from "../shared/error-codes";
+import { log } from "../shared/log";
+import { flushEvery, flushMetrics, metrics } from "../shared/metrics";
 import type { DeadLetter, RawDeadLetter } from "../shared/schemas/message";
 import { Envelope } from "../shared/schemas/message";
 import { ConsumerError } from "./errors";
@@ -45,6 +47,11 @@ export async function consume(batch: MessageBatch<unknown>, ctx: ConsumerContext
     }
   }
 
+  const started = performance.now();
+  for (const { envelope } of valid) {
+    const lag = (Date.now() - Date.parse(envelope.received_at)) / 1000;
+    if (Number.isFinite(lag)) metrics.observe("edgemesh_routing_lag_seconds", Math.max(0, lag), { queue: ctx.queue.name });
+  }
   if (valid.length > 0) {
     try {
       const errors = await handler(
@@ -62,6 +69,7 @@ export async function consume(batch: MessageBatch<unknown>, ctx: ConsumerContext
     }
   }
 
+  metrics.observe("edgemesh_sink_duration_seconds", (performance.now() - started) / 1000, { queue: ctx.queue.name });
   let retried = 0;
   const failed = new Set(failures.map((f) => f.msg.id));
   const steps: StepRecord[] = valid
@@ -72,6 +80,14 @@ export async function consume(batch: MessageBatch<unknown>, ctx: ConsumerContext
     if (error.retriable && msg.attempts <= MAX_RETRIES) {
       msg.retry({ delaySeconds: backoffSeconds(msg.attempts) });
       retried++;
+      log("warn", "retrying", {
+        correlation_id: envelope?.correlation_id,
+        message_id: envelope?.id ?? msg.id,
+        queue: ctx.queue.name,
+        code: error.code,
+        error: error.message,
+        attempts: msg.attempts,
+      });
       if (envelope)
         steps.push({
           message: envelope,
@@ -100,18 +116,14 @@ export async function consume(batch: MessageBatch<unknown>, ctx: ConsumerContext
             failed_at: new Date().toISOString(),
           },
     });
-    console.error(
-      JSON.stringify({
-        level: "error",
-        msg: "dead-lettering",
-        queue: ctx.queue.name,
-        message_id: envelope?.id ?? msg.id,
-        correlation_id: envelope?.correlation_id,
-        code: error.code,
-        error: error.message,
-        attempts: msg.attempts,
-      }),
-    );
+    log("error", "dead-lettering", {
+      correlation_id: envelope?.correlation_id,
+      message_id: envelope?.id ?? msg.id,
+      queue: ctx.queue.name,
+      code: error.code,
+      error: error.message,
+      attempts: msg.attempts,
+    });
   }
 
   if (deadLetters.length > 0) {
@@ -123,14 +135,21 @@ export async function consume(batch: MessageBatch<unknown>, ctx: ConsumerContext
     } catch (error) {
       // The dead-letter queue is unreachable: keep the messages where they are.
       for (const d of deadLetters) d.msg.retry({ delaySeconds: backoffSeconds(d.msg.attempts) });
-      console.error(JSON.stringify({ level: "error", msg: "dead-letter queue unavailable", queue: ctx.queue.name, error: String(error) }));
+      log("error", "dead-letter queue unavailable", {
+        queue: ctx.queue.name,
+        message_ids: deadLetters.map((d) => d.msg.id),
+        error: String(error),
+      });
     }
   }
 
-  await recordSteps(ctx.env, steps, {
-    queue: ctx.queue.name,
-    counts: { delivered: batch.messages.length - failures.length, retried, dead_lettered: deadLetters.length },
-  });
+  for (const step of steps)
+    if (step.step === "delivered")
+      log("info", "delivered", { correlation_id: step.message.correlation_id, message_id: step.message.id, queue: ctx.queue.name });
+  const counts = { delivered: batch.messages.length - failures.length, retried, dead_lettered: deadLetters.length };
+  for (const [outcome, n] of Object.entries(counts)) metrics.inc("edgemesh_sink_messages_total", { queue: ctx.queue.name, outcome }, n);
+  await recordSteps(ctx.env, steps, { queue: ctx.queue.name, counts });
+  await flushMetrics(ctx.env.DB, flushEvery(ctx.env));
 }
 
 export function deadLetter(message: Envelope, queue: QueueDef, error: ConsumerError, attempts: number): DeadLetter {

@@ -38,5 +38,10 @@ if ! grep -Eq '^[[:space:]]*(export[[:space:]]+)?JWT_SECRET[[:space:]]*=' .dev.v
   printf 'JWT_SECRET="%s"\n' "$(node -p 'require("node:crypto").randomBytes(32).toString("base64url")')" >>.dev.vars
   say "added a random JWT_SECRET to .dev.vars"
 fi
+# METRICS_TOKEN lets a scraper read GET /metrics and nothing else.
+if ! grep -Eq '^[[:space:]]*(export[[:space:]]+)?METRICS_TOKEN[[:space:]]*=' .dev.vars; then
+  printf 'METRICS_TOKEN="%s"\n' "$(node -p 'require("node:crypto").randomBytes(24).toString("base64url")')" >>.dev.vars
+  say "added a random METRICS_TOKEN to .dev.vars"
+fi
 
 exec node scripts/dev.ts "$@"

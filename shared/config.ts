@@ -42,6 +42,7 @@ const ConfigSchema = z.object({
   SERIES_BREAKER_COOLDOWN_SECONDS: int(30, 1, 3600),
   MQTT_MAX_PACKET_BYTES: int(131_072, 1024, 1_048_576),
   MQTT_RECEIVE_MAXIMUM: int(32, 1, 65_535),
+  METRICS_FLUSH_SECONDS: int(60, 0, 3600),
   TOPIC_RULES: z
     .string()
     .optional()

@@ -37,7 +37,8 @@ export async function authFailed(c: Context<AppEnv>, message: string): Promise<n
   throw new ApiError("unauthorized", message, { headers: { "www-authenticate": 'Bearer realm="edgemesh"' } });
 }
 
-async function sameSecret(a: string, b: string): Promise<boolean> {
+/** Compares two secrets in constant time (hashed first, so their lengths leak nothing). */
+export async function sameSecret(a: string, b: string): Promise<boolean> {
   const [x, y] = await Promise.all([sha256Hex(a), sha256Hex(b)]);
   return crypto.subtle.timingSafeEqual(new TextEncoder().encode(x), new TextEncoder().encode(y));
 }

@@ -6,6 +6,7 @@
  * they came, marked not replayable). Idempotent: one message failing on one queue is one row.
  */
 import { hubStub } from "../../durable-objects/live-hub";
+import { log } from "../../shared/log";
 import { DeadLetter, Envelope, RawDeadLetter, UNROUTABLE } from "../../shared/schemas/message";
 import { backoffSeconds } from "../consumer";
 import { recordSteps } from "../history";
@@ -127,7 +128,16 @@ export async function storeDeadLetters(batch: MessageBatch<unknown>, env: Env): 
   const stored = batch.messages.map((msg) => ({ msg, stored: classify(msg) }));
   try {
     await env.DB.batch(stored.map((s) => row(env.DB, s.stored, s.msg.id)));
-    for (const s of stored) s.msg.ack();
+    for (const s of stored) {
+      s.msg.ack();
+      const letter = s.stored.kind === "letter" ? s.stored.letter : undefined;
+      log("warn", "dead letter stored", {
+        correlation_id: letter?.message.correlation_id,
+        message_id: letter?.message.id ?? s.msg.id,
+        queue: s.stored.letter.queue,
+        code: s.stored.letter.error.code,
+      });
+    }
   } catch (error) {
     // The store is the end of the line: never drop a dead letter; retry until D1 is back.
     for (const s of stored) s.msg.retry({ delaySeconds: backoffSeconds(s.msg.attempts) });

@@ -21,6 +21,8 @@ export interface LocalEdgeOptions {
   adminToken?: string;
   /** Signs the edge's JWTs; random per start unless given (tokens then outlive restarts). */
   jwtSecret?: string;
+  /** The scraper's credential for GET /metrics; random per start unless given. */
+  metricsToken?: string;
   /** Use this env file (for example .dev.vars) for the secrets instead of writing one. */
   envFile?: string;
   /** Extra [vars], for example smaller limits in a test. */
@@ -38,6 +40,7 @@ export interface LocalEdge {
   port: number;
   adminToken: string;
   jwtSecret: string;
+  metricsToken: string;
   persistDir: string;
   process: ChildProcess;
   /** What the edge printed, for error messages. */
@@ -90,7 +93,9 @@ export async function startLocalEdge(options: LocalEdgeOptions = {}): Promise<Lo
   // Secrets reach wrangler dev through an env file, never through the command line.
   const jwtSecret = options.jwtSecret ?? randomBytes(32).toString("base64url");
   const envFile = options.envFile ?? join(persistDir, "edge.env");
-  if (!options.envFile) writeFileSync(envFile, `ADMIN_TOKEN="${adminToken}"\nJWT_SECRET="${jwtSecret}"\n`, { mode: 0o600 });
+  const metricsToken = options.metricsToken ?? randomBytes(24).toString("base64url");
+  if (!options.envFile)
+    writeFileSync(envFile, `ADMIN_TOKEN="${adminToken}"\nJWT_SECRET="${jwtSecret}"\nMETRICS_TOKEN="${metricsToken}"\n`, { mode: 0o600 });
   const args = [
     WRANGLER,
     "dev",
@@ -164,5 +169,5 @@ export async function startLocalEdge(options: LocalEdgeOptions = {}): Promise<Lo
     const text = await res.text();
     return { status: res.status, body: (text ? JSON.parse(text) : null) as T };
   };
-  return { url, port, adminToken, jwtSecret, persistDir, process: child, log: () => output, admin, stop };
+  return { url, port, adminToken, jwtSecret, metricsToken, persistDir, process: child, log: () => output, admin, stop };
 }

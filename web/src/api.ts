@@ -33,6 +33,8 @@ export interface RequestOptions {
 export interface Api {
   get<T>(path: string, options?: RequestOptions): Promise<T>;
   send<T>(method: string, path: string, body?: unknown, options?: RequestOptions): Promise<T>;
+  /** A GET whose answer is text (GET /metrics); errors are ApiErrors as for JSON. */
+  text(path: string, options?: RequestOptions): Promise<string>;
 }
 
 export function createApi(session: Session, fetchImpl: typeof fetch = (i, init) => fetch(i, init), base = ""): Api {
@@ -52,7 +54,7 @@ export function createApi(session: Session, fetchImpl: typeof fetch = (i, init) 
     }
   }
 
-  async function request<T>(path: string, options: RequestOptions = {}): Promise<T> {
+  async function request<T>(path: string, options: RequestOptions = {}, asText = false): Promise<T> {
     let res = await once(path, await session.accessToken(), options);
     if (res.status === 401) {
       // Expired (or the secret rotated): one refresh, one retry; a refused refresh ends the session.
@@ -63,6 +65,7 @@ export function createApi(session: Session, fetchImpl: typeof fetch = (i, init) 
       }
     }
     const text = await res.text();
+    if (asText && res.ok) return text as T;
     let json: unknown;
     try {
       json = text ? JSON.parse(text) : {};
@@ -77,6 +80,7 @@ export function createApi(session: Session, fetchImpl: typeof fetch = (i, init) 
   return {
     get: (path, options) => request(path, options),
     send: (method, path, body, options) => request(path, { ...options, method, body }),
+    text: (path, options) => request<string>(path, options, true),
   };
 }
 

@@ -18,6 +18,7 @@ import { deadLettersView } from "./views/dead-letters.ts";
 import { deviceView } from "./views/device.ts";
 import { devicesView } from "./views/devices.ts";
 import { loginScreen } from "./views/login.ts";
+import { pipelineView } from "./views/pipeline.ts";
 import { roomsView, roomView } from "./views/rooms.ts";
 
 const ROUTES: { pattern: RegExp; view: View; nav: string }[] = [
@@ -26,6 +27,7 @@ const ROUTES: { pattern: RegExp; view: View; nav: string }[] = [
   { pattern: /^\/rooms$/, view: roomsView, nav: "rooms" },
   { pattern: /^\/rooms\/(?<id>[^/]+)$/, view: roomView, nav: "rooms" },
   { pattern: /^\/dead-letters$/, view: deadLettersView, nav: "dead-letters" },
+  { pattern: /^\/pipeline$/, view: pipelineView, nav: "pipeline" },
 ];
 
 const CONNECTION_LABELS: Record<ConnectionState, string> = {
@@ -185,6 +187,7 @@ class App {
       h("a", { href: "#/devices", "data-nav": "devices" }, "Devices"),
       h("a", { href: "#/rooms", "data-nav": "rooms" }, "Rooms"),
       h("a", { href: "#/dead-letters", "data-nav": "dead-letters" }, "Dead letters"),
+      ...(roleAllows(identity?.role, "admin") ? [h("a", { href: "#/pipeline", "data-nav": "pipeline" }, "Pipeline")] : []),
     );
     this.#showConnection(this.live.state === "offline" ? "connecting" : this.live.state);
     this.#body.replaceChildren(
