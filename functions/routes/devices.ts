@@ -1,7 +1,6 @@
 /** The device registry API (admin): create, list and filter, read, change, rotate, delete. */
 import { Hono } from "hono";
 import { z } from "zod";
-import { toIssues } from "../../shared/error-codes";
 import { DeviceCreate, DevicePatch, Slug } from "../../shared/schemas/device";
 import { DeviceId } from "../../shared/schemas/message";
 import { ApiError } from "../errors";

@@ -4,9 +4,6 @@
  */
 import { Hono } from "hono";
 import { z } from "zod";
-import type { Failure } from "../../durable-objects/device-twin";
-import { toIssues } from "../../shared/error-codes";
-import { DeviceId } from "../../shared/schemas/message";
 import { CommandRequest, DesiredPatch } from "../../shared/schemas/twin";
 import { ApiError } from "../errors";
 import { type AppEnv, requireRole } from "../middleware/auth";
