@@ -11,6 +11,7 @@ import { MqttBridge } from "./mqtt-bridge.ts";
 import { Outbox } from "./outbox.ts";
 import { Stats } from "./stats.ts";
 import { Uplink } from "./uplink.ts";
+import { WakeStream } from "./wake-stream.ts";
 
 export interface RunningAgent {
   readonly id: string;
@@ -63,6 +64,17 @@ export async function startAgent(config: AgentConfig, options: { log?: Logger; t
     bridge.onMessage = (message) => link.onMessage(message);
   }
   bridge.onDevice = (device) => commands.watch(device);
+  const stream = new WakeStream(
+    config.edge.url,
+    token,
+    {
+      connected: () => commands.setStreaming(true),
+      disconnected: () => commands.setStreaming(false),
+      wake: (device) => commands.wake(device),
+    },
+    log,
+    retry,
+  );
   const kafka = config.kafka ? new KafkaBridge(config.kafka, edge.agentId, outbox, stats, log) : undefined;
   if (kafka) {
     uplink.onAcknowledged = (ids) => kafka.acknowledged(ids);
@@ -74,6 +86,7 @@ export async function startAgent(config: AgentConfig, options: { log?: Logger; t
   await bridge.start();
   await kafka?.start();
   commands.start(config.mqtt.devices ?? []);
+  stream.start();
   let health: Server | undefined;
   try {
     health = await startHealthServer(config.health.listen, () =>
@@ -105,6 +118,7 @@ export async function startAgent(config: AgentConfig, options: { log?: Logger; t
     kafka,
     healthUrl,
     async stop() {
+      stream.stop();
       await bridge.stop();
       await kafka?.stop();
       await commands.stop();

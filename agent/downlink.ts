@@ -1,7 +1,9 @@
 /**
- * Commands from the edge to the LAN, and what the LAN says back. One long poll per device
- * (the twin's durable command outbox redelivers what was not answered, so a command taken just
- * before a crash comes back); each command is published to the device's `…/set` topic, and the
+ * Commands from the edge to the LAN, and what the LAN says back. While the wake-up WebSocket
+ * (agent/wake-stream.ts) is open, a device's commands are fetched when the edge says it has some
+ * (and every few minutes regardless); while it is down, one long poll per device takes over. The
+ * twin's durable command outbox redelivers what was not answered, so a command taken just before
+ * a crash comes back. Each command is published to the device's `…/set` topic, and the
  * device's reply on the result topic (or, without one, the broker's acknowledgement) becomes the
  * command's result. Availability (`…/availability`, last wills) is reported to the twins.
  */
@@ -20,6 +22,9 @@ export interface DownlinkOptions {
   retryMaxMs: number;
 }
 
+/** While the wake-up stream is open, a device is still polled this often, in case a wake-up was lost. */
+export const SAFETY_POLL_MS = 5 * 60_000;
+
 interface Pending {
   command: EdgeCommand;
   timer: NodeJS.Timeout;
@@ -32,6 +37,10 @@ export class Downlink {
   readonly #desiredSent = new Map<string, number>();
   readonly #abort = new AbortController();
   #running = false;
+  /** Set while the wake-up stream is open: loops fetch when woken instead of long polling. */
+  #streaming = false;
+  readonly #woken = new Set<string>();
+  readonly #sleepers = new Map<string, () => void>();
   /** Also hands each delivered command to a LAN sink (Kafka `commands_topic`). */
   onCommand: (device: string, command: EdgeCommand) => Promise<void> = async () => {};
 
@@ -60,6 +69,24 @@ export class Downlink {
     this.#loops.set(device, this.#loop(device));
   }
 
+  /** The edge says the device has commands or a new desired state: fetch now (a new device gets its loop). */
+  wake(device: string): void {
+    this.stats.count("wakes");
+    this.#woken.add(device);
+    if (!this.#loops.has(device)) this.watch(device);
+    this.#sleepers.get(device)?.();
+  }
+
+  /** The wake-up stream opened or closed: every loop fetches at once, then waits the new way. */
+  setStreaming(streaming: boolean): void {
+    this.#streaming = streaming;
+    this.stats.streamConnected = streaming;
+    for (const device of this.#loops.keys()) {
+      this.#woken.add(device);
+      this.#sleepers.get(device)?.();
+    }
+  }
+
   get devices(): string[] {
     return [...this.#loops.keys()];
   }
@@ -75,11 +102,15 @@ export class Downlink {
     let attempt = 0;
     while (this.#running) {
       try {
-        const { commands, desired } = await this.edge.commands(device, this.options.waitS, this.#abort.signal);
+        // A wake-up that arrives while this fetch runs is kept for the next round.
+        this.#woken.delete(device);
+        const streaming = this.#streaming;
+        const { commands, desired } = await this.edge.commands(device, streaming ? 0 : this.options.waitS, this.#abort.signal);
         attempt = 0;
         for (const command of commands) await this.#deliver(device, command);
         if (this.options.desired && desired.version > 0 && desired.version !== this.#desiredSent.get(device))
           await this.#sendDesired(device, desired);
+        if (streaming) await this.#sleep(device, SAFETY_POLL_MS);
       } catch (error) {
         if (!this.#running) return;
         if (error instanceof EdgeRefused && error.status === 403) {
@@ -94,6 +125,22 @@ export class Downlink {
         await this.#pause(backoffMs(attempt++, this.options.retryInitialMs, this.options.retryMaxMs));
       }
     }
+  }
+
+  /** Until the device is woken, the stream changes, the safety interval passes, or the agent stops. */
+  #sleep(device: string, ms: number): Promise<void> {
+    if (this.#woken.has(device) || !this.#running) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#abort.signal.removeEventListener("abort", done);
+        this.#sleepers.delete(device);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.#abort.signal.addEventListener("abort", done);
+      this.#sleepers.set(device, done);
+    });
   }
 
   /** A wait that ends early when the agent stops. */

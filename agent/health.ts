@@ -13,6 +13,8 @@ export interface StatusReport {
   uptime_s: number;
   mqtt: { connected: boolean; url: string };
   edge: { url: string; reachable: boolean | null; last_ok: string | null; last_error: string | null };
+  /** How commands reach the agent: the wake-up WebSocket, or long polls while it is down. */
+  downlink: "websocket" | "long_poll";
   outbox: { depth: number; bytes: number; oldest_age_s: number; dropped: number; path: string };
   rates: { received_per_s: number; forwarded_per_s: number };
   counters: Record<string, number>;
@@ -40,6 +42,7 @@ export function statusReport(input: {
     uptime_s: Math.round((Date.now() - input.started) / 1000),
     mqtt: { connected: stats.mqttConnected, url: input.mqttUrl },
     edge: { url: input.edgeUrl, ...stats.edge },
+    downlink: stats.streamConnected ? "websocket" : "long_poll",
     outbox: {
       depth: outbox.depth,
       bytes: outbox.bytes,
@@ -66,6 +69,7 @@ function prometheus(report: StatusReport): string {
     `edgemesh_agent_outbox_dropped_total ${report.outbox.dropped}`,
     `edgemesh_agent_mqtt_connected ${report.mqtt.connected ? 1 : 0}`,
     `edgemesh_agent_edge_reachable ${report.edge.reachable ? 1 : 0}`,
+    `edgemesh_agent_downlink_websocket ${report.downlink === "websocket" ? 1 : 0}`,
     ...Object.entries(report.counters).map(([k, v]) => `edgemesh_agent_${k}_total ${v}`),
   ];
   return `${lines.join("\n")}\n`;

@@ -14,7 +14,8 @@ export type Counter =
   | "commands_delivered"
   | "command_results"
   | "desired_published"
-  | "presence_reports";
+  | "presence_reports"
+  | "wakes";
 
 /** Events per second over the last minute, from per-second buckets. */
 class Rate {
@@ -57,6 +58,7 @@ export class Stats {
     command_results: 0,
     desired_published: 0,
     presence_reports: 0,
+    wakes: 0,
   };
   readonly received = new Rate();
   readonly forwarded = new Rate();
@@ -64,6 +66,8 @@ export class Stats {
   readonly unknownDevices = new Map<string, { last_seen: string; reason: string; count: number }>();
   readonly recentErrors: { at: string; where: string; error: string }[] = [];
   mqttConnected = false;
+  /** The wake-up WebSocket to the edge is open (commands are fetched when it says, not long-polled). */
+  streamConnected = false;
   edge: { reachable: boolean | null; last_ok: string | null; last_error: string | null } = {
     reachable: null,
     last_ok: null,

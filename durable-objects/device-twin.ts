@@ -49,6 +49,8 @@ export interface TwinProfile {
   publish: string[];
   rate: { per_second: number; burst: number };
   token_hash: string;
+  /** The LAN agent that carries this device (registry `metadata.agent`): told of its commands and desired changes. */
+  agent?: string | null;
 }
 
 export interface Rejection {
@@ -227,6 +229,18 @@ export class DeviceTwin extends DurableObject<Env> {
     const presented = new TextEncoder().encode(hash);
     const stored = new TextEncoder().encode(profile.token_hash);
     return presented.byteLength === stored.byteLength && crypto.subtle.timingSafeEqual(presented, stored) ? profile : undefined;
+  }
+
+  /** The device's LAN agent, connected over its WebSocket (durable-objects/agent-link.ts), fetches at once. */
+  #wakeAgent(reason: "commands" | "desired"): void {
+    const agent = this.#profile?.agent;
+    if (!agent || !this.#profile) return;
+    const device = this.#profile.id;
+    this.ctx.waitUntil(
+      this.env.AGENT_LINK.getByName(agent)
+        .wake(device, reason)
+        .catch(() => undefined),
+    );
   }
 
   /** Every device call costs from the same bucket as its messages, so none of them is free to flood. */
@@ -645,6 +659,7 @@ export class DeviceTwin extends DurableObject<Env> {
     // A long poll (the LAN agent's) returns at once to carry the new desired state.
     for (const wake of this.#pollWaiters) wake();
     this.#pollWaiters.clear();
+    this.#wakeAgent("desired");
     // A device subscribed over MQTT to its desired state hears of the change at once.
     this.ctx.waitUntil(
       this.env.MQTT_SESSION.getByName(this.#profile.id)
@@ -812,6 +827,7 @@ export class DeviceTwin extends DurableObject<Env> {
     this.#announceCommands([command]);
     for (const wake of this.#pollWaiters) wake();
     this.#pollWaiters.clear();
+    this.#wakeAgent("commands");
     // A device connected over MQTT hears of it at once (durable-objects/mqtt-session.ts).
     this.ctx.waitUntil(
       this.env.MQTT_SESSION.getByName(this.#profile.id)

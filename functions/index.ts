@@ -23,6 +23,7 @@ import { seriesRoutes } from "./routes/series";
 import { systemRoutes } from "./routes/system";
 import { twinRoutes } from "./routes/twins";
 
+export { AgentLink } from "../durable-objects/agent-link";
 export { DeviceTwin } from "../durable-objects/device-twin";
 export { LiveHub } from "../durable-objects/live-hub";
 export { MqttSession } from "../durable-objects/mqtt-session";

@@ -59,7 +59,13 @@ function profileOf(row: DeviceRow): TwinProfile {
     publish: JSON.parse(row.publish) as string[],
     rate: { per_second: row.rate_per_second, burst: row.rate_burst },
     token_hash: row.token_hash,
+    agent: agentOf(row.metadata),
   };
+}
+
+function agentOf(metadata: string): string | null {
+  const agent = (JSON.parse(metadata) as Record<string, unknown>).agent;
+  return typeof agent === "string" ? agent : null;
 }
 
 export { twinStub as twin } from "../durable-objects/device-twin";

@@ -10,11 +10,14 @@
  *   (long poll, answered early by a command or a change of the desired state).
  * - `POST /v1/agent/devices/:id/commands/:command/result`: a device's answer.
  * - `POST /v1/agent/devices/:id/presence`: availability seen on the LAN (`…/availability`, wills).
+ * - `GET /v1/agent/stream`: a WebSocket on which the edge wakes the agent when a device it carries
+ *   has commands or a new desired state (durable-objects/agent-link.ts).
  */
 
 import type { Context } from "hono";
 import { Hono } from "hono";
 import { z } from "zod";
+import { agentLinkStub } from "../../durable-objects/agent-link";
 import { readConfig } from "../../shared/config";
 import { bearerToken, parseDeviceToken } from "../../shared/credentials";
 import type { ErrorCode, Issue } from "../../shared/error-codes";
@@ -97,6 +100,13 @@ async function readBody(c: Context<AppEnv>, maxBytes: number): Promise<unknown> 
 }
 
 export const agentRoutes = new Hono<AppEnv>()
+  .get("/stream", async (c) => {
+    // A program, not a browser, so no Origin to check; the agent token is the Authorization header.
+    const agentId = await agentCredential(c);
+    if (c.req.header("upgrade")?.toLowerCase() !== "websocket")
+      throw new ApiError("invalid_query", "GET /v1/agent/stream is a WebSocket endpoint: send Upgrade: websocket", { status: 426 });
+    return agentLinkStub(c.env, agentId).fetch(c.req.raw);
+  })
   .post("/messages", async (c) => {
     const agentId = await agentCredential(c);
     const config = readConfig(c.env);

@@ -176,6 +176,39 @@ describe.runIf(haveMosquitto)("LAN agent against Mosquitto and the local edge", 
     }
   });
 
+  it("fetches commands when the edge wakes it over its WebSocket, and long-polls while that socket is down", async () => {
+    const created = await edge.admin("POST", "/v1/devices", { id: "meter9", type: "energy", metadata: { agent: AGENT } });
+    expect(created.status).toBe(201);
+    const device = await lanClient(broker.url, "meter9-device");
+    const received: string[] = [];
+    device.on("message", (_topic, payload) => received.push((JSON.parse(String(payload)) as { command: string }).command));
+    await device.subscribeAsync("homelab/meter9/set", { qos: 1 });
+    const send = (command: string) => edge.admin("POST", "/v1/devices/meter9/commands", { command });
+    const direct = await agentFor({ devices: ["meter9"] });
+    try {
+      await until(() => (direct.stats.streamConnected ? true : undefined), "the wake-up stream");
+      // Once the stream is open the device's loop waits for wake-ups (its safety poll is minutes
+      // away), so a command that arrives was fetched because the edge woke the agent.
+      await new Promise((r) => setTimeout(r, 500));
+      expect((await send("first")).status).toBe(202);
+      await until(() => (received.includes("first") ? true : undefined), "the first command on the set topic");
+      expect(direct.stats.counters.wakes).toBeGreaterThanOrEqual(1);
+    } finally {
+      await direct.stop();
+    }
+    // The fault proxy passes plain HTTP only: the socket never opens and the long poll carries commands.
+    const proxied = await agentFor({ devices: ["meter9"], viaProxy: true });
+    try {
+      expect((await send("second")).status).toBe(202);
+      await until(() => (received.includes("second") ? true : undefined), "the second command on the set topic");
+      expect(proxied.stats.streamConnected).toBe(false);
+      expect(proxied.stats.counters.wakes).toBe(0);
+    } finally {
+      await proxied.stop();
+      await device.endAsync();
+    }
+  });
+
   it("publishes a change of the desired state to the device's set topic", async () => {
     const agent = await agentFor({ devices: ["meter2"] });
     const device = await lanClient(broker.url, "meter2-desired");

@@ -138,3 +138,69 @@ describe("agent routes", () => {
     expect(twin.availability.status).toBe("offline");
   });
 });
+
+describe("agent wake-up stream (GET /v1/agent/stream)", () => {
+  async function stream(token: string) {
+    const res = await call("/v1/agent/stream", { headers: { upgrade: "websocket", authorization: `Bearer ${token}` } });
+    expect(res.status, res.status === 101 ? "" : await res.clone().text()).toBe(101);
+    const ws = res.webSocket as WebSocket;
+    const frames: Record<string, unknown>[] = [];
+    const waiters: (() => void)[] = [];
+    ws.addEventListener("message", (event) => {
+      frames.push(JSON.parse(String(event.data)) as Record<string, unknown>);
+      for (const w of waiters.splice(0)) w();
+    });
+    ws.accept();
+    const next = async (count: number): Promise<Record<string, unknown>[]> => {
+      const deadline = Date.now() + 5000;
+      while (frames.length < count && Date.now() < deadline) await new Promise<void>((r) => waiters.push(r) && setTimeout(r, 200));
+      return frames.slice(0, count);
+    };
+    return { ws, frames, next };
+  }
+
+  it("says hello, then wakes the agent for a bridged device's command and desired-state change", async () => {
+    const { agent, devices } = await agentWithDevices(1);
+    const device = devices[0]?.device.id as string;
+    const { ws, next } = await stream(agent.token);
+    expect((await next(1))[0]).toMatchObject({ type: "hello" });
+    const sent = await call(`/v1/devices/${device}/commands`, {
+      method: "POST",
+      headers: { ...ADMIN, "content-type": "application/json" },
+      body: JSON.stringify({ command: "switch_off" }),
+    });
+    expect(sent.status).toBe(202);
+    expect((await next(2))[1]).toEqual({ type: "wake", device, reason: "commands" });
+    const patched = await call(`/v1/devices/${device}/twin/desired`, {
+      method: "PATCH",
+      headers: { ...ADMIN, "content-type": "application/json" },
+      body: JSON.stringify({ desired: { mode: "eco" } }),
+    });
+    expect(patched.status).toBe(200);
+    expect((await next(3))[2]).toEqual({ type: "wake", device, reason: "desired" });
+    ws.close(1000, "done");
+  });
+
+  it("wakes no agent for a device it does not carry, and refuses other credentials and plain requests", async () => {
+    const { agent } = await agentWithDevices(0);
+    const other = await createDevice({ id: uniqueId("plain"), type: "energy" });
+    const { ws, frames, next } = await stream(agent.token);
+    await next(1);
+    expect(
+      (
+        await call(`/v1/devices/${other.device.id}/commands`, {
+          method: "POST",
+          headers: { ...ADMIN, "content-type": "application/json" },
+          body: JSON.stringify({ command: "ping" }),
+        })
+      ).status,
+    ).toBe(202);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(frames.map((f) => f.type)).toEqual(["hello"]);
+    ws.close(1000, "done");
+    const byDevice = await call("/v1/agent/stream", { headers: { upgrade: "websocket", authorization: `Bearer ${other.token}` } });
+    expect(byDevice.status).toBe(403);
+    const plain = await call("/v1/agent/stream", { headers: { authorization: `Bearer ${agent.token}` } });
+    expect(plain.status).toBe(426);
+  });
+});
