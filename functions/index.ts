@@ -6,6 +6,7 @@ import { readConfig } from "../shared/config";
 import { maintainSeries } from "../shared/series/maintenance";
 import { ApiError, errorResponse, onError } from "./errors";
 import type { AppEnv } from "./middleware/auth";
+import { alertRoutes } from "./routes/alerts";
 import { authRoutes } from "./routes/auth";
 import { deadLetterRoutes } from "./routes/dead-letters";
 import { deviceSelfRoutes } from "./routes/device-self";
@@ -20,6 +21,7 @@ import { seriesRoutes } from "./routes/series";
 import { systemRoutes } from "./routes/system";
 import { twinRoutes } from "./routes/twins";
 
+export { AlertActor } from "../durable-objects/alert-actor";
 export { DeviceTwin } from "../durable-objects/device-twin";
 export { LiveHub } from "../durable-objects/live-hub";
 export { MqttSession } from "../durable-objects/mqtt-session";
@@ -39,6 +41,7 @@ export const app = new Hono<AppEnv>()
   .route("/v1/series", seriesRoutes)
   // Seed 004's paths, kept as the seed's dashboards call them.
   .route("/api/v1/energy", energyRoutes)
+  .route("/api/monitoring", alertRoutes)
   .route("/mqtt", mqttRoutes)
   .get("/", (c) => c.json({ name: "edgemesh", health: "/v1/health", topology: "/v1/topology" }))
   .notFound((c) => errorResponse(new ApiError("not_found", `no route ${c.req.method} ${new URL(c.req.url).pathname}`)))
