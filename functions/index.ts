@@ -8,6 +8,7 @@ import { ApiError, errorResponse, onError } from "./errors";
 import type { AppEnv } from "./middleware/auth";
 import { alertRoutes } from "./routes/alerts";
 import { authRoutes } from "./routes/auth";
+import { automationRoutes } from "./routes/automations";
 import { deadLetterRoutes } from "./routes/dead-letters";
 import { deviceSelfRoutes } from "./routes/device-self";
 import { deviceRoutes } from "./routes/devices";
@@ -42,6 +43,7 @@ export const app = new Hono<AppEnv>()
   // Seed 004's paths, kept as the seed's dashboards call them.
   .route("/api/v1/energy", energyRoutes)
   .route("/api/monitoring", alertRoutes)
+  .route("/api/automations", automationRoutes)
   .route("/mqtt", mqttRoutes)
   .get("/", (c) => c.json({ name: "edgemesh", health: "/v1/health", topology: "/v1/topology" }))
   .notFound((c) => errorResponse(new ApiError("not_found", `no route ${c.req.method} ${new URL(c.req.url).pathname}`)))

@@ -3,6 +3,7 @@ import { type BatchHandler, consume } from "./consumer";
 import { alertFeed } from "./consumers/alert-feed";
 import { archive } from "./consumers/archive";
 import { archiveFeed } from "./consumers/archive-feed";
+import { automations } from "./consumers/automations";
 import { storeDeadLetters } from "./consumers/dead-letters";
 import { metrics } from "./consumers/metrics";
 import { notifier } from "./consumers/notifier";
@@ -20,6 +21,7 @@ const HANDLERS: Record<string, BatchHandler> = {
   "archive-feed": archiveFeed,
   "alert-feed": alertFeed,
   notifier,
+  automations,
 };
 
 export async function handleQueue(batch: MessageBatch<unknown>, env: Env): Promise<void> {

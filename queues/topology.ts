@@ -60,12 +60,12 @@ function queue(name: string, consumer: string, origin: QueueDef["origin"] = "see
 export const DEAD_LETTER_QUEUE = "dead.letter.queue";
 
 export const QUEUES = [
-  queue("home.events.state_changes", "archive-feed"),
-  queue("home.events.automations", "record"),
+  queue("home.events.state_changes", "automations"),
+  queue("home.events.automations", "automations"),
   queue("home.events.command_results", "archive-feed", "edgemesh"),
   queue("sensors.temperature", "transformer"),
   queue("sensors.humidity", "transformer"),
-  queue("sensors.motion", "archive-feed"),
+  queue("sensors.motion", "automations"),
   queue("sensors.energy", "transformer", "edgemesh"),
   queue("metrics.system", "metrics"),
   queue("metrics.application", "metrics"),

@@ -1,14 +1,16 @@
 /**
  * The alert feed: the consumer of `alerts.critical` (which the `alerts` fanout gives every
  * alert). It keeps each alert message in the archive and shows it live on the `system` hub's
- * `alert` stream, where the dashboard watches alerts (docs/live.md).
+ * `alert` stream, where the dashboard watches alerts (docs/live.md), and runs the automations
+ * alerts trigger.
  */
 import { hubStub } from "../../durable-objects/live-hub";
+import { runAutomations } from "../automations";
 import type { BatchHandler } from "../consumer";
 import { toArchive } from "./archive-feed";
 
 export const alertFeed: BatchHandler = async (messages, { env }) => {
-  await toArchive(env, messages);
+  await Promise.all([toArchive(env, messages), runAutomations(env, messages, "alert")]);
   const at = new Date().toISOString();
   const alerts = messages.filter((m) => m.type === "alert");
   if (alerts.length === 0) return undefined;

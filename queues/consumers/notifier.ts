@@ -36,7 +36,8 @@ async function deliver(env: Env, message: Envelope, attempts: number): Promise<s
   if (message.type !== "alert")
     throw new ConsumerError("unexpected_type", `the notifier takes alerts, not ${message.type}`, { retriable: false });
   const alert = alertOfPayload(message);
-  if (alert.status === "acknowledged") return [];
+  // Alerts a device or service published name no rule, so no channels: they are archived and shown only.
+  if (alert.status === "acknowledged" || !alert.rule_id) return [];
   const rule = await getRule(env.DB, alert.rule_id);
   if (!rule || rule.channels.length === 0) return [];
   const done = await deliveredChannels(env.DB, message.id);
