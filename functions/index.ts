@@ -6,6 +6,7 @@ import { readConfig } from "../shared/config";
 import { maintainSeries } from "../shared/series/maintenance";
 import { ApiError, errorResponse, onError } from "./errors";
 import type { AppEnv } from "./middleware/auth";
+import { aiRoutes } from "./routes/ai";
 import { alertRoutes } from "./routes/alerts";
 import { authRoutes } from "./routes/auth";
 import { automationRoutes } from "./routes/automations";
@@ -44,6 +45,7 @@ export const app = new Hono<AppEnv>()
   .route("/api/v1/energy", energyRoutes)
   .route("/api/monitoring", alertRoutes)
   .route("/api/automations", automationRoutes)
+  .route("/v1/ai", aiRoutes)
   .route("/mqtt", mqttRoutes)
   .get("/", (c) => c.json({ name: "edgemesh", health: "/v1/health", topology: "/v1/topology" }))
   .notFound((c) => errorResponse(new ApiError("not_found", `no route ${c.req.method} ${new URL(c.req.url).pathname}`)))

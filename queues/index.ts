@@ -5,16 +5,15 @@ import { archive } from "./consumers/archive";
 import { archiveFeed } from "./consumers/archive-feed";
 import { automations } from "./consumers/automations";
 import { storeDeadLetters } from "./consumers/dead-letters";
+import { inference } from "./consumers/inference";
 import { metrics } from "./consumers/metrics";
 import { notifier } from "./consumers/notifier";
-import { record } from "./consumers/record";
 import { series } from "./consumers/series";
 import { transformer } from "./consumers/transformer";
 import { DEAD_LETTER_QUEUE, queueForCloudflareName } from "./topology";
 
 const HANDLERS: Record<string, BatchHandler> = {
   transformer,
-  record,
   series,
   metrics,
   archive,
@@ -22,6 +21,7 @@ const HANDLERS: Record<string, BatchHandler> = {
   "alert-feed": alertFeed,
   notifier,
   automations,
+  inference,
 };
 
 export async function handleQueue(batch: MessageBatch<unknown>, env: Env): Promise<void> {

@@ -70,7 +70,7 @@ export const QUEUES = [
   queue("metrics.system", "metrics"),
   queue("metrics.application", "metrics"),
   queue("metrics.sensors", "metrics", "edgemesh"),
-  queue("ai.inference.requests", "record"),
+  queue("ai.inference.requests", "inference"),
   queue("ai.inference.results", "archive-feed"),
   queue("alerts.critical", "alert-feed"),
   queue("alerts.notifications", "notifier"),
