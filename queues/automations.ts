@@ -2,18 +2,20 @@
  * The automation runner (seed 000 flow 3; docs/automations.md). The consumers hand it what they
  * consumed: events and motion readings (event triggers), metrics (threshold triggers) and alerts
  * (alert triggers). For each automation whose trigger matches, it checks the conditions against
- * the twins, runs the actions in order, and records the run with its outcome and latency — once
+ * the twins, asks the AI decision step when there is one (seed 000's "AI Decision Service",
+ * through the inference path and its cache), runs the actions in order, and records the run with its outcome and latency — once
  * per automation and trigger message, so a redelivered trigger does not act twice.
  */
 import { twinStub } from "../durable-objects/device-twin";
 import { roomStub } from "../durable-objects/room";
 import { crossed, findRun, listAutomations, recordRun } from "../shared/automation-store";
 import { derivedId } from "../shared/ids";
-import type { Action, ActionOutcome, Automation, AutomationRun, Condition, Trigger } from "../shared/schemas/automations";
+import type { Action, ActionOutcome, Automation, AutomationRun, Condition, Decision, Trigger } from "../shared/schemas/automations";
 import type { Envelope, EnvelopeOf } from "../shared/schemas/message";
 import { matchesPattern } from "../shared/topics";
 import { numbersOf } from "./alert-rules";
 import { publish } from "./exchange";
+import { infer } from "./inference";
 import { notify } from "./notify";
 
 /** An automation's published event can trigger another; the chain stops at this depth. */
@@ -162,11 +164,55 @@ async function act(env: Env, action: Action, runId: string, index: number, messa
   }
 }
 
+/** Asks the model; a reason to stop the run when it says no or cannot answer. */
+async function decide(
+  env: Env,
+  decision: Decision,
+  message: Envelope,
+  runId: string,
+): Promise<{ record: NonNullable<AutomationRun["decision"]>; stop?: string; failed?: boolean }> {
+  const readings = numbersOf(message);
+  const values = decision.readings.map((name) => readings[name]);
+  if (values.some((v) => v === undefined)) {
+    const missing = decision.readings.filter((name) => readings[name] === undefined);
+    return {
+      record: { value: null, cached: false, error: "missing readings" },
+      stop: `the trigger has no ${missing.join(", ")} for the AI decision`,
+    };
+  }
+  const result = await infer(
+    env,
+    {
+      model: decision.model,
+      inputs: [{ name: "readings", shape: [1, values.length], datatype: "FP64", data: values as number[] }],
+      cache: true,
+    },
+    { requestId: runId },
+  );
+  if (result.error)
+    return {
+      record: { value: null, cached: false, error: `${result.error.code}: ${result.error.message}` },
+      stop: `AI decision failed: ${result.error.code}`,
+      failed: true,
+    };
+  const value = result.outputs?.[0]?.data[0];
+  const record = { value, cached: result.cached, latency_ms: result.latency_ms };
+  return value === decision.proceed_when
+    ? { record }
+    : { record, stop: `AI decision: ${JSON.stringify(value)}, not ${JSON.stringify(decision.proceed_when)}` };
+}
+
 export async function runAutomation(env: Env, automation: Automation, message: Envelope): Promise<AutomationRun> {
   const previous = await findRun(env.DB, automation.id, message.id);
   if (previous) return previous;
   const runId = await derivedId(automation.id, message.id);
-  const reason = await failedCondition(env, automation.conditions);
+  const failed = await failedCondition(env, automation.conditions);
+  let reason = failed ? `condition not met: ${failed}` : undefined;
+  let decision: Awaited<ReturnType<typeof decide>> | undefined;
+  if (!reason && automation.decision) {
+    decision = await decide(env, automation.decision, message, runId);
+    reason = decision.stop;
+  }
   const actions: ActionOutcome[] = [];
   if (!reason) {
     for (const [index, action] of automation.actions.entries()) {
@@ -188,10 +234,11 @@ export async function runAutomation(env: Env, automation: Automation, message: E
     id: runId,
     automation_id: automation.id,
     trigger_message_id: message.id,
-    outcome: reason ? "skipped" : actions.every((a) => a.ok) ? "succeeded" : "failed",
+    outcome: decision?.failed ? "failed" : reason ? "skipped" : actions.every((a) => a.ok) ? "succeeded" : "failed",
     latency_ms: Math.max(0, Date.now() - Date.parse(message.received_at)),
     actions,
-    ...(reason ? { reason: `condition not met: ${reason}` } : {}),
+    ...(decision ? { decision: decision.record } : {}),
+    ...(reason ? { reason } : {}),
     at: new Date().toISOString(),
   };
   await recordRun(env.DB, run);

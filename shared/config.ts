@@ -47,6 +47,7 @@ const ConfigSchema = z.object({
   AI_CACHE_TTL_SECONDS: int(3600, 1, 30 * 86_400),
   AI_BREAKER_FAILURES: int(5, 1, 1000),
   AI_BREAKER_COOLDOWN_SECONDS: int(30, 1, 3600),
+  AI_SUMMARY_MODEL: z.string().max(128).default(""),
   UPSTASH_REDIS_REST_URL: z.union([z.literal(""), z.url({ protocol: /^https?$/ })]).default(""),
   TOPIC_RULES: z
     .string()

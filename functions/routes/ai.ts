@@ -1,8 +1,9 @@
 /**
  * The HTTP side of AI inference (docs/ai.md): `POST /v1/ai/infer` answers at once — from the
  * cache or the backend — and, like the queue path, publishes the result on the `ai` exchange so
- * it is archived. A failed inference is a 200 with the error result only when it has one; no
- * backend at all or a backend failure is a 503 with the result's code.
+ * it is archived. No backend, or a failing one, is a 503 `unavailable` error that also carries
+ * the error result (its `code` says which: ai_unavailable, ai_timeout, ai_circuit_open,
+ * ai_backend_error).
  */
 import { Hono } from "hono";
 import { resultMessage } from "../../queues/consumers/inference";
@@ -10,6 +11,7 @@ import { publish } from "../../queues/exchange";
 import { infer } from "../../queues/inference";
 import { newMessageId } from "../../shared/ids";
 import { InferenceRequestPayload } from "../../shared/schemas/message";
+import { ApiError } from "../errors";
 import { type AppEnv, requireRole } from "../middleware/auth";
 import { jsonBody, parseWith } from "../validate";
 
@@ -44,5 +46,10 @@ export const aiRoutes = new Hono<AppEnv>().post("/infer", requireRole("operator"
       console.warn(JSON.stringify({ level: "warn", msg: "inference result not published", error: String(error) })),
     ),
   );
-  return c.json({ result }, result.error ? 503 : 200);
+  if (result.error)
+    throw new ApiError("unavailable", `${result.error.code}: ${result.error.message}`, {
+      extra: { result },
+      headers: { "retry-after": "5" },
+    });
+  return c.json({ result });
 });

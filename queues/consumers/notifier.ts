@@ -1,6 +1,7 @@
 /**
  * The notifier: the consumer of `alerts.notifications` (seed 003's notification service). For
- * each alert message it adds context (recent values, the room, the device's availability),
+ * each alert message it adds context (recent values, the room, the device's availability, and an
+ * AI summary when AI_SUMMARY_MODEL is set),
  * sends it to each of the rule's channels that has not had it yet, and records every outcome on
  * the alert. A failed channel fails the message retriably: the queue brings it back with backoff
  * (2, 8, 32 s) — seed 003's "queue for retry" — and after the last retry the consumer discipline
@@ -8,27 +9,44 @@
  */
 import { twinStub } from "../../durable-objects/device-twin";
 import { alertOfPayload, deliveredChannels, getRule, recordDelivery } from "../../shared/alert-store";
+import { readConfig } from "../../shared/config";
 import type { Alert } from "../../shared/schemas/alerts";
 import type { Envelope } from "../../shared/schemas/message";
 import type { BatchHandler } from "../consumer";
 import { ConsumerError } from "../errors";
+import { infer } from "../inference";
 import { type AlertContext, NotifyFailed, notify } from "../notify";
 import { MAX_RETRIES } from "../topology";
 
 const RECENT_SHOWN = 10;
 
+/** The AI summary (AI_SUMMARY_MODEL), through the inference path and its cache; none when it fails. */
+async function summarize(env: Env, alert: Alert): Promise<string | undefined> {
+  const model = readConfig(env).AI_SUMMARY_MODEL;
+  if (!model) return undefined;
+  const result = await infer(
+    env,
+    { model, inputs: [{ name: "text", shape: [1], datatype: "BYTES", data: [alert.title] }], cache: true },
+    { requestId: alert.id },
+  );
+  const value = result.outputs?.[0]?.data[0];
+  return typeof value === "string" ? value.slice(0, 1000) : undefined;
+}
+
 /** Context for the notification; whatever cannot be had in time is left out, never blocking it. */
 export async function enrich(env: Env, alert: Alert): Promise<AlertContext> {
   const twin = twinStub(env, alert.device);
-  const [profile, view, recent] = await Promise.allSettled([
+  const [profile, view, recent, summary] = await Promise.allSettled([
     twin.profile(),
     twin.twin(),
     alert.metric ? twin.recent({ metric: alert.metric, limit: RECENT_SHOWN }) : Promise.resolve([]),
+    summarize(env, alert),
   ]);
   return {
     room: profile.status === "fulfilled" ? (profile.value?.room ?? null) : null,
     availability: view.status === "fulfilled" ? (view.value?.availability.status ?? null) : null,
     recent: recent.status === "fulfilled" ? recent.value.slice(-RECENT_SHOWN).map((r) => ({ at: r.at, value: r.value })) : [],
+    ...(summary.status === "fulfilled" && summary.value ? { summary: summary.value } : {}),
   };
 }
 

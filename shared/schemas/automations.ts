@@ -65,11 +65,23 @@ export const Action = z.discriminatedUnion("type", [
 ]);
 export type Action = z.infer<typeof Action>;
 
+/**
+ * The AI decision step: the trigger's readings, in this order, go to the model as one FP64 tensor
+ * `[1, n]` named `readings`; the run goes on only when the first output value equals `proceed_when`.
+ */
+export const Decision = z.strictObject({
+  model: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, { message: "model is a name of letters, digits, . _ -" }),
+  readings: z.array(MetricName).min(1).max(16),
+  proceed_when: z.union([z.number(), z.string().max(256), z.boolean()]).default(1),
+});
+export type Decision = z.infer<typeof Decision>;
+
 export const AutomationInput = z.strictObject({
   name: z.string().min(1).max(128),
   description: z.string().max(1024).optional(),
   trigger: Trigger,
   conditions: z.array(Condition).max(16).default([]),
+  decision: Decision.optional(),
   actions: z.array(Action).min(1).max(16),
   enabled: z.boolean().default(true),
 });
@@ -100,6 +112,8 @@ export interface AutomationRun {
   /** From the trigger's arrival at the edge to the last action done. */
   latency_ms: number;
   actions: ActionOutcome[];
+  /** The AI decision step's answer, when the automation has one. */
+  decision?: { value: unknown; cached: boolean; latency_ms?: number; error?: string };
   reason?: string;
   at: string;
 }

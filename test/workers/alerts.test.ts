@@ -4,10 +4,12 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { alertStub, type Observation } from "../../durable-objects/alert-actor";
 import { consume } from "../../queues/consumer";
-import { notifier } from "../../queues/consumers/notifier";
+import { enrich, notifier } from "../../queues/consumers/notifier";
+import { cacheKey, inferenceCache } from "../../queues/inference";
 import { findQueue } from "../../queues/topology";
 import { type StoredAlert, saveAlert } from "../../shared/alert-store";
 import type { AlertRule } from "../../shared/schemas/alerts";
+import { InferenceRequestPayload } from "../../shared/schemas/message";
 import { ADMIN, call, createDevice, eventually, json, post, uniqueId } from "./helpers";
 
 const H = { ...ADMIN, "content-type": "application/json" };
@@ -422,5 +424,43 @@ describe("notifier", () => {
     expect(last.explicitAcks).toHaveLength(1);
     [stored] = await alertsOf(device);
     expect(stored?.deliveries).toMatchObject([{ channel: 0, status: "dead_lettered", attempts: 4 }]);
+  });
+
+  it("enrichment: the room, availability and recent values; an AI summary when AI_SUMMARY_MODEL is set", async () => {
+    const { device, token } = await createDevice({ id: uniqueId("enr"), type: "temperature", room: "attic" });
+    expect((await post("/v1/telemetry", token, { payload: { temperature: 21 } })).status).toBe(202);
+    expect((await post("/v1/telemetry", token, { payload: { temperature: 23 } })).status).toBe(202);
+    const at = new Date().toISOString();
+    const alert = {
+      id: crypto.randomUUID(),
+      rule_id: "r",
+      rule_name: "attic",
+      device: device.id,
+      status: "active" as const,
+      severity: "warning" as const,
+      metric: "temperature",
+      value: 23,
+      title: `attic warm on ${device.id}`,
+      started_at: at,
+      updated_at: at,
+      escalated: false,
+      notifications: 1,
+    };
+    const plain = await enrich(env, alert);
+    expect(plain).toMatchObject({ room: "attic", availability: "online" });
+    expect(plain.recent.map((r) => r.value)).toEqual(expect.arrayContaining([21, 23]));
+    expect(plain.summary).toBeUndefined();
+    // The summary model's answer, cached as the inference path would have cached it.
+    const withModel = { ...env, AI_SUMMARY_MODEL: "summarizer" } as unknown as Env;
+    const ask = InferenceRequestPayload.parse({
+      model: "summarizer",
+      inputs: [{ name: "text", shape: [1], datatype: "BYTES", data: [alert.title] }],
+    });
+    await inferenceCache(env).set(
+      await cacheKey(ask),
+      [{ name: "summary", shape: [1], datatype: "BYTES", data: ["The attic is warming steadily."] }],
+      60,
+    );
+    expect((await enrich(withModel, alert)).summary).toBe("The attic is warming steadily.");
   });
 });

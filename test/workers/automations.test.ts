@@ -2,8 +2,9 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { runAutomations } from "../../queues/automations";
+import { cacheKey, inferenceCache } from "../../queues/inference";
 import type { Automation, AutomationRun } from "../../shared/schemas/automations";
-import type { Envelope } from "../../shared/schemas/message";
+import { type Envelope, InferenceRequestPayload } from "../../shared/schemas/message";
 import { ADMIN, call, createDevice, eventually, json, post, uniqueId } from "./helpers";
 
 const H = { ...ADMIN, "content-type": "application/json" };
@@ -207,5 +208,36 @@ describe("automation runs", () => {
     expect(runs.map((r) => r.trigger_message_id)).toEqual([fresh.id]);
     expect(runs[0]?.actions[0]?.detail).toMatchObject({ devices: expect.arrayContaining([a.device.id, b.device.id]) });
     for (const d of [a, b]) expect((await commandsOf(d.device.id)).map((c) => c.command)).toEqual(["turn_off"]);
+  });
+
+  it("AI decision step: proceeds on the model's yes (here from the cache), stops on no, fails clearly with no backend", async () => {
+    const fan = await createDevice({ id: uniqueId("aifan"), type: "fan" });
+    const sensor = uniqueId("aitemp");
+    const automation = await createAutomation({
+      name: "ask the model",
+      trigger: { type: "event", routing_key: `home.ai.${sensor}.trigger` },
+      decision: { model: "too-hot", readings: ["temperature", "humidity"] },
+      actions: [{ type: "command", device: fan.device.id, command: "start" }],
+    });
+    const cache = inferenceCache(env);
+    const ask = (t: number) =>
+      InferenceRequestPayload.parse({ model: "too-hot", inputs: [{ name: "readings", shape: [1, 2], datatype: "FP64", data: [t, 40] }] });
+    await cache.set(await cacheKey(ask(35)), [{ name: "predict", shape: [1, 1], datatype: "INT64", data: [1] }], 60);
+    await cache.set(await cacheKey(ask(15)), [{ name: "predict", shape: [1, 1], datatype: "INT64", data: [0] }], 60);
+    const event = (t: number) =>
+      ({
+        ...message("event", sensor, `home.ai.${sensor}.trigger`, { event_type: "trigger" }),
+        type: "telemetry",
+        payload: { temperature: t, humidity: 40 },
+      }) as unknown as Envelope;
+    const yes = event(35);
+    const no = event(15);
+    const unknown = event(25);
+    await runAutomations(env, [yes, no, unknown], "event");
+    const runs = new Map((await runsOf(automation.id)).map((r) => [r.trigger_message_id, r]));
+    expect(runs.get(yes.id)).toMatchObject({ outcome: "succeeded", decision: { value: 1, cached: true } });
+    expect(runs.get(no.id)).toMatchObject({ outcome: "skipped", decision: { value: 0 }, reason: "AI decision: 0, not 1" });
+    expect(runs.get(unknown.id)).toMatchObject({ outcome: "failed", reason: "AI decision failed: ai_unavailable" });
+    expect((await commandsOf(fan.device.id)).map((c) => c.command)).toEqual(["start"]);
   });
 });

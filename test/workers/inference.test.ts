@@ -22,7 +22,8 @@ describe("inference", () => {
   it("with no backend: a clear error result (503 ai_unavailable), nothing cached", async () => {
     const res = await call("/v1/ai/infer", { method: "POST", headers: H, body: JSON.stringify(request(Math.random())) });
     expect(res.status).toBe(503);
-    const { result } = await json<{ result: Result }>(res);
+    const { result, error } = await json<{ result: Result; error: { code: string } }>(res);
+    expect(error.code).toBe("unavailable");
     expect(result.cached).toBe(false);
     expect(result.error?.code).toBe("ai_unavailable");
     expect(result.error?.message).toContain("AI_MODEL_URL");
