@@ -24,6 +24,7 @@ import { systemRoutes } from "./routes/system";
 import { twinRoutes } from "./routes/twins";
 
 export { AlertActor } from "../durable-objects/alert-actor";
+export { AutomationClock } from "../durable-objects/automation-clock";
 export { DeviceTwin } from "../durable-objects/device-twin";
 export { LiveHub } from "../durable-objects/live-hub";
 export { MqttSession } from "../durable-objects/mqtt-session";

@@ -42,6 +42,9 @@ async function triggered(env: Env, automation: Automation, message: Envelope): P
       const past = t.op === "gt" ? value > t.value : t.op === "gte" ? value >= t.value : t.op === "lt" ? value < t.value : value <= t.value;
       return crossed(env.DB, automation.id, message.source, past);
     }
+    case "schedule":
+      // Run by the AutomationClock, never by a message.
+      return false;
     case "alert": {
       if (message.type !== "alert") return false;
       const p = message.payload;

@@ -30,6 +30,14 @@ export const Trigger = z.discriminatedUnion("type", [
     routing_key: Pattern.optional(),
     device: DeviceId.optional(),
   }),
+  /** Every `every_seconds`, on the AutomationClock's alarm (durable-objects/automation-clock.ts). */
+  z.strictObject({
+    type: z.literal("schedule"),
+    every_seconds: z
+      .int()
+      .min(60)
+      .max(30 * 86_400),
+  }),
   /** An alert changing state (by default: when it fires). */
   z.strictObject({
     type: z.literal("alert"),

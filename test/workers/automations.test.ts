@@ -1,6 +1,8 @@
 /** Automations inside workerd: validation, each trigger type, conditions, each action, runs recorded once. */
+import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { clockStub } from "../../durable-objects/automation-clock";
 import { runAutomations } from "../../queues/automations";
 import { cacheKey, inferenceCache } from "../../queues/inference";
 import type { Automation, AutomationRun } from "../../shared/schemas/automations";
@@ -239,5 +241,40 @@ describe("automation runs", () => {
     expect(runs.get(no.id)).toMatchObject({ outcome: "skipped", decision: { value: 0 }, reason: "AI decision: 0, not 1" });
     expect(runs.get(unknown.id)).toMatchObject({ outcome: "failed", reason: "AI decision failed: ai_unavailable" });
     expect((await commandsOf(fan.device.id)).map((c) => c.command)).toEqual(["start"]);
+  });
+
+  it("schedule: the AutomationClock runs the automation on its alarm, once per slot", async () => {
+    const lamp = await createDevice({ id: uniqueId("sched"), type: "light" });
+    const automation = await createAutomation({
+      name: "every minute",
+      trigger: { type: "schedule", every_seconds: 60 },
+      actions: [{ type: "command", device: lamp.device.id, command: "blink" }],
+    });
+    const clock = env.AUTOMATION_CLOCK.getByName("clock");
+    await clockStub(env).sync();
+    const planned = (await clockStub(env).schedule()).find((s) => s.automation_id === automation.id);
+    expect(Date.parse(planned?.at ?? "")).toBeGreaterThan(Date.now() + 50_000);
+    // Make the slot due now, as if a minute had passed.
+    await runInDurableObject(clock, async (_i, state) => {
+      state.storage.sql.exec("UPDATE due SET at = ? WHERE automation_id = ?", Date.now() - 1000, automation.id);
+      await state.storage.setAlarm(Date.now());
+    });
+    await eventually(
+      async () => {
+        await runDurableObjectAlarm(clock);
+        return (await runsOf(automation.id)).length > 0 ? true : undefined;
+      },
+      5_000,
+      "the scheduled run",
+    );
+    const [run] = await runsOf(automation.id);
+    expect(run).toMatchObject({ outcome: "succeeded", actions: [{ type: "command", ok: true }] });
+    expect((await commandsOf(lamp.device.id)).map((c) => c.command)).toEqual(["blink"]);
+    const next = (await clockStub(env).schedule()).find((s) => s.automation_id === automation.id);
+    expect(Date.parse(next?.at ?? "")).toBeGreaterThan(Date.now());
+    // Deleted: the clock forgets it.
+    expect((await call(`/api/automations/${automation.id}`, { method: "DELETE", headers: ADMIN })).status).toBe(204);
+    await clockStub(env).sync();
+    expect((await clockStub(env).schedule()).some((s) => s.automation_id === automation.id)).toBe(false);
   });
 });
