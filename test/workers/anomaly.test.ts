@@ -1,22 +1,7 @@
 /** The built-in anomaly detector on generated series with known anomalies: precision and recall. */
 import { describe, expect, it } from "vitest";
 import { RollingDetector, robustScore } from "../../shared/anomaly";
-
-/** A seeded generator (mulberry32), so every run scores the same data. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function gaussian(random: () => number): number {
-  return Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
-}
+import { gaussian, seededRandom } from "../../shared/random";
 
 interface Series {
   values: number[];
@@ -25,7 +10,7 @@ interface Series {
 
 /** A daily-cycle temperature with noise σ, spikes and dips of 6–12 σ at random places, and a few stuck-sensor runs. */
 function generate(seed: number, length: number, sigma: number): Series {
-  const random = rng(seed);
+  const random = seededRandom(seed);
   const values: number[] = [];
   const anomalies = new Set<number>();
   for (let i = 0; i < length; i++) {
