@@ -25,6 +25,8 @@ import { parseArgs } from "node:util";
 import { type LocalEdge, startLocalEdge } from "../scripts/lib/local-edge.ts";
 import { findMlserver, type ModelServer, startMlserver } from "../scripts/lib/mlserver.ts";
 import { findRedisServer, type RedisServer, startRedis, startUpstashRest, type UpstashRest } from "../scripts/lib/upstash-rest.ts";
+import { gaussian, seededRandom } from "../shared/random.ts";
+import { summarize } from "./lib/stats.ts";
 
 const { values } = parseArgs({ options: { rounds: { type: "string" }, markdown: { type: "boolean" } } });
 const ROUNDS = Number(values.rounds ?? process.env.BENCH_ROUNDS ?? 30);
@@ -38,10 +40,9 @@ interface Row {
   max: number;
 }
 
-function summarize(flow: string, target: string, samples: number[]): Row {
-  const sorted = [...samples].sort((a, b) => a - b);
-  const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
-  return { flow, target, n: sorted.length, p50: at(50), p99: at(99), max: sorted.at(-1) ?? Number.NaN };
+function row(flow: string, target: string, samples: number[]): Row {
+  const { count, p50, p99, max } = summarize(samples);
+  return { flow, target, n: count, p50, p99, max };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -154,8 +155,8 @@ try {
     const at2 = await withTimeout(direct, 15_000, "API command");
     if (at2) viaApi.push(at2 - t1);
   }
-  rows.push(summarize("trigger → command", "event → automation → lamp's long poll", viaAutomation));
-  rows.push(summarize("trigger → command", "reference: operator API command → long poll", viaApi));
+  rows.push(row("trigger → command", "event → automation → lamp's long poll", viaAutomation));
+  rows.push(row("trigger → command", "reference: operator API command → long poll", viaApi));
 
   // ── anomaly → alert notification ───────────────────────────────────────────────────────────
   const meter = await device("bench-meter", "energy", "benchhall");
@@ -164,7 +165,7 @@ try {
     name: "bench: power anomaly",
     metric: "power",
     device: "bench-meter",
-    condition: { type: "anomaly", score: 6, window: 60, min_samples: 20 },
+    condition: { type: "anomaly", score: 8, window: 60, min_samples: 20 },
     severity: "critical",
     channels: [{ type: "webhook", url: hook }],
   });
@@ -176,11 +177,23 @@ try {
     severity: "critical",
     channels: [{ type: "webhook", url: hook }],
   });
-  for (let i = 0; i < 30; i++) await send("/v1/telemetry", meter, { payload: { power: 100 + (i % 5) } });
+  // A noisy but steady load (σ = 2 W around 100 W), as a real meter reports.
+  const random = seededRandom(42);
+  const normal = () => Math.round((100 + 2 * gaussian(random)) * 10) / 10;
+  for (let i = 0; i < 40; i++) await send("/v1/telemetry", meter, { payload: { power: normal() } });
   await sleep(3000);
+  /** A round starts with no active alert on the device: a spike must raise a new one. */
+  const quiet = async (id: string) => {
+    for (let k = 0; k < 100; k++) {
+      const { body } = await edge.admin<{ alerts: unknown[] }>("GET", `/api/monitoring/alerts?device=${id}&status=active`);
+      if (body.alerts.length === 0) return;
+      await sleep(200);
+    }
+  };
   const anomaly: number[] = [];
   const threshold: number[] = [];
   const measure = async (id: string, token: string, spike: number, into: number[]) => {
+    await quiet(id);
     const heard = new Promise<number>((resolve) => waiting.set(id, resolve));
     const t0 = performance.now();
     await send("/v1/telemetry", token, { payload: { power: spike } });
@@ -189,15 +202,14 @@ try {
     if (!at) console.error(JSON.stringify((await edge.admin("GET", `/api/monitoring/alerts?device=${id}&limit=2`)).body).slice(0, 1500));
     if (at) into.push(at - t0);
     // Back to normal: the alert clears before the next round.
-    for (let k = 0; k < 3; k++) await send("/v1/telemetry", token, { payload: { power: 100 + k } });
-    await sleep(1500);
+    for (let k = 0; k < 3; k++) await send("/v1/telemetry", token, { payload: { power: normal() } });
   };
   for (let i = 0; i < Math.min(ROUNDS, 15); i++) {
     await measure("bench-meter", meter, 5000, anomaly);
     await measure("bench-gauge", gauge, 5000, threshold);
   }
-  rows.push(summarize("anomaly → notification", "spike → anomaly rule → webhook", anomaly));
-  rows.push(summarize("anomaly → notification", "reference: threshold rule → webhook", threshold));
+  rows.push(row("anomaly → notification", "spike → anomaly rule → webhook", anomaly));
+  rows.push(row("anomaly → notification", "reference: threshold rule → webhook", threshold));
 
   // ── inference ──────────────────────────────────────────────────────────────────────────────
   if (model) {
@@ -232,9 +244,9 @@ try {
         ),
       );
     }
-    rows.push(summarize("inference", "uncached: edge → MLServer (KServe v2)", uncached));
-    rows.push(summarize("inference", `cached: edge → ${rest ? "Redis via Upstash REST" : "D1"}`, cached));
-    rows.push(summarize("inference", "reference: straight to MLServer", direct));
+    rows.push(row("inference", "uncached: edge → MLServer (KServe v2)", uncached));
+    rows.push(row("inference", `cached: edge → ${rest ? "Redis via Upstash REST" : "D1"}`, cached));
+    rows.push(row("inference", "reference: straight to MLServer", direct));
   }
 } finally {
   await edge.stop();
