@@ -91,7 +91,8 @@ class App {
       events: {
         snapshot: (hub, snapshot) => this.store.applySnapshot(hub, snapshot),
         update: (_hub, update) => {
-          if (update.device && update.stream !== "dead_letter" && update.stream !== "alert" && !this.store.devices.has(update.device)) reloadSoon();
+          if (update.device && update.stream !== "dead_letter" && update.stream !== "alert" && !this.store.devices.has(update.device))
+            reloadSoon();
           this.store.applyUpdate(update);
         },
         state: (state) => this.#showConnection(state),
