@@ -34,8 +34,14 @@ export const AlertCondition = z.discriminatedUnion("type", [
 ]);
 export type AlertCondition = z.infer<typeof AlertCondition>;
 
-/** The name of a Worker secret (never the secret itself: rules are readable by viewers). */
-const SecretName = z.string().regex(/^[A-Z][A-Z0-9_]{0,63}$/, { message: "must name a Worker secret (A-Z, 0-9, _)" });
+/**
+ * The name of a Worker secret (never the secret itself: rules are readable by viewers). Only
+ * secrets named NOTIFY_…: otherwise an operator could have the edge send ADMIN_TOKEN or
+ * JWT_SECRET to a URL of their choosing.
+ */
+const SecretName = z
+  .string()
+  .regex(/^NOTIFY_[A-Z0-9_]{1,56}$/, { message: "must name a Worker secret whose name starts with NOTIFY_ (A-Z, 0-9, _)" });
 const HttpUrl = z.url({ protocol: /^https?$/, message: "must be an http(s) URL" }).max(2048);
 
 export const Channel = z.discriminatedUnion("type", [

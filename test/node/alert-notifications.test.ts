@@ -37,7 +37,7 @@ beforeAll(async () => {
   });
   await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", resolve));
   base = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
-  edge = await startLocalEdge({ vars: { HA_TOKEN: "ha-long-lived-token" } });
+  edge = await startLocalEdge({ vars: { NOTIFY_HA_TOKEN: "ha-long-lived-token" } });
 });
 
 afterAll(async () => {
@@ -75,7 +75,7 @@ describe("alert notifications against real receivers", () => {
       channels: [
         { type: "webhook", url: `${base}/hook` },
         { type: "ntfy", url: base, topic: "edgemesh-alerts" },
-        { type: "home_assistant", url: `${base}/ha`, service: "mobile_app_phone", token_secret: "HA_TOKEN" },
+        { type: "home_assistant", url: `${base}/ha`, service: "mobile_app_phone", token_secret: "NOTIFY_HA_TOKEN" },
       ],
     });
     expect(rule.status).toBe(201);

@@ -6,6 +6,7 @@ import { alertStub, type Observation } from "../../durable-objects/alert-actor";
 import { consume } from "../../queues/consumer";
 import { enrich, notifier } from "../../queues/consumers/notifier";
 import { cacheKey, inferenceCache } from "../../queues/inference";
+import { NotifyFailed, notify, resetChannelBreakers } from "../../queues/notify";
 import { findQueue } from "../../queues/topology";
 import { type StoredAlert, saveAlert } from "../../shared/alert-store";
 import type { AlertRule } from "../../shared/schemas/alerts";
@@ -57,7 +58,10 @@ describe("alert rules API", () => {
         name: "",
         condition: { type: "threshold", op: "above", value: "30" },
         severity: "loud",
-        channels: [{ type: "webhook", url: "ftp://x" }],
+        channels: [
+          { type: "webhook", url: "ftp://x" },
+          { type: "webhook", url: "https://evil.example/", secret: "ADMIN_TOKEN" },
+        ],
         routing_key: "metrics..x",
         extra: 1,
       }),
@@ -66,7 +70,7 @@ describe("alert rules API", () => {
     const body = await json<{ error: { code: string; issues: { path: string }[] } }>(res);
     expect(body.error.code).toBe("invalid_payload");
     const paths = body.error.issues.map((i) => i.path);
-    for (const p of ["name", "condition.op", "condition.value", "severity", "channels.0.url", "routing_key", "extra"])
+    for (const p of ["name", "condition.op", "condition.value", "severity", "channels.0.url", "channels.1.secret", "routing_key", "extra"])
       expect(paths).toContain(p);
   });
 
@@ -462,5 +466,40 @@ describe("notifier", () => {
       60,
     );
     expect((await enrich(withModel, alert)).summary).toBe("The attic is warming steadily.");
+  });
+
+  it("a channel's circuit breaker opens after 5 consecutive failures and then fails at once", async () => {
+    resetChannelBreakers();
+    // Port 9 on loopback: nothing listens, every send is a real connection failure.
+    const channel = { type: "webhook" as const, url: "http://127.0.0.1:9/breaker" };
+    const at = new Date().toISOString();
+    const alert = {
+      id: crypto.randomUUID(),
+      rule_id: "r",
+      rule_name: "b",
+      device: "d",
+      status: "active" as const,
+      severity: "info" as const,
+      title: "b",
+      started_at: at,
+      updated_at: at,
+      escalated: false,
+      notifications: 1,
+    };
+    const context = { room: null, availability: null, recent: [] };
+    const outcomes: boolean[] = [];
+    for (let i = 0; i < 7; i++) {
+      const error = await notify(env, channel, alert, context).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(NotifyFailed);
+      outcomes.push((error as NotifyFailed).circuitOpen);
+    }
+    expect(outcomes).toEqual([false, false, false, false, false, true, true]);
+    // Another channel is not affected.
+    const other = await notify(env, { ...channel, url: "http://127.0.0.1:9/other" }, alert, context).catch((e: NotifyFailed) => e);
+    expect((other as NotifyFailed).circuitOpen).toBe(false);
+    resetChannelBreakers();
   });
 });

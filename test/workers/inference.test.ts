@@ -1,7 +1,7 @@
 /** AI inference inside workerd: the embedded cache's hit and miss paths, and the error result with no backend. */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { cacheKey, inferenceCache } from "../../queues/inference";
+import { cacheKey, infer, inferenceCache, resetInferenceBreakers } from "../../queues/inference";
 import { InferenceRequestPayload } from "../../shared/schemas/message";
 import { ADMIN, call, eventually, json, uniqueId } from "./helpers";
 
@@ -86,5 +86,28 @@ describe("inference", () => {
       "the inference result",
     );
     expect(found).toMatchObject({ routing_key: "ai.result.too-hot", source: "ai-inference" });
+  });
+
+  it("a failing model server: error results, then the breaker answers at once (ai_circuit_open)", async () => {
+    resetInferenceBreakers();
+    // Nothing listens on port 9: each call is a real connection failure.
+    const withServer = { ...env, AI_MODEL_URL: "http://127.0.0.1:9" } as unknown as Env;
+    const codes: string[] = [];
+    for (let i = 0; i < 7; i++) {
+      const result = await infer(withServer, InferenceRequestPayload.parse({ ...request(Math.random()), cache: false }), {
+        requestId: `r${i}`,
+      });
+      codes.push(result.error?.code ?? "none");
+    }
+    expect(codes).toEqual([
+      "ai_backend_error",
+      "ai_backend_error",
+      "ai_backend_error",
+      "ai_backend_error",
+      "ai_backend_error",
+      "ai_circuit_open",
+      "ai_circuit_open",
+    ]);
+    resetInferenceBreakers();
   });
 });
