@@ -4,6 +4,8 @@
  * HTTP and on the `ai` exchange from that cache or from a real KServe v2 model server (MLServer
  * serving a scikit-learn model, scripts/install-mlserver.sh).
  */
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { Redis } from "@upstash/redis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type LocalEdge, startLocalEdge } from "../../scripts/lib/local-edge.ts";
@@ -28,6 +30,9 @@ if (!ready) {
 }
 
 let redis: RedisServer;
+/** Between the edge and MLServer: passes requests on, or, when `hang` is set, never answers. */
+let proxy: Server;
+let hang = false;
 let rest: UpstashRest;
 let model: ModelServer;
 let edge: LocalEdge;
@@ -37,13 +42,33 @@ beforeAll(async () => {
   redis = await startRedis();
   rest = await startUpstashRest(redis.url);
   model = await startMlserver(mlserverRoot);
+  const upstream = model.url;
+  proxy = createServer(async (req, res) => {
+    if (hang) return; // the socket stays open and silent
+    let body = "";
+    for await (const chunk of req) body += chunk;
+    const answer = await fetch(`${upstream}${req.url}`, {
+      method: req.method,
+      headers: { "content-type": "application/json" },
+      body: body || undefined,
+    });
+    res.writeHead(answer.status, { "content-type": "application/json" }).end(await answer.text());
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
   edge = await startLocalEdge({
-    vars: { AI_MODEL_URL: model.url, UPSTASH_REDIS_REST_URL: rest.url, UPSTASH_REDIS_REST_TOKEN: rest.token },
+    vars: {
+      AI_MODEL_URL: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`,
+      AI_TIMEOUT_MS: "1000",
+      UPSTASH_REDIS_REST_URL: rest.url,
+      UPSTASH_REDIS_REST_TOKEN: rest.token,
+    },
   });
 }, 180_000);
 
 afterAll(async () => {
   await edge?.stop();
+  proxy?.closeAllConnections();
+  await new Promise((resolve) => (proxy ? proxy.close(resolve) : resolve(undefined)));
   await model?.stop();
   await rest?.stop();
   await redis?.stop();
@@ -132,5 +157,20 @@ describe.skipIf(!ready)("AI inference against real services", () => {
     const same = await edge.admin<{ result: Result }>("POST", "/v1/ai/infer", hot(33, 25));
     expect(same.body.result).toMatchObject({ cached: true });
     expect(same.body.result.outputs?.[0]?.data).toEqual([1]);
+  });
+
+  // Last: it leaves the model server silent.
+  it("a model server that does not answer: ai_timeout after AI_TIMEOUT_MS, not cached", async () => {
+    hang = true;
+    const res = await edge.admin<{ error: { code: string }; result: Result }>("POST", "/v1/ai/infer", hot(31.5, 12));
+    expect(res.status).toBe(503);
+    expect(res.body.error.code).toBe("unavailable");
+    expect(res.body.result.error?.code).toBe("ai_timeout");
+    const client = new Redis({ url: rest.url, token: rest.token });
+    const keys = await client.keys("edgemesh:ai:*");
+    hang = false;
+    const after = await edge.admin<{ result: Result }>("POST", "/v1/ai/infer", hot(31.5, 12));
+    expect(after.body.result.cached).toBe(false);
+    expect((await client.keys("edgemesh:ai:*")).length).toBe(keys.length + 1);
   });
 });
