@@ -27,6 +27,13 @@ async function alertsOf(device: string): Promise<StoredAlert[]> {
   return (await json<{ alerts: StoredAlert[] }>(res)).alerts;
 }
 
+/** A device of its own, a rule on it, and its actor. */
+async function ruleOnNewDevice(prefix: string, fields: Record<string, unknown>) {
+  const device = uniqueId(prefix);
+  const rule = await createRule({ name: prefix, device, ...fields });
+  return { device, rule, actor: alertStub(env, device) };
+}
+
 let seq = 0;
 function obs(rule: AlertRule, at: number, readings: Record<string, number>): Observation {
   seq++;
@@ -145,15 +152,12 @@ describe("alert rules API", () => {
 
 describe("AlertActor conditions and lifecycle", () => {
   it("threshold: fires once per episode (dedup), then clears", async () => {
-    const device = uniqueId("thr");
-    const rule = await createRule({
+    const { device, rule, actor } = await ruleOnNewDevice("thr", {
       name: "hot",
       metric: "temperature",
-      device,
       condition: { type: "threshold", op: "gt", value: 30 },
       severity: "warning",
     });
-    const actor = alertStub(env, device);
     const now = Date.now();
     const r1 = await actor.evaluate(
       device,
@@ -175,11 +179,9 @@ describe("AlertActor conditions and lifecycle", () => {
   });
 
   it("skips a message it has evaluated (redelivery)", async () => {
-    const device = uniqueId("dup");
-    const rule = await createRule({
+    const { device, rule } = await ruleOnNewDevice("dup", {
       name: "hot",
       metric: "temperature",
-      device,
       condition: { type: "threshold", op: "gt", value: 30 },
       severity: "info",
     });
@@ -189,16 +191,13 @@ describe("AlertActor conditions and lifecycle", () => {
   });
 
   it("for_seconds: pending until the condition held long enough; a break resets it", async () => {
-    const device = uniqueId("hold");
-    const rule = await createRule({
+    const { device, rule, actor } = await ruleOnNewDevice("hold", {
       name: "held",
       metric: "temperature",
-      device,
       condition: { type: "threshold", op: "gte", value: 30 },
       for_seconds: 60,
       severity: "warning",
     });
-    const actor = alertStub(env, device);
     const t0 = Date.now() - 600_000;
     await actor.evaluate(device, [rule], [obs(rule, t0, { temperature: 30 }), obs(rule, t0 + 30_000, { temperature: 31 })]);
     expect((await phases(device))[0]?.phase).toBe("pending");
@@ -216,15 +215,12 @@ describe("AlertActor conditions and lifecycle", () => {
   });
 
   it("rate of change: fires on a fast rise between consecutive readings", async () => {
-    const device = uniqueId("rate");
-    const rule = await createRule({
+    const { device, rule, actor } = await ruleOnNewDevice("rate", {
       name: "rising",
       metric: "temperature",
-      device,
       condition: { type: "rate_of_change", op: "gt", value: 2, per_seconds: 60 },
       severity: "warning",
     });
-    const actor = alertStub(env, device);
     const t0 = Date.now() - 600_000;
     // +1 per minute: no alert; then +5 in a minute: alert.
     await actor.evaluate(device, [rule], [obs(rule, t0, { temperature: 20 }), obs(rule, t0 + 60_000, { temperature: 21 })]);
@@ -234,15 +230,12 @@ describe("AlertActor conditions and lifecycle", () => {
   });
 
   it("absence: fires when the data stops, clears when it comes back", async () => {
-    const device = uniqueId("abs");
-    const rule = await createRule({
+    const { device, rule, actor } = await ruleOnNewDevice("abs", {
       name: "silent",
       metric: "temperature",
-      device,
       condition: { type: "absence", seconds: 60 },
       severity: "critical",
     });
-    const actor = alertStub(env, device);
     await actor.evaluate(device, [rule], [obs(rule, Date.now() - 120_000, { temperature: 20 })]);
     expect((await phases(device))[0]?.phase).toBe("ok");
     await afterTimers(device, async () => ((await phases(device))[0]?.phase === "active" ? true : undefined), "the absence alert");
@@ -254,15 +247,12 @@ describe("AlertActor conditions and lifecycle", () => {
   });
 
   it("anomaly: a spike against a noisy but steady series fires", async () => {
-    const device = uniqueId("anom");
-    const rule = await createRule({
+    const { device, rule, actor } = await ruleOnNewDevice("anom", {
       name: "odd",
       metric: "power",
-      device,
       condition: { type: "anomaly", score: 5, window: 60, min_samples: 20 },
       severity: "warning",
     });
-    const actor = alertStub(env, device);
     const t0 = Date.now() - 600_000;
     const steady = Array.from({ length: 40 }, (_, i) => obs(rule, t0 + i * 1000, { power: 100 + ((i * 7) % 5) - 2 }));
     await actor.evaluate(device, [rule], steady);
@@ -274,17 +264,14 @@ describe("AlertActor conditions and lifecycle", () => {
   });
 
   it("acknowledge stops re-notification; escalation raises an unacknowledged alert to critical", async () => {
-    const device = uniqueId("esc");
-    const rule = await createRule({
+    const { device, rule, actor } = await ruleOnNewDevice("esc", {
       name: "leak",
       metric: "water",
-      device,
       condition: { type: "threshold", op: "gt", value: 0 },
       severity: "warning",
       renotify_seconds: 60,
       escalate_after_seconds: 120,
     });
-    const actor = alertStub(env, device);
     // Fired long ago (edge time of the reading): both timers are due.
     await actor.evaluate(device, [rule], [obs(rule, Date.now() - 600_000, { water: 1 })]);
     // Escalation first (the second message), then the due re-notification (the third); then the next is a minute away.
@@ -309,11 +296,9 @@ describe("AlertActor conditions and lifecycle", () => {
   });
 
   it("a deleted rule's alert clears on the next alarm", async () => {
-    const device = uniqueId("del");
-    const rule = await createRule({
+    const { device, rule } = await ruleOnNewDevice("del", {
       name: "gone",
       metric: "x",
-      device,
       condition: { type: "threshold", op: "gt", value: 0 },
       severity: "info",
       renotify_seconds: 60,
