@@ -14,6 +14,7 @@ import { type ConnectionState, isAuthFailure, LiveConnection } from "./live.ts";
 import { roleAllows, Session } from "./session.ts";
 import { Store } from "./store.ts";
 import type { Device, Room } from "./types.ts";
+import { alertsView } from "./views/alerts.ts";
 import { deadLettersView } from "./views/dead-letters.ts";
 import { deviceView } from "./views/device.ts";
 import { devicesView } from "./views/devices.ts";
@@ -26,6 +27,7 @@ const ROUTES: { pattern: RegExp; view: View; nav: string }[] = [
   { pattern: /^\/rooms$/, view: roomsView, nav: "rooms" },
   { pattern: /^\/rooms\/(?<id>[^/]+)$/, view: roomView, nav: "rooms" },
   { pattern: /^\/dead-letters$/, view: deadLettersView, nav: "dead-letters" },
+  { pattern: /^\/alerts$/, view: alertsView, nav: "alerts" },
 ];
 
 const CONNECTION_LABELS: Record<ConnectionState, string> = {
@@ -185,6 +187,7 @@ class App {
     this.#nav.replaceChildren(
       h("a", { href: "#/devices", "data-nav": "devices" }, "Devices"),
       h("a", { href: "#/rooms", "data-nav": "rooms" }, "Rooms"),
+      h("a", { href: "#/alerts", "data-nav": "alerts" }, "Alerts"),
       h("a", { href: "#/dead-letters", "data-nav": "dead-letters" }, "Dead letters"),
     );
     this.#showConnection(this.live.state === "offline" ? "connecting" : this.live.state);
