@@ -6,6 +6,7 @@
  * whose id is derived from the automation and the slot, so a repeated alarm runs a slot once.
  */
 import { DurableObject } from "cloudflare:workers";
+import { Cron } from "croner";
 import { runAutomation } from "../queues/automations";
 import { listAutomations } from "../shared/automation-store";
 import { derivedId } from "../shared/ids";
@@ -18,17 +19,32 @@ export function clockStub(env: Env): AutomationClockApi {
   return env.AUTOMATION_CLOCK.getByName("clock") as unknown as AutomationClockApi;
 }
 
-type Scheduled = Automation & { trigger: { type: "schedule"; every_seconds: number } };
+type ScheduleTrigger = Extract<Automation["trigger"], { type: "schedule" }>;
+type Scheduled = Automation & { trigger: ScheduleTrigger };
+
+/** When a schedule is next due after `from` (ms); undefined when a cron expression has no further time. */
+export function nextDue(trigger: ScheduleTrigger, from: number): number | undefined {
+  if (trigger.every_seconds !== undefined) return from + trigger.every_seconds * 1000;
+  if (trigger.cron === undefined) return undefined;
+  const next = new Cron(trigger.cron, { paused: true, ...(trigger.timezone ? { timezone: trigger.timezone } : {}) }).nextRun(
+    new Date(from),
+  );
+  return next ? next.getTime() : undefined;
+}
+
+function specOf(trigger: ScheduleTrigger): string {
+  return JSON.stringify([trigger.every_seconds ?? null, trigger.cron ?? null, trigger.timezone ?? null]);
+}
 
 const isScheduled = (a: Automation): a is Scheduled => a.trigger.type === "schedule";
 
 export class AutomationClock extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS due (automation_id TEXT PRIMARY KEY, every_ms INTEGER NOT NULL, at INTEGER NOT NULL)");
+    ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS due (automation_id TEXT PRIMARY KEY, spec TEXT NOT NULL, at INTEGER NOT NULL)");
   }
 
-  /** Reads the schedule automations: new ones are due one interval from now, gone ones are dropped. */
+  /** Reads the schedule automations: new ones get their next time from now, gone ones are dropped. */
   async sync(): Promise<number> {
     const automations = (await listAutomations(this.env.DB, "schedule")).filter(isScheduled);
     const now = Date.now();
@@ -36,15 +52,19 @@ export class AutomationClock extends DurableObject<Env> {
     for (const row of this.ctx.storage.sql.exec<{ automation_id: string }>("SELECT automation_id FROM due").toArray())
       if (!keep.has(row.automation_id)) this.ctx.storage.sql.exec("DELETE FROM due WHERE automation_id = ?", row.automation_id);
     for (const a of automations) {
-      const every = a.trigger.every_seconds * 1000;
-      // A changed interval takes effect from now; an unchanged one keeps its slot.
+      const next = nextDue(a.trigger, now);
+      if (next === undefined) {
+        this.ctx.storage.sql.exec("DELETE FROM due WHERE automation_id = ?", a.id);
+        continue;
+      }
+      // A changed schedule takes effect from now; an unchanged one keeps its slot.
       this.ctx.storage.sql.exec(
-        `INSERT INTO due (automation_id, every_ms, at) VALUES (?, ?, ?)
-         ON CONFLICT (automation_id) DO UPDATE SET at = CASE WHEN every_ms = excluded.every_ms THEN at ELSE excluded.at END,
-           every_ms = excluded.every_ms`,
+        `INSERT INTO due (automation_id, spec, at) VALUES (?, ?, ?)
+         ON CONFLICT (automation_id) DO UPDATE SET at = CASE WHEN spec = excluded.spec THEN at ELSE excluded.at END,
+           spec = excluded.spec`,
         a.id,
-        every,
-        now + every,
+        specOf(a.trigger),
+        next,
       );
     }
     await this.#arm();
@@ -68,10 +88,14 @@ export class AutomationClock extends DurableObject<Env> {
       const automations = new Map((await listAutomations(this.env.DB, "schedule")).map((a) => [a.id, a]));
       for (const slot of due) {
         const automation = automations.get(slot.automation_id);
-        // Missed slots (the object was away) are not run one by one: the next is one interval on.
-        const next = Math.max(slot.at + slot.every_ms, now + 1000);
-        this.ctx.storage.sql.exec("UPDATE due SET at = ? WHERE automation_id = ?", next, slot.automation_id);
-        if (!automation) continue;
+        if (!automation || !isScheduled(automation)) {
+          this.ctx.storage.sql.exec("DELETE FROM due WHERE automation_id = ?", slot.automation_id);
+          continue;
+        }
+        // Missed slots (the object was away) are not run one by one: the next is after now.
+        const next = nextDue(automation.trigger, Math.max(slot.at, now));
+        if (next === undefined) this.ctx.storage.sql.exec("DELETE FROM due WHERE automation_id = ?", slot.automation_id);
+        else this.ctx.storage.sql.exec("UPDATE due SET at = ? WHERE automation_id = ?", next, slot.automation_id);
         await runAutomation(this.env, automation, await this.#tick(automation, slot.at));
       }
     }

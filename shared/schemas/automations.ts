@@ -3,6 +3,7 @@
  * source of the body the API validates, D1 keeps and the automation runner executes.
  * docs/automations.md explains each field.
  */
+import { Cron } from "croner";
 import { z } from "zod";
 import { patternProblem } from "../topics";
 import { Channel } from "./alerts";
@@ -30,14 +31,32 @@ export const Trigger = z.discriminatedUnion("type", [
     routing_key: Pattern.optional(),
     device: DeviceId.optional(),
   }),
-  /** Every `every_seconds`, on the AutomationClock's alarm (durable-objects/automation-clock.ts). */
-  z.strictObject({
-    type: z.literal("schedule"),
-    every_seconds: z
-      .int()
-      .min(60)
-      .max(30 * 86_400),
-  }),
+  /**
+   * Every `every_seconds`, or at the times of a cron expression (5 fields, or 6 with seconds;
+   * `timezone` an IANA name, UTC by default), on the AutomationClock's alarm
+   * (durable-objects/automation-clock.ts). Exactly one of the two.
+   */
+  z
+    .strictObject({
+      type: z.literal("schedule"),
+      every_seconds: z
+        .int()
+        .min(60)
+        .max(30 * 86_400)
+        .optional(),
+      cron: z.string().min(9).max(128).optional(),
+      timezone: z.string().max(64).optional(),
+    })
+    .superRefine((t, ctx) => {
+      if ((t.every_seconds === undefined) === (t.cron === undefined))
+        ctx.addIssue({ code: "custom", path: ["cron"], message: "a schedule has exactly one of every_seconds and cron" });
+      if (t.cron === undefined) return;
+      try {
+        new Cron(t.cron, { paused: true, ...(t.timezone ? { timezone: t.timezone } : {}) }).nextRun();
+      } catch (error) {
+        ctx.addIssue({ code: "custom", path: ["cron"], message: String(error instanceof Error ? error.message : error).slice(0, 200) });
+      }
+    }),
   /** An alert changing state (by default: when it fires). */
   z.strictObject({
     type: z.literal("alert"),

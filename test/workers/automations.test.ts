@@ -2,7 +2,7 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { clockStub } from "../../durable-objects/automation-clock";
+import { clockStub, nextDue } from "../../durable-objects/automation-clock";
 import { runAutomations } from "../../queues/automations";
 import { cacheKey, inferenceCache } from "../../queues/inference";
 import type { Automation, AutomationRun } from "../../shared/schemas/automations";
@@ -276,5 +276,44 @@ describe("automation runs", () => {
     expect((await call(`/api/automations/${automation.id}`, { method: "DELETE", headers: ADMIN })).status).toBe(204);
     await clockStub(env).sync();
     expect((await clockStub(env).schedule()).some((s) => s.automation_id === automation.id)).toBe(false);
+  });
+
+  it("schedule by cron expression: validated, next times in the named time zone, planned by the clock", async () => {
+    const bad = await call("/api/automations", {
+      method: "POST",
+      headers: H,
+      body: JSON.stringify({
+        name: "x",
+        trigger: { type: "schedule", cron: "61 7 * * *" },
+        actions: [{ type: "desired", device: "x", patch: { a: 1 } }],
+      }),
+    });
+    expect(bad.status).toBe(400);
+    expect((await json<{ error: { issues: { path: string }[] } }>(bad)).error.issues.map((i) => i.path)).toEqual(["trigger.cron"]);
+    const both = await call("/api/automations", {
+      method: "POST",
+      headers: H,
+      body: JSON.stringify({
+        name: "x",
+        trigger: { type: "schedule", cron: "0 7 * * *", every_seconds: 60 },
+        actions: [{ type: "desired", device: "x", patch: { a: 1 } }],
+      }),
+    });
+    expect(both.status).toBe(400);
+
+    const weekdays = { type: "schedule" as const, cron: "0 7 * * 1-5", timezone: "Europe/Berlin" };
+    // Monday 23 November 2026, 22:00 in Berlin → Tuesday 07:00 Berlin (06:00 UTC); Friday evening → Monday.
+    expect(new Date(nextDue(weekdays, Date.parse("2026-11-23T21:00:00Z")) ?? 0).toISOString()).toBe("2026-11-24T06:00:00.000Z");
+    expect(new Date(nextDue(weekdays, Date.parse("2026-11-27T18:00:00Z")) ?? 0).toISOString()).toBe("2026-11-30T06:00:00.000Z");
+
+    const automation = await createAutomation({
+      name: "mornings",
+      trigger: weekdays,
+      actions: [{ type: "desired", device: "x", patch: { a: 1 } }],
+    });
+    await clockStub(env).sync();
+    const planned = (await clockStub(env).schedule()).find((s) => s.automation_id === automation.id);
+    expect(planned?.at).toBe(new Date(nextDue(weekdays, Date.now()) ?? 0).toISOString());
+    expect((await call(`/api/automations/${automation.id}`, { method: "DELETE", headers: ADMIN })).status).toBe(204);
   });
 });
