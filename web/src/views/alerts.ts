@@ -1,6 +1,6 @@
 /** Alerts: what the alert rules raised, live from the `system` hub; operators acknowledge them (docs/alerts.md). */
 import { ApiError } from "../api.ts";
-import { badge, loadInto, throttle } from "../components.ts";
+import { badge, loadInto, refreshOnLive, statusSelect } from "../components.ts";
 import type { View } from "../context.ts";
 import { h, setText } from "../dom.ts";
 import { time } from "../format.ts";
@@ -34,11 +34,10 @@ const TONE: Record<string, string> = {
 export const alertsView: View = (root, ctx, _params, query) => {
   let status = query.get("status") ?? "active";
   const operator = ctx.can("operator");
-  const select = h(
-    "select",
-    { id: "alert-status" },
-    ["active", "acknowledged", "cleared", "all"].map((s) => h("option", { value: s, selected: s === status }, s)),
-  );
+  const select = statusSelect(ctx, "alert-status", ["active", "acknowledged", "cleared", "all"], status, (chosen) => {
+    status = chosen;
+    load();
+  });
   const message = h("p", { class: "form-message", role: "status" });
   const fresh = h("p", { class: "notice", hidden: true, role: "status" });
   const list = h("div", { id: "alert-list" });
@@ -105,26 +104,18 @@ export const alertsView: View = (root, ctx, _params, query) => {
       "Loading alerts…",
     );
   };
-  select.addEventListener("change", () => {
-    status = select.value;
-    ctx.setQuery(new URLSearchParams(status === "active" ? {} : { status }));
-    load();
-  });
   load();
 
-  // Alert changes arrive on the system hub: say so and refresh the list (at most every 2 s).
-  const refetch = throttle(load, 2000);
-  const off = ctx.store.on((event) => {
-    if (event.kind !== "alert") return;
-    setText(fresh, `Alert ${String(event.data.transition ?? "changed")}: ${String(event.data.title ?? "")}`);
-    refetch();
-    setTimeout(() => {
-      fresh.hidden = false;
-    }, 2100);
-  });
+  // Alert changes arrive on the system hub: say so and refresh the list.
+  const unfollow = refreshOnLive(
+    ctx,
+    "alert",
+    fresh,
+    (event) => `Alert ${String(event.data.transition ?? "changed")}: ${String(event.data.title ?? "")}`,
+    load,
+  );
   return () => {
     stop();
-    off();
-    refetch.cancel();
+    unfollow();
   };
 };
