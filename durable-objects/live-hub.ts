@@ -16,7 +16,7 @@ import { type HubUpdate, LiveClientMessage, type LiveStream } from "../shared/sc
 import { matchesPattern } from "../shared/topics";
 
 export const CLOSE = { tokenExpired: 4001, forbidden: 4003, tooSlow: 4008, internal: 1011 } as const;
-const ALL_STREAMS: LiveStream[] = ["twin", "availability", "command", "dead_letter"];
+const ALL_STREAMS: LiveStream[] = ["twin", "availability", "command", "dead_letter", "alert"];
 
 interface Attachment {
   sub: string;

@@ -8,7 +8,10 @@ import { ApiError, errorResponse, onError } from "./errors";
 import type { AppEnv } from "./middleware/auth";
 import { observe } from "./middleware/observe";
 import { agentRoutes } from "./routes/agent";
+import { aiRoutes } from "./routes/ai";
+import { alertRoutes } from "./routes/alerts";
 import { authRoutes } from "./routes/auth";
+import { automationRoutes } from "./routes/automations";
 import { deadLetterRoutes } from "./routes/dead-letters";
 import { deviceSelfRoutes } from "./routes/device-self";
 import { deviceRoutes } from "./routes/devices";
@@ -24,6 +27,8 @@ import { systemRoutes } from "./routes/system";
 import { twinRoutes } from "./routes/twins";
 
 export { AgentLink } from "../durable-objects/agent-link";
+export { AlertActor } from "../durable-objects/alert-actor";
+export { AutomationClock } from "../durable-objects/automation-clock";
 export { DeviceTwin } from "../durable-objects/device-twin";
 export { LiveHub } from "../durable-objects/live-hub";
 export { MqttSession } from "../durable-objects/mqtt-session";
@@ -45,6 +50,9 @@ export const app = new Hono<AppEnv>()
   .route("/v1/series", seriesRoutes)
   // Seed 004's paths, kept as the seed's dashboards call them.
   .route("/api/v1/energy", energyRoutes)
+  .route("/api/monitoring", alertRoutes)
+  .route("/api/automations", automationRoutes)
+  .route("/v1/ai", aiRoutes)
   .route("/mqtt", mqttRoutes)
   .route("/metrics", metricsRoutes)
   .get("/", (c) => c.json({ name: "edgemesh", health: "/v1/health", topology: "/v1/topology" }))

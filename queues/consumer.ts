@@ -18,6 +18,8 @@ import { DEAD_LETTER_QUEUE, MAX_RETRIES, type QueueDef } from "./topology";
 export interface ConsumerContext {
   env: Env;
   queue: QueueDef;
+  /** Delivery attempts per message id (1 on the first), for handlers that record their own outcome. */
+  attempts?: ReadonlyMap<string, number>;
 }
 
 /** Handles the messages of one batch that parsed; throws per message or returns per-message errors. */
@@ -56,7 +58,7 @@ export async function consume(batch: MessageBatch<unknown>, ctx: ConsumerContext
     try {
       const errors = await handler(
         valid.map((v) => v.envelope),
-        ctx,
+        { ...ctx, attempts: new Map(valid.map((v) => [v.envelope.id, v.msg.attempts])) },
       );
       for (const v of valid) {
         const error = errors?.get(v.envelope.id);

@@ -1,14 +1,28 @@
 /** The Worker's queue() entry: one dispatcher for every queue of the topology. */
 import { type BatchHandler, consume } from "./consumer";
+import { alertFeed } from "./consumers/alert-feed";
 import { archive } from "./consumers/archive";
 import { archiveFeed } from "./consumers/archive-feed";
+import { automations } from "./consumers/automations";
 import { storeDeadLetters } from "./consumers/dead-letters";
-import { record } from "./consumers/record";
+import { inference } from "./consumers/inference";
+import { metrics } from "./consumers/metrics";
+import { notifier } from "./consumers/notifier";
 import { series } from "./consumers/series";
 import { transformer } from "./consumers/transformer";
 import { DEAD_LETTER_QUEUE, queueForCloudflareName } from "./topology";
 
-const HANDLERS: Record<string, BatchHandler> = { transformer, record, series, archive, "archive-feed": archiveFeed };
+const HANDLERS: Record<string, BatchHandler> = {
+  transformer,
+  series,
+  metrics,
+  archive,
+  "archive-feed": archiveFeed,
+  "alert-feed": alertFeed,
+  notifier,
+  automations,
+  inference,
+};
 
 export async function handleQueue(batch: MessageBatch<unknown>, env: Env): Promise<void> {
   const queue = queueForCloudflareName(batch.queue);

@@ -15,7 +15,10 @@ import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "n
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
+import { gaussian, type Random, seededRandom } from "../shared/random.ts";
 import { PROJECT_ROOT } from "./lib/local-edge.ts";
+
+export { type Random, seededRandom };
 
 // ---------------------------------------------------------------------------------------------
 // The demo fleet
@@ -200,25 +203,6 @@ export interface DeviceModel {
   next(now: number): Outgoing[];
   /** The latest reading in a few characters, for the summary line. */
   describe(): string;
-}
-
-export type Random = () => number;
-
-/** A small seeded generator (mulberry32), for reproducible runs. */
-export function seededRandom(seed: number): Random {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
-
-function gaussian(random: Random): number {
-  const u = Math.max(random(), Number.EPSILON);
-  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * random());
 }
 
 const round = (value: number, digits: number) => Number(value.toFixed(digits));

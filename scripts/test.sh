@@ -12,6 +12,11 @@ if ! bash scripts/install-versitygw.sh >/dev/null; then
   if [ "${CI:-}" = "true" ]; then echo "versitygw could not be built: the archive tool cannot be tested" >&2; exit 1; fi
   echo "WARNING: versitygw could not be built; the archive tool's tests will be SKIPPED" >&2
 fi
+# The AI inference tests run against a real KServe v2 model server (MLServer), installed once into the cache.
+if ! bash scripts/install-mlserver.sh >/dev/null; then
+  if [ "${CI:-}" = "true" ]; then echo "MLServer could not be installed: the AI inference cannot be tested" >&2; exit 1; fi
+  echo "WARNING: MLServer could not be installed; the AI inference tests will be SKIPPED" >&2
+fi
 
 # The dashboard's static assets: the Worker's [assets] directory must exist before wrangler or
 # the workers project reads wrangler.toml, and the browser tests serve them.

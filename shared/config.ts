@@ -43,6 +43,13 @@ const ConfigSchema = z.object({
   MQTT_MAX_PACKET_BYTES: int(131_072, 1024, 1_048_576),
   MQTT_RECEIVE_MAXIMUM: int(32, 1, 65_535),
   METRICS_FLUSH_SECONDS: int(60, 0, 3600),
+  AI_MODEL_URL: z.union([z.literal(""), z.url({ protocol: /^https?$/ })]).default(""),
+  AI_TIMEOUT_MS: int(2000, 50, 60_000),
+  AI_CACHE_TTL_SECONDS: int(3600, 1, 30 * 86_400),
+  AI_BREAKER_FAILURES: int(5, 1, 1000),
+  AI_BREAKER_COOLDOWN_SECONDS: int(30, 1, 3600),
+  AI_SUMMARY_MODEL: z.string().max(128).default(""),
+  UPSTASH_REDIS_REST_URL: z.union([z.literal(""), z.url({ protocol: /^https?$/ })]).default(""),
   TOPIC_RULES: z
     .string()
     .optional()

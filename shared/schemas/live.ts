@@ -3,7 +3,7 @@ import { z } from "zod";
 import { patternProblem } from "../topics";
 import { DeviceId } from "./message";
 
-export const LiveStream = z.enum(["twin", "availability", "command", "dead_letter"]);
+export const LiveStream = z.enum(["twin", "availability", "command", "dead_letter", "alert"]);
 export type LiveStream = z.infer<typeof LiveStream>;
 
 const Pattern = z.string().refine((p) => patternProblem(p) === undefined, { message: "not a routing-key pattern" });
@@ -12,7 +12,7 @@ const Pattern = z.string().refine((p) => patternProblem(p) === undefined, { mess
 const Selection = {
   devices: z.array(DeviceId).max(40).optional(),
   patterns: z.array(Pattern).max(10).optional(),
-  streams: z.array(LiveStream).max(4).optional(),
+  streams: z.array(LiveStream).max(5).optional(),
 };
 
 export const LiveClientMessage = z.discriminatedUnion("type", [

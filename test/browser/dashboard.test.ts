@@ -3,7 +3,8 @@
  * local edge (wrangler dev: the Worker serving web/dist as static assets, LiveHub, twins, D1,
  * queues). The scenarios of the issue, in order on one edge: log in; a device's value changes on
  * screen within one second of its post; filters; an operator sends a command and watches its
- * status move while a device answers; dead letters arrive live; a phone-sized screen; 503 →
+ * status move while a device answers; dead letters and alerts arrive live, an alert is
+ * acknowledged; a phone-sized screen; 503 →
  * friendly error and retry; the edge restarts and the dashboard reconnects; a rotated JWT secret
  * (every token revoked) → the login screen. Screenshots go to test-results/screenshots/.
  */
@@ -220,6 +221,35 @@ describe("dashboard in chromium against the local edge", () => {
     // Operators see dead letters; replaying them is for admins.
     expect(await page.getByRole("button", { name: "Replay" }).count()).toBe(0);
     await screenshot(page, "05-dead-letters");
+  });
+
+  step("shows an alert as it fires, and an operator acknowledges it", async () => {
+    await mustCall(
+      edge.url,
+      adminToken,
+      "POST",
+      "/api/monitoring/alert_rules",
+      {
+        name: "office overload",
+        metric: "power",
+        device: "office-meter",
+        condition: { type: "threshold", op: "gt", value: 3000 },
+        severity: "critical",
+      },
+      [201],
+    );
+    await page.goto(`${edge.url}/#/alerts`);
+    await page.locator("#alert-list").waitFor();
+    await expect.poll(() => page.locator("#alert-list").textContent()).toMatch(/No alerts here/);
+    await post("office-meter", { power: 4200 });
+    const alert = page.locator('article.alert[data-severity="critical"]');
+    await expect.poll(() => alert.count(), { timeout: 20_000 }).toBe(1);
+    expect(await alert.textContent()).toContain("office-meter");
+    await screenshot(page, "05b-alerts");
+    await alert.getByRole("button", { name: "Acknowledge" }).click();
+    await expect.poll(() => page.locator("article.alert").count(), { timeout: 10_000 }).toBe(0);
+    await page.locator("#alert-status").selectOption("acknowledged");
+    await expect.poll(() => page.locator("article.alert").first().textContent(), { timeout: 10_000 }).toContain("acknowledged by");
   });
 
   step("works on a phone-sized screen", async () => {

@@ -86,7 +86,8 @@ describe("the topology", () => {
     // Not only computed: each message was consumed from exactly the queues drawn — and, where a
     // consumer keeps a copy, from both archive queues too (it forwards the same message there).
     for (const [id, drawn] of sent) {
-      const archived = drawn.some((q) => findQueue(q)?.consumer === "archive-feed") ? ["archive.events", "archive.metrics"] : [];
+      const archiving = ["archive-feed", "alert-feed", "automations"];
+      const archived = drawn.some((q) => archiving.includes(findQueue(q)?.consumer ?? "")) ? ["archive.events", "archive.metrics"] : [];
       const queues = [...new Set([...drawn, ...archived])];
       const delivered = await eventually(
         async () => {

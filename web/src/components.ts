@@ -1,9 +1,10 @@
 /** Pieces several views share: badges, device cards, the error panel, loading states. */
 import { ApiError } from "./api.ts";
+import type { Ctx } from "./context.ts";
 import { flash, h, setText } from "./dom.ts";
 import { ago, formatReading, roomLabel } from "./format.ts";
 import { isAuthFailure } from "./live.ts";
-import type { DeviceState } from "./store.ts";
+import type { DeviceState, StoreEvent } from "./store.ts";
 import type { AvailabilityStatus, CommandStatus, Reading } from "./types.ts";
 
 export function badge(status: AvailabilityStatus | CommandStatus | string, label = status): HTMLSpanElement {
@@ -151,4 +152,53 @@ export function throttle(fn: () => void, ms: number): { (): void; cancel(): void
   };
   throttled.cancel = () => clearTimeout(timer);
   return throttled;
+}
+
+/** A `<select>` of list statuses whose choice is kept in the URL (`?status=`, left out for the default). */
+export function statusSelect(
+  ctx: Ctx,
+  id: string,
+  choices: string[],
+  current: string,
+  onChange: (status: string) => void,
+): HTMLSelectElement {
+  const select = h(
+    "select",
+    { id },
+    choices.map((s) => h("option", { value: s, selected: s === current }, s)),
+  ) as HTMLSelectElement;
+  select.addEventListener("change", () => {
+    ctx.setQuery(new URLSearchParams(select.value === choices[0] ? {} : { status: select.value }));
+    onChange(select.value);
+  });
+  return select;
+}
+
+/**
+ * Keeps a list fresh from the live hubs: on each store event of `kind` it shows `notice` with
+ * `describe(event)` and reloads the list, at most every 2 s (when `wanted()` says the list shows
+ * such items). Returns what stops it.
+ */
+export function refreshOnLive<K extends StoreEvent["kind"]>(
+  ctx: Ctx,
+  kind: K,
+  notice: HTMLElement,
+  describe: (event: Extract<StoreEvent, { kind: K }>) => string,
+  load: () => void,
+  wanted: () => boolean = () => true,
+): () => void {
+  const refetch = throttle(load, 2000);
+  const off = ctx.store.on((event) => {
+    if (event.kind !== kind) return;
+    setText(notice, describe(event as Extract<StoreEvent, { kind: K }>));
+    if (wanted()) refetch();
+    // load() hides the notice; show it again once the list is back.
+    setTimeout(() => {
+      notice.hidden = false;
+    }, 2100);
+  });
+  return () => {
+    off();
+    refetch.cancel();
+  };
 }

@@ -14,6 +14,7 @@ import { type ConnectionState, isAuthFailure, LiveConnection } from "./live.ts";
 import { roleAllows, Session } from "./session.ts";
 import { Store } from "./store.ts";
 import type { Device, Room } from "./types.ts";
+import { alertsView } from "./views/alerts.ts";
 import { deadLettersView } from "./views/dead-letters.ts";
 import { deviceView } from "./views/device.ts";
 import { devicesView } from "./views/devices.ts";
@@ -28,6 +29,7 @@ const ROUTES: { pattern: RegExp; view: View; nav: string }[] = [
   { pattern: /^\/rooms\/(?<id>[^/]+)$/, view: roomView, nav: "rooms" },
   { pattern: /^\/dead-letters$/, view: deadLettersView, nav: "dead-letters" },
   { pattern: /^\/pipeline$/, view: pipelineView, nav: "pipeline" },
+  { pattern: /^\/alerts$/, view: alertsView, nav: "alerts" },
 ];
 
 const CONNECTION_LABELS: Record<ConnectionState, string> = {
@@ -93,7 +95,8 @@ class App {
       events: {
         snapshot: (hub, snapshot) => this.store.applySnapshot(hub, snapshot),
         update: (_hub, update) => {
-          if (update.device && update.stream !== "dead_letter" && !this.store.devices.has(update.device)) reloadSoon();
+          if (update.device && update.stream !== "dead_letter" && update.stream !== "alert" && !this.store.devices.has(update.device))
+            reloadSoon();
           this.store.applyUpdate(update);
         },
         state: (state) => this.#showConnection(state),
@@ -186,6 +189,7 @@ class App {
     this.#nav.replaceChildren(
       h("a", { href: "#/devices", "data-nav": "devices" }, "Devices"),
       h("a", { href: "#/rooms", "data-nav": "rooms" }, "Rooms"),
+      h("a", { href: "#/alerts", "data-nav": "alerts" }, "Alerts"),
       h("a", { href: "#/dead-letters", "data-nav": "dead-letters" }, "Dead letters"),
       ...(roleAllows(identity?.role, "admin") ? [h("a", { href: "#/pipeline", "data-nav": "pipeline" }, "Pipeline")] : []),
     );

@@ -18,6 +18,7 @@ export type StoreEvent =
   | { kind: "availability"; device: string; availability: Availability }
   | { kind: "command"; device: string; data: { id: string; command: string; status: string } & Record<string, unknown>; at: string }
   | { kind: "dead_letter"; data: Record<string, unknown>; at: string }
+  | { kind: "alert"; data: Record<string, unknown>; at: string }
   | { kind: "resync"; hub: string };
 
 export class Store {
@@ -100,6 +101,9 @@ export class Store {
         return;
       case "dead_letter":
         this.#emit({ kind: "dead_letter", data: update.data, at: update.at });
+        return;
+      case "alert":
+        this.#emit({ kind: "alert", data: update.data, at: update.at });
         return;
     }
   }

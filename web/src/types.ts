@@ -13,7 +13,7 @@ export type Twin = Omit<TwinView, "reported"> & { reported: { readings: Record<s
 
 export type Role = "viewer" | "operator" | "admin";
 export type AvailabilityStatus = "online" | "stale" | "offline";
-export type LiveStream = "twin" | "availability" | "command" | "dead_letter";
+export type LiveStream = "twin" | "availability" | "command" | "dead_letter" | "alert";
 
 export interface Availability {
   status: AvailabilityStatus;

@@ -1,6 +1,6 @@
 /** Dead letters: what failed on which queue and why, live from the `system` hub; admins replay them. */
 import { ApiError } from "../api.ts";
-import { badge, loadInto, throttle } from "../components.ts";
+import { badge, loadInto, refreshOnLive, statusSelect } from "../components.ts";
 import type { View } from "../context.ts";
 import { h, setText } from "../dom.ts";
 import { time } from "../format.ts";
@@ -15,11 +15,10 @@ interface Page {
 export const deadLettersView: View = (root, ctx, _params, query) => {
   let status = query.get("status") ?? "pending";
   const admin = ctx.can("admin");
-  const select = h(
-    "select",
-    { id: "dl-status" },
-    ["pending", "replayed", "all"].map((s) => h("option", { value: s, selected: s === status }, s)),
-  );
+  const select = statusSelect(ctx, "dl-status", ["pending", "replayed", "all"], status, (chosen) => {
+    status = chosen;
+    load();
+  });
   const total = h("p", { class: "muted", "aria-live": "polite" });
   const message = h("p", { class: "form-message", role: "status" });
   const fresh = h("p", { class: "notice", hidden: true, role: "status" });
@@ -100,29 +99,23 @@ export const deadLettersView: View = (root, ctx, _params, query) => {
       "Loading dead letters…",
     );
   };
-  select.addEventListener("change", () => {
-    status = select.value;
-    ctx.setQuery(new URLSearchParams(status === "pending" ? {} : { status }));
-    load();
-  });
   load();
 
-  // New dead letters arrive on the system hub: say so and refresh the list (at most every 2 s).
-  const refetch = throttle(load, 2000);
+  // New dead letters arrive on the system hub: say so and refresh the list.
   let arrived = 0;
-  const off = ctx.store.on((event) => {
-    if (event.kind !== "dead_letter") return;
-    arrived++;
-    setText(fresh, `${arrived} new dead letter${arrived === 1 ? "" : "s"} just arrived (latest on ${String(event.data.queue ?? "?")}).`);
-    if (status !== "replayed") refetch();
-    // load() hides the notice; show it again once the list is back.
-    setTimeout(() => {
-      fresh.hidden = false;
-    }, 2100);
-  });
+  const unfollow = refreshOnLive(
+    ctx,
+    "dead_letter",
+    fresh,
+    (event) => {
+      arrived++;
+      return `${arrived} new dead letter${arrived === 1 ? "" : "s"} just arrived (latest on ${String(event.data.queue ?? "?")}).`;
+    },
+    load,
+    () => status !== "replayed",
+  );
   return () => {
     stop();
-    off();
-    refetch.cancel();
+    unfollow();
   };
 };

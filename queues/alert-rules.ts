@@ -1,0 +1,64 @@
+/**
+ * Alert evaluation on the stream (docs/alerts.md): the metrics consumer hands each batch here
+ * after storing it. The enabled rules are read once per batch, matched against each message's
+ * routing key, device and readings, and each device's matching readings go to its AlertActor in
+ * one call, which holds the rules' state and timers.
+ */
+import { alertStub, type Observation } from "../durable-objects/alert-actor";
+import { listRules } from "../shared/alert-store";
+import type { AlertRule } from "../shared/schemas/alerts";
+import type { Envelope } from "../shared/schemas/message";
+import { matchesPattern } from "../shared/topics";
+
+/** The numbers of a message's readings: plain numbers, {value, unit}, and booleans as 1 and 0. */
+export function numbersOf(message: Envelope): Record<string, number> {
+  if (message.type !== "metric" && message.type !== "telemetry") return {};
+  const out: Record<string, number> = {};
+  for (const [name, reading] of Object.entries(message.payload)) {
+    if (typeof reading === "number") out[name] = reading;
+    else if (typeof reading === "boolean") out[name] = reading ? 1 : 0;
+    else out[name] = reading.value;
+  }
+  return out;
+}
+
+export function ruleMatches(rule: AlertRule, message: Envelope, readings: Record<string, number>): boolean {
+  if (rule.device && rule.device !== message.source) return false;
+  if (rule.routing_key && !matchesPattern(rule.routing_key, message.routing_key)) return false;
+  return rule.metric === undefined || rule.metric in readings;
+}
+
+export async function evaluateAlerts(env: Env, messages: readonly Envelope[]): Promise<number> {
+  const rules = await listRules(env.DB, { enabledOnly: true });
+  if (rules.length === 0) return 0;
+  const perDevice = new Map<string, { rules: Map<string, AlertRule>; observations: Observation[] }>();
+  for (const message of messages) {
+    const readings = numbersOf(message);
+    const matching = rules.filter((r) => ruleMatches(r, message, readings));
+    if (matching.length === 0) continue;
+    let entry = perDevice.get(message.source);
+    if (!entry) {
+      entry = { rules: new Map(), observations: [] };
+      perDevice.set(message.source, entry);
+    }
+    for (const rule of matching) entry.rules.set(rule.id, rule);
+    entry.observations.push({
+      id: message.id,
+      routing_key: message.routing_key,
+      at: Date.parse(message.received_at),
+      readings,
+      rules: matching.map((r) => r.id),
+    });
+  }
+  // Each device's readings in message order; devices in parallel.
+  await Promise.all(
+    [...perDevice].map(([device, { rules: own, observations }]) =>
+      alertStub(env, device).evaluate(
+        device,
+        [...own.values()],
+        observations.sort((a, b) => a.at - b.at),
+      ),
+    ),
+  );
+  return perDevice.size;
+}

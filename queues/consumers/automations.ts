@@ -1,0 +1,14 @@
+/**
+ * The consumer of `home.events.automations`, `home.events.state_changes` and `sensors.motion`
+ * (seed 001's n8n workflows): it keeps each message in the archive, as the archive feed did for
+ * these queues, and runs the automations they trigger (queues/automations.ts).
+ */
+import { runAutomations } from "../automations";
+import type { BatchHandler } from "../consumer";
+import { toArchive } from "./archive-feed";
+
+export const automations: BatchHandler = async (messages, { env }) => {
+  await toArchive(env, messages);
+  await runAutomations(env, messages, "event");
+  return undefined;
+};
