@@ -60,6 +60,9 @@ export default defineConfig(async () => {
       deps: mqttPacket.deps,
       include: ["test/workers/series/**/*.test.ts"],
       setupFiles: ["test/workers/setup.ts"],
+      // vitest 4 relays each console call from workerd over RPC; a log still in flight when a
+      // file's worker closes fails a green run (vitest-dev/vitest#11153). Written straight out instead.
+      disableConsoleIntercept: true,
       globalSetup: ["test/global/postgres.ts"],
       // The outage tests stop the one PostgreSQL server: no other file may be using it then.
       fileParallelism: false,
@@ -78,6 +81,8 @@ export default defineConfig(async () => {
             deps: mqttPacket.deps,
             include: ["test/workers/**/*.test.ts"],
             setupFiles: ["test/workers/setup.ts"],
+            // As above: no console relay to race the worker's teardown (vitest-dev/vitest#11153).
+            disableConsoleIntercept: true,
           },
         },
         ...(postgres ? [postgresProject] : []),

@@ -11,7 +11,15 @@ export interface LogFields {
   [key: string]: unknown;
 }
 
+const ORDER: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
+
+/** Everything by default; the workerd test pool sets `warn` (test/workers/setup.ts) so per-message lines do not bury its output. */
+function minimum(): LogLevel {
+  return (globalThis as { EDGEMESH_LOG_LEVEL?: LogLevel }).EDGEMESH_LOG_LEVEL ?? "debug";
+}
+
 export function log(level: LogLevel, msg: string, fields: LogFields = {}): void {
+  if (ORDER[level] < ORDER[minimum()]) return;
   const line = JSON.stringify({ level, msg, time: new Date().toISOString(), ...fields });
   if (level === "error") console.error(line);
   else if (level === "warn") console.warn(line);
