@@ -28,7 +28,7 @@ export interface Observation {
   rules: string[];
 }
 
-export type AlertActorApi = Pick<AlertActor, "evaluate" | "acknowledge" | "states" | "alarm">;
+export type AlertActorApi = Pick<AlertActor, "evaluate" | "acknowledge" | "states" | "alarm" | "recheck">;
 
 export function alertStub(env: Env, device: string): AlertActorApi {
   return env.ALERT_ACTOR.getByName(device) as unknown as AlertActorApi;
@@ -107,6 +107,7 @@ function describe(condition: AlertCondition, metric: string | undefined, value: 
 }
 
 export class AlertActor extends DurableObject<Env> {
+  #flushing: Promise<boolean> = Promise.resolve(true);
   #detectors = new Map<string, RollingDetector>();
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -324,6 +325,11 @@ export class AlertActor extends DurableObject<Env> {
   }
 
   /** Timers: holds that ran their time, absence of data, re-notification and escalation. */
+  /** A rule was deleted or disabled: its alerts clear now, as the alarm would clear them. */
+  async recheck(): Promise<void> {
+    await this.alarm();
+  }
+
   override async alarm(): Promise<void> {
     await this.#flush();
     const now = Date.now();
@@ -459,9 +465,18 @@ export class AlertActor extends DurableObject<Env> {
     await this.#flush();
   }
 
-  async #flush(): Promise<boolean> {
+  /** One flush at a time: an evaluation and the alarm flushing together would both send the same rows. */
+  #flush(): Promise<boolean> {
+    const next = this.#flushing.then(() => this.#flushNow());
+    this.#flushing = next.catch(() => false);
+    return next;
+  }
+
+  async #flushNow(): Promise<boolean> {
+    // Insertion order (rowid): the clock stands still inside one evaluation, so `created` ties
+    // and a `fired` must not be overtaken by the `cleared` made in the same step.
     const pending = this.ctx.storage.sql
-      .exec<{ id: string; body: string }>("SELECT id, body FROM outbox ORDER BY created, id")
+      .exec<{ id: string; body: string }>("SELECT id, body FROM outbox ORDER BY rowid")
       .toArray()
       .map((r) => JSON.parse(r.body) as EnvelopeOf<"alert">);
     if (pending.length === 0) return true;

@@ -123,7 +123,9 @@ interface Conn {
 
 /**
  * sessions: persistent sessions (subscriptions, and command publishes not yet acknowledged).
- * retained: the device namespace's retained messages [MQTT-3.3.1-5]. wills: the will of each
+ * retained: the device namespace's retained messages [MQTT-3.3.1-5]. awaiting_rel: QoS 2
+ * publishes of persistent sessions received and PUBREC'd, not yet released [MQTT-4.3.3-9]; a
+ * resumed session keeps refusing to ingest their repeats. wills: the will of each
  * connected client id, and wills waiting out their v5 delay (fire_at set); the secret is kept only
  * as its SHA-256, which the twin compares with its own.
  */
@@ -131,6 +133,7 @@ const SCHEMA = `CREATE TABLE IF NOT EXISTS sessions (
   client_id TEXT PRIMARY KEY, subs TEXT NOT NULL, inflight TEXT NOT NULL DEFAULT '{}', expires INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS retained (
   topic TEXT PRIMARY KEY, payload BLOB NOT NULL, qos INTEGER NOT NULL, properties TEXT NOT NULL, expires_at INTEGER);
+CREATE TABLE IF NOT EXISTS awaiting_rel (client_id TEXT NOT NULL, packet_id INTEGER NOT NULL, PRIMARY KEY (client_id, packet_id));
 CREATE TABLE IF NOT EXISTS wills (
   client_id TEXT PRIMARY KEY, device TEXT NOT NULL, will TEXT NOT NULL, credential TEXT NOT NULL, fire_at INTEGER);`;
 /** Retained topics one device may hold; a retained publish beyond it is refused with 0x97. */
@@ -477,8 +480,10 @@ export class MqttSession extends DurableObject<Env> {
         await sha256Hex(secret),
       );
     }
-    if (packet.clean !== false) sql.exec("DELETE FROM sessions WHERE client_id = ?", clientId);
-    else {
+    if (packet.clean !== false) {
+      sql.exec("DELETE FROM sessions WHERE client_id = ?", clientId);
+      sql.exec("DELETE FROM awaiting_rel WHERE client_id = ?", clientId);
+    } else {
       const row = sql
         .exec<{ subs: string; inflight: string; expires: number }>(
           "SELECT subs, inflight, expires FROM sessions WHERE client_id = ?",
@@ -489,6 +494,12 @@ export class MqttSession extends DurableObject<Env> {
         conn.filters = readFilters(conn.device, JSON.parse(row.subs));
         inflight = readOutbound(JSON.parse(row.inflight));
         sessionPresent = true;
+        conn.awaitingRel = sql
+          .exec<{ packet_id: number }>("SELECT packet_id FROM awaiting_rel WHERE client_id = ?", clientId)
+          .toArray()
+          .map((r) => r.packet_id);
+      } else {
+        sql.exec("DELETE FROM awaiting_rel WHERE client_id = ?", clientId);
       }
     }
     this.#save(ws, conn);
@@ -596,7 +607,10 @@ export class MqttSession extends DurableObject<Env> {
     if (packet.qos === 1) this.#send(ws, conn, { cmd: "puback", messageId: id, reasonCode: reason });
     if (packet.qos === 2) {
       // [MQTT-4.3.3-8] after a PUBREC with a failure code the packet id is free again.
-      if (reason < 0x80) conn.awaitingRel.push(id);
+      if (reason < 0x80) {
+        conn.awaitingRel.push(id);
+        if (conn.persistent) this.#sql().exec("INSERT OR IGNORE INTO awaiting_rel (client_id, packet_id) VALUES (?, ?)", conn.clientId, id);
+      }
       this.#send(ws, conn, { cmd: "pubrec", messageId: id, reasonCode: reason });
     }
     this.#save(ws, conn);
@@ -657,8 +671,14 @@ export class MqttSession extends DurableObject<Env> {
     if (own.kind === "command_result") {
       const result = MqttCommandResult.safeParse(body);
       if (!result.success) return REASON.payloadFormatInvalid;
-      const done = await twin.completeCommand(null, own.commandId, result.data);
-      return done.ok ? REASON.success : done.code === "not_found" ? REASON.packetIdentifierNotFound : REASON.implementationSpecific;
+      // Under the connection's own secret, so a rotated token cannot answer commands either; a will
+      // (kept only as the secret's hash) may not answer one.
+      if (from.credentialHash !== undefined) return REASON.notAuthorized;
+      const done = await twin.completeCommand(from.secret, own.commandId, result.data);
+      if (done.ok) return REASON.success;
+      if (done.code === "unauthorized") throw new MqttError(REASON.notAuthorized, "the device token is no longer valid");
+      if (done.code === "rate_limited") return REASON.quotaExceeded;
+      return done.code === "not_found" ? REASON.packetIdentifierNotFound : REASON.implementationSpecific;
     }
     if (typeof body !== "object" || body === null || Array.isArray(body)) return REASON.payloadFormatInvalid;
     // A bare reading object (`{"temperature": 21.5}`) is the message's payload.
@@ -788,6 +808,7 @@ export class MqttSession extends DurableObject<Env> {
   #onPubrel(ws: WebSocket, conn: Conn, id: number): void {
     const at = conn.awaitingRel.indexOf(id);
     if (at >= 0) conn.awaitingRel.splice(at, 1);
+    if (conn.persistent) this.#sql().exec("DELETE FROM awaiting_rel WHERE client_id = ? AND packet_id = ?", conn.clientId, id);
     this.#save(ws, conn);
     // [MQTT-4.3.3-11] PUBREL is answered with PUBCOMP; v5 names an id it does not know (0x92).
     this.#send(ws, conn, { cmd: "pubcomp", messageId: id, reasonCode: at >= 0 ? 0 : REASON.packetIdentifierNotFound });

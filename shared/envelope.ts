@@ -106,6 +106,17 @@ export function buildEnvelope(raw: unknown, ctx: BuildContext): BuildResult {
   const payloadSchema: z.ZodType = PAYLOADS[type];
   const payload = payloadSchema.safeParse(rawPayload);
   if (!payload.success) return { ok: false, code: "invalid_payload", issues: toIssues(payload.error.issues, "payload") };
+  if (type === "alert" && isObject(payload.data)) {
+    // A device's alert is its own: naming a rule or an alert would let it act on the edge's rule
+    // alerts (their channels, their rows), and naming a device would pin it on another.
+    const own = payload.data;
+    for (const field of ["rule_id", "alert_id"] as const) {
+      if (own[field] !== undefined) return fail("forbidden", `payload.${field}`, "set only by the edge's alert rules");
+    }
+    if (own.device !== undefined && own.device !== ctx.principal.id) {
+      return fail("source_mismatch", "payload.device", `the credential belongs to "${ctx.principal.id}"`);
+    }
+  }
 
   const receivedAt = new Date(ctx.now).toISOString();
   let timestamp = receivedAt;

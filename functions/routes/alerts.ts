@@ -41,10 +41,25 @@ function versionOf(header: string | undefined): number | undefined {
   return version;
 }
 
+/**
+ * The devices with an open alert of the rule re-read their rules now: a deleted or disabled rule
+ * clears its alerts at once (an active alert with no re-notify or escalation timer has no alarm
+ * that would find the rule gone).
+ */
+async function recheckOpenAlerts(env: Env, ruleId: string): Promise<void> {
+  const { results } = await env.DB.prepare("SELECT DISTINCT device FROM alerts WHERE rule_id = ? AND status != 'cleared'")
+    .bind(ruleId)
+    .all<{ device: string }>();
+  await Promise.all(results.map((r) => alertStub(env, r.device).recheck()));
+}
+
 async function replace(env: Env, id: string, input: AlertRuleInput, ifMatch: string | undefined) {
   const version = versionOf(ifMatch);
   const rule = await replaceRule(env.DB, id, input, new Date().toISOString(), version);
-  if (rule) return rule;
+  if (rule) {
+    if (!rule.enabled) await recheckOpenAlerts(env, id);
+    return rule;
+  }
   if (version !== undefined && (await getRule(env.DB, id)))
     throw new ApiError("precondition_failed", `alert rule "${id}" changed since version ${version}`);
   throw new ApiError("not_found", `no alert rule "${id}"`);
@@ -75,7 +90,7 @@ export const alertRoutes = new Hono<AppEnv>()
   .delete("/alert_rules/:id", requireRole("operator"), async (c) => {
     const id = idParam(c.req.param("id"), "an alert rule");
     if (!(await deleteRule(c.env.DB, id))) throw new ApiError("not_found", `no alert rule "${id}"`);
-    // Active alerts of the rule clear on their actor's next alarm (it finds the rule gone).
+    await recheckOpenAlerts(c.env, id);
     return c.body(null, 204);
   })
   .get("/alerts", requireRole("viewer"), validate("query", AlertQuery), async (c) => {

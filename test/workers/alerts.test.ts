@@ -295,18 +295,48 @@ describe("AlertActor conditions and lifecycle", () => {
     ).toBe(404);
   });
 
-  it("a deleted rule's alert clears on the next alarm", async () => {
+  it("a deleted rule's alert clears at once, though no timer of its own would wake the actor", async () => {
     const { device, rule } = await ruleOnNewDevice("del", {
       name: "gone",
       metric: "x",
       condition: { type: "threshold", op: "gt", value: 0 },
       severity: "info",
-      renotify_seconds: 60,
     });
     await alertStub(env, device).evaluate(device, [rule], [obs(rule, Date.now() - 120_000, { x: 1 })]);
+    expect((await alertsOf(device))[0]?.status).toBe("active");
     expect((await call(`/api/monitoring/alert_rules/${rule.id}`, { method: "DELETE", headers: ADMIN })).status).toBe(204);
-    await afterTimers(device, async () => ((await alertsOf(device))[0]?.status === "cleared" ? true : undefined), "the clear");
+    expect((await alertsOf(device))[0]?.status).toBe("cleared");
     expect(await phases(device)).toEqual([]);
+  });
+
+  it("a disabled rule's alert clears at once", async () => {
+    const { device, rule } = await ruleOnNewDevice("off", {
+      name: "off",
+      metric: "x",
+      condition: { type: "threshold", op: "gt", value: 0 },
+      severity: "info",
+    });
+    await alertStub(env, device).evaluate(device, [rule], [obs(rule, Date.now() - 120_000, { x: 1 })]);
+    const patched = await call(`/api/monitoring/alert_rules/${rule.id}`, {
+      method: "PATCH",
+      headers: { ...ADMIN, "content-type": "application/json" },
+      body: JSON.stringify({ enabled: false }),
+    });
+    expect(patched.status, await patched.clone().text()).toBe(200);
+    expect((await alertsOf(device))[0]?.status).toBe("cleared");
+  });
+
+  it("an alert fired and cleared by one batch ends cleared (the outbox keeps their order)", async () => {
+    const { device, rule } = await ruleOnNewDevice("flap", {
+      name: "flap",
+      metric: "x",
+      condition: { type: "threshold", op: "gt", value: 10 },
+      severity: "warning",
+    });
+    const at = Date.now() - 60_000;
+    await alertStub(env, device).evaluate(device, [rule], [obs(rule, at, { x: 20 }), obs(rule, at + 1000, { x: 1 })]);
+    const alerts = await alertsOf(device);
+    expect(alerts.map((a) => a.status)).toEqual(["cleared"]);
   });
 });
 
@@ -486,5 +516,26 @@ describe("notifier", () => {
     const other = await notify(env, { ...channel, url: "http://127.0.0.1:9/other" }, alert, context).catch((e: NotifyFailed) => e);
     expect((other as NotifyFailed).circuitOpen).toBe(false);
     resetChannelBreakers();
+  });
+});
+
+describe("alerts a device raises itself", () => {
+  it("may not name a rule, an alert or another device: refused per message with the field, the rest accepted", async () => {
+    const id = uniqueId("raiser");
+    const { device, token } = await createDevice({ id, type: "temperature", room: "lab", publish: [`alerts:alerts.*.${id}`] });
+    const alert = (extra: Record<string, unknown>) => ({ type: "alert", payload: { severity: "warning", title: "hot", ...extra } });
+    const res = await post("/v1/events", token, [
+      alert({ rule_id: "r-1" }),
+      alert({ alert_id: "a-1" }),
+      alert({ device: "someone-else" }),
+      alert({ device: device.id }),
+    ]);
+    const body = await json<{ accepted: number; rejected: { index: number; code: string; issues: { path: string }[] }[] }>(res);
+    expect(body.rejected.map((r) => [r.index, r.code, r.issues[0]?.path])).toEqual([
+      [0, "forbidden", "payload.rule_id"],
+      [1, "forbidden", "payload.alert_id"],
+      [2, "source_mismatch", "payload.device"],
+    ]);
+    expect(body.accepted).toBe(1);
   });
 });

@@ -324,3 +324,34 @@ describe("MQTT gateway: commands at QoS 2", () => {
     expect(again.isClosed()).toBe(false);
   });
 });
+
+describe("MQTT gateway: QoS 2 in a persistent session, and results under the connection's token", () => {
+  it("a QoS 2 publish PUBREC'd before the connection dropped is not ingested again when the resumed session repeats it", async () => {
+    const { device, token } = await newDevice();
+    const options = { clean: false, properties: { sessionExpiryInterval: 300 } };
+    const first = await join(device, token, 5, device, options);
+    first.send(publish(`devices/${device}/telemetry`, { payload: { temperature: 21 } }, 2, 7));
+    expect(reasonOf(await first.next("pubrec"))).toBe(REASON.success);
+    first.ws.close(1000, "dropped before PUBREL");
+    await first.closed;
+    const again = await join(device, token, 5, device, options);
+    again.send(publish(`devices/${device}/telemetry`, { payload: { temperature: 21 } }, 2, 7, { dup: true }));
+    expect(reasonOf(await again.next("pubrec"))).toBe(REASON.success);
+    again.send({ cmd: "pubrel", messageId: 7 } as Packet);
+    expect(reasonOf(await again.next("pubcomp"))).toBe(REASON.success);
+    const twin = await call(`/v1/devices/${device}/twin`, { headers: ADMIN });
+    expect(((await twin.json()) as { counters: { accepted: number } }).counters.accepted).toBe(1);
+  });
+
+  it("a command result over MQTT after the token was rotated ends the connection (0x87) and leaves the command open", async () => {
+    const { device, token } = await newDevice();
+    const client = await join(device, token, 5);
+    const id = await sendCommand(device, "reboot");
+    const rotated = await call(`/v1/devices/${device}/token`, { method: "POST", headers: ADMIN });
+    expect(rotated.status).toBeLessThan(300);
+    client.send(publish(`devices/${device}/commands/${id}/result`, { status: "succeeded" }, 1, 1));
+    expect(reasonOf(await client.next("disconnect"))).toBe(REASON.notAuthorized);
+    const command = await call(`/v1/devices/${device}/commands/${id}`, { headers: ADMIN });
+    expect(((await command.json()) as { command: { status: string } }).command.status).not.toBe("succeeded");
+  });
+});
