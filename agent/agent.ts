@@ -6,6 +6,7 @@ import { EdgeClient } from "./edge-client.ts";
 import { startHealthServer, statusReport } from "./health.ts";
 import { HomeAssistantLink } from "./homeassistant.ts";
 import { KafkaBridge } from "./kafka.ts";
+import { withoutCredentials } from "./lan-message.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { MqttBridge } from "./mqtt-bridge.ts";
 import { Outbox } from "./outbox.ts";
@@ -93,7 +94,7 @@ export async function startAgent(config: AgentConfig, options: { log?: Logger; t
       statusReport({
         agent: edge.agentId,
         started,
-        mqttUrl: config.mqtt.url,
+        mqttUrl: withoutCredentials(config.mqtt.url),
         edgeUrl: config.edge.url,
         outboxPath: config.outbox.path,
         outbox,
@@ -106,7 +107,7 @@ export async function startAgent(config: AgentConfig, options: { log?: Logger; t
   }
   const address = health?.address();
   const healthUrl = address && typeof address === "object" ? `http://${config.health.listen.replace(/:\d+$/, "")}:${address.port}` : "";
-  log.info("agent started", { agent: edge.agentId, edge: config.edge.url, mqtt: config.mqtt.url, health: healthUrl });
+  log.info("agent started", { agent: edge.agentId, edge: config.edge.url, mqtt: withoutCredentials(config.mqtt.url), health: healthUrl });
 
   return {
     id: edge.agentId,

@@ -155,6 +155,9 @@ export class Downlink {
   }
 
   async #deliver(device: string, command: EdgeCommand): Promise<void> {
+    // The edge offers an unanswered command again after its retry delay; while this agent still
+    // waits for the device's reply it is not published twice (a toggle would act twice).
+    if (this.#pending.get(device)?.some((p) => p.command.id === command.id)) return;
     const payload =
       this.options.payload === "parameters"
         ? command.parameters

@@ -37,9 +37,21 @@ export class EdgeUnavailable extends Error {
 export class EdgeRefused extends Error {
   override name = "EdgeRefused";
   readonly status: number;
-  constructor(message: string, status: number) {
+  /** The edge's error code (`invalid_payload`, `batch_too_large`, …), when its answer had one. */
+  readonly code: string | undefined;
+  constructor(message: string, status: number, code?: string) {
     super(message);
     this.status = status;
+    this.code = code;
+  }
+}
+
+function errorCode(text: string): string | undefined {
+  try {
+    const code = (JSON.parse(text) as { error?: { code?: unknown } }).error?.code;
+    return typeof code === "string" ? code : undefined;
+  } catch {
+    return undefined;
   }
 }
 
@@ -74,7 +86,7 @@ export class EdgeClient {
     const retryAfter = Number(response.headers.get("retry-after"));
     if (response.status === 429 || response.status >= 500 || response.status === 408)
       throw new EdgeUnavailable(`edge answered ${response.status}: ${text.slice(0, 300)}`, retryAfter > 0 ? retryAfter * 1000 : undefined);
-    throw new EdgeRefused(`edge answered ${response.status}: ${text.slice(0, 300)}`, response.status);
+    throw new EdgeRefused(`edge answered ${response.status}: ${text.slice(0, 300)}`, response.status, errorCode(text));
   }
 
   /** Posts a batch; the answer has one result per message, in order. */

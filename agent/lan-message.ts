@@ -3,7 +3,7 @@
  * topic → routing key and device, enrichment (processing time, source metadata), validation.
  */
 import { derivedId, MESSAGE_ID_PATTERN, newMessageId } from "../shared/ids.ts";
-import { EventPayload, TelemetryPayload } from "../shared/schemas/message.ts";
+import { DeviceId, EventPayload, TelemetryPayload } from "../shared/schemas/message.ts";
 import { mapTopic } from "../shared/topics.ts";
 import type { AgentRule } from "./config.ts";
 
@@ -77,7 +77,7 @@ export async function convert(
 }
 
 /** A broker URL as metadata: scheme, host and port, never a user or password. */
-function withoutCredentials(url: string): string {
+export function withoutCredentials(url: string): string {
   try {
     const parsed = new URL(url);
     return `${parsed.protocol}//${parsed.host}`.slice(0, 256);
@@ -89,6 +89,14 @@ function withoutCredentials(url: string): string {
 /** Validates and enriches one payload for a known route (the MQTT and the Kafka sources). */
 export async function convertPayload(raw: Buffer, route: Route, metadata: Record<string, string>, now = new Date()): Promise<Conversion> {
   const { device } = route;
+  // Checked here, not at the edge: a device id the edge cannot take would make it refuse the whole batch.
+  const deviceCheck = DeviceId.safeParse(device);
+  if (!deviceCheck.success)
+    return {
+      ok: false,
+      reason: "invalid",
+      detail: `device id "${device.slice(0, 80)}": ${deviceCheck.error.issues[0]?.message ?? "invalid"}`,
+    };
   const lastLevel = route.origin.split(/[/.]/).at(-1) ?? "value";
   let parsed: unknown;
   try {

@@ -2,13 +2,16 @@
  * The LAN broker side (MQTT.js): a persistent session (MQTT 5, clean start off, a week's
  * expiry), so what arrives while the agent is away or before it acknowledged waits at the
  * broker. A QoS 1 publish is acknowledged only after it is in the outbox on disk
- * (`customHandleAcks`); with a full outbox under `backpressure` the acknowledgement waits, which
- * stops the broker sending more (its in-flight window) and keeps the rest queued there.
+ * (`customHandleAcks`). With a full outbox under `backpressure` the agent leaves the broker
+ * without acknowledging, and comes back once the uplink made room: the broker keeps everything
+ * unacknowledged in the agent's persistent session and sends it again, in order. (Holding the
+ * acknowledgement instead would stall MQTT.js's packet handling, pings included, until the broker
+ * dropped the connection for keep alive.)
  */
 import mqtt, { type IClientOptions, type MqttClient } from "mqtt";
 import { filterMatches } from "../shared/topics.ts";
 import type { AgentConfig } from "./config.ts";
-import { type Conversion, convert, type LanMessage } from "./lan-message.ts";
+import { type Conversion, convert, type LanMessage, withoutCredentials } from "./lan-message.ts";
 import type { Logger } from "./log.ts";
 import type { Outbox } from "./outbox.ts";
 import type { Stats } from "./stats.ts";
@@ -54,6 +57,16 @@ export interface Translator {
   translate(topic: string, raw: Buffer): Promise<Conversion | "consumed">;
 }
 
+/** The outbox is full under `backpressure`: the message stays with the broker. */
+class OutboxFull extends Error {
+  override name = "OutboxFull";
+  readonly bytes: number;
+  constructor(bytes: number) {
+    super("the outbox is full");
+    this.bytes = bytes;
+  }
+}
+
 export class MqttBridge {
   client: MqttClient | undefined;
   readonly #known: Set<string> | undefined;
@@ -68,6 +81,7 @@ export class MqttBridge {
   /** Set before start(). */
   translators: Translator[] = [];
   #stopping = false;
+  #paused = false;
 
   readonly config: AgentConfig;
   readonly agentId: string;
@@ -106,6 +120,7 @@ export class MqttBridge {
           () => done(0),
           (error) => {
             // Not acknowledged: the broker redelivers it on the next connection.
+            if (error instanceof OutboxFull) return this.#pauseUntilRoom(error.bytes);
             this.stats.error("mqtt", error);
             this.log.error("message not stored; left unacknowledged at the broker", { topic, error: String(error) });
             this.client?.end(true, undefined, () => {
@@ -119,12 +134,15 @@ export class MqttBridge {
     this.client = client;
     client.on("connect", (connack) => {
       this.stats.mqttConnected = true;
-      this.log.info("connected to the LAN broker", { url: m.url, session_present: connack.sessionPresent });
-      const filters: Record<string, { qos: 0 | 1 }> = {};
-      for (const rule of m.rules) filters[rule.topic] = { qos: rule.qos };
-      if (this.availabilityTopic) filters[this.availabilityTopic.filter] = { qos: 1 };
-      if (this.resultTopic) filters[this.resultTopic.filter] = { qos: 1 };
-      for (const translator of this.translators) filters[translator.filter] = { qos: translator.qos };
+      this.log.info("connected to the LAN broker", { url: withoutCredentials(m.url), session_present: connack.sessionPresent });
+      // Retain Handling 1: retained messages only for a subscription the session did not hold
+      // yet. Resubscribing on every reconnect must not take each retained state in again as a
+      // new reading (with a new time, and a new id when it has none of its own).
+      const filters: Record<string, { qos: 0 | 1; rh: 1 }> = {};
+      for (const rule of m.rules) filters[rule.topic] = { qos: rule.qos, rh: 1 };
+      if (this.availabilityTopic) filters[this.availabilityTopic.filter] = { qos: 1, rh: 1 };
+      if (this.resultTopic) filters[this.resultTopic.filter] = { qos: 1, rh: 1 };
+      for (const translator of this.translators) filters[translator.filter] = { qos: translator.qos, rh: 1 };
       client.subscribe(filters, (error) => {
         if (error) this.log.error("subscribe failed", { error: String(error) });
       });
@@ -197,22 +215,31 @@ export class MqttBridge {
         this.stats.count("dropped_qos0_full");
         return;
       }
-      if (this.#stopping) throw new Error("stopping with a full outbox");
-      // Backpressure: hold this acknowledgement until the uplink made room.
-      await new Promise<void>((resolve) => {
-        const off = this.outbox.onChange(() => {
-          if (!this.outbox.full(Buffer.byteLength(body)) || this.#stopping) {
-            off();
-            clearTimeout(timer);
-            resolve();
-          }
-        });
-        const timer = setTimeout(() => {
-          off();
-          resolve();
-        }, 1000);
-      });
+      throw new OutboxFull(Buffer.byteLength(body));
     }
+  }
+
+  /** Backpressure: off the broker until the outbox has room for the message it refused, then back. */
+  #pauseUntilRoom(bytes: number): void {
+    if (this.#paused) return;
+    this.#paused = true;
+    this.stats.count("backpressure_pauses");
+    this.log.warn("outbox full: intake paused; the broker keeps the messages until there is room", { depth: this.outbox.depth });
+    this.client?.end(true, undefined, () => {
+      const resume = () => {
+        if (!this.#paused) return;
+        off();
+        clearInterval(poll);
+        this.#paused = false;
+        if (this.#stopping) return;
+        this.log.info("outbox has room again: intake resumes");
+        this.client?.reconnect();
+      };
+      const ready = () => !this.outbox.full(bytes) || this.#stopping;
+      const off = this.outbox.onChange(() => ready() && resume());
+      // The uplink's removals announce themselves; the poll covers a change made before this listener.
+      const poll = setInterval(() => ready() && resume(), 1000);
+    });
   }
 
   async publish(topic: string, payload: string, qos: 0 | 1 = 1, retain = false): Promise<void> {

@@ -15,7 +15,8 @@ export type Counter =
   | "command_results"
   | "desired_published"
   | "presence_reports"
-  | "wakes";
+  | "wakes"
+  | "backpressure_pauses";
 
 /** Events per second over the last minute, from per-second buckets. */
 class Rate {
@@ -59,6 +60,7 @@ export class Stats {
     desired_published: 0,
     presence_reports: 0,
     wakes: 0,
+    backpressure_pauses: 0,
   };
   readonly received = new Rate();
   readonly forwarded = new Rate();

@@ -6,7 +6,7 @@
  */
 import { type AgentResult, backoffMs, type EdgeClient, EdgeRefused } from "./edge-client.ts";
 import type { Logger } from "./log.ts";
-import type { Outbox } from "./outbox.ts";
+import type { Outbox, OutboxMessage } from "./outbox.ts";
 import type { Stats } from "./stats.ts";
 
 export interface UplinkOptions {
@@ -76,6 +76,28 @@ export class Uplink {
       try {
         results = await this.edge.send(batch.map((m) => JSON.parse(m.body)));
       } catch (error) {
+        if (error instanceof EdgeRefused && refusedForItsContent(error)) {
+          if (batch.length > 1) {
+            // Something in the batch makes the edge refuse it whole (too large once inflated, a
+            // field it cannot take): halve until the message at fault travels alone.
+            batchSize = Math.max(1, Math.floor(batch.length / 2));
+            this.log.warn("the edge refused a batch whole; sending smaller ones", { status: error.status, batch_size: batchSize });
+            continue;
+          }
+          // Alone and still refused for what it holds: it can never be taken. Dropped, counted
+          // and logged with the edge's reason, so one bad message cannot stop every other.
+          const [message] = batch as [OutboxMessage];
+          this.stats.count("rejected_by_edge");
+          this.stats.error("uplink", error);
+          this.log.error("the edge refuses this message for good; dropped", {
+            id: message.id,
+            device: message.device,
+            error: error.message,
+          });
+          this.outbox.remove([message.seq]);
+          this.onAcknowledged([message.id]);
+          continue;
+        }
         this.stats.count("uplink_errors");
         this.stats.error("uplink", error);
         this.stats.edge = { ...this.stats.edge, reachable: false, last_error: String((error as Error).message) };
@@ -131,4 +153,13 @@ export class Uplink {
     const until = Date.now() + ms;
     while (this.#running && Date.now() < until) await this.#sleep(until - Date.now());
   }
+}
+
+/**
+ * The edge refuses a whole request for what the messages hold — too large (413), or a field its
+ * batch schema rejects (400 `invalid_payload`) — not for the agent's credential or a fault of its
+ * own, which are retried.
+ */
+function refusedForItsContent(error: EdgeRefused): boolean {
+  return error.status === 413 || (error.status === 400 && error.code === "invalid_payload");
 }

@@ -275,7 +275,7 @@ describe.runIf(haveMosquitto)("LAN agent against Mosquitto and the local edge", 
     }
   });
 
-  it("holds QoS 1 acknowledgements when the outbox is full (backpressure) and loses nothing", async () => {
+  it("leaves the broker while the outbox is full (backpressure), comes back when there is room, and loses nothing", async () => {
     const agent = await agentFor({ devices: ["meter5"], viaProxy: true, outbox: "  max_messages: 20\n  when_full: backpressure" });
     try {
       const base = Date.now() - 3_600_000;
@@ -285,6 +285,9 @@ describe.runIf(haveMosquitto)("LAN agent against Mosquitto and the local edge", 
       await new Promise((r) => setTimeout(r, 500));
       expect(agent.outbox.depth).toBe(20);
       expect(agent.outbox.dropped).toBe(0);
+      // Paused: off the broker (which keeps the other 40 in the agent's session), not stalled on it.
+      expect(agent.stats.counters.backpressure_pauses).toBeGreaterThanOrEqual(1);
+      expect(agent.stats.mqttConnected).toBe(false);
       proxy.mode = "up";
       await until(async () => ((await storedReadings(edge, "meter5", base)) === 60 ? true : undefined), "all 60 stored", 90_000);
       expect((await twinOf(edge, "meter5")).counters.accepted).toBe(60);

@@ -8,7 +8,9 @@ import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import mqtt, { type MqttClient } from "mqtt";
+import { type RunningAgent, startAgent } from "../../agent/agent.ts";
 import { type AgentConfig, parseConfig } from "../../agent/config.ts";
+import { createLogger } from "../../agent/log.ts";
 import type { LocalEdge } from "../../scripts/lib/local-edge.ts";
 import { mosquittoAvailable } from "../../scripts/lib/mosquitto.ts";
 
@@ -174,4 +176,24 @@ export interface TwinView {
 
 export async function twinOf(edge: LocalEdge, id: string): Promise<TwinView> {
   return (await edge.admin<TwinView>("GET", `/v1/devices/${id}/twin`)).body;
+}
+
+/** A quiet agent, returned once it is connected and its subscriptions have reached the broker. */
+export async function startSubscribedAgent(config: AgentConfig): Promise<RunningAgent> {
+  const agent = await startAgent(config, { log: createLogger("error") });
+  await until(() => (agent.stats.mqttConnected ? true : undefined), "the agent's MQTT connection");
+  // The subscription is made on connect; give the broker its SUBACK before publishing.
+  await new Promise((r) => setTimeout(r, 300));
+  return agent;
+}
+
+/** Stops a file's agent, LAN client and services, whichever of them started. */
+export async function stopAll(
+  agent: RunningAgent | undefined,
+  lan: MqttClient | undefined,
+  ...services: ({ stop(): Promise<void> } | undefined)[]
+) {
+  await agent?.stop();
+  await lan?.endAsync();
+  await Promise.all(services.map((s) => s?.stop()));
 }

@@ -5,12 +5,21 @@
  */
 import type { MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type RunningAgent, startAgent } from "../../agent/agent.ts";
-import { createLogger } from "../../agent/log.ts";
+import type { RunningAgent } from "../../agent/agent.ts";
 import { type LocalEdge, startLocalEdge } from "../../scripts/lib/local-edge.ts";
 import { type Mosquitto, startMosquitto } from "../../scripts/lib/mosquitto.ts";
 import { HaSensorConfig } from "../../shared/homeassistant.ts";
-import { lanClient, meterReading, registerAgent, requireMosquitto, twinOf, until, writeAgentConfig } from "./agent-fixtures.ts";
+import {
+  lanClient,
+  meterReading,
+  registerAgent,
+  requireMosquitto,
+  startSubscribedAgent,
+  stopAll,
+  twinOf,
+  until,
+  writeAgentConfig,
+} from "./agent-fixtures.ts";
 
 const haveMosquitto = requireMosquitto();
 const AGENT = "ha-agent";
@@ -54,17 +63,11 @@ beforeAll(async () => {
     room: living
 `,
   });
-  agent = await startAgent(config, { log: createLogger("error") });
-  await until(() => (agent.stats.mqttConnected ? true : undefined), "the agent's MQTT connection");
-  await new Promise((r) => setTimeout(r, 300));
+  agent = await startSubscribedAgent(config);
   lan = await lanClient(broker.url);
 });
 
-afterAll(async () => {
-  await agent?.stop();
-  await lan?.endAsync();
-  await Promise.all([edge?.stop(), broker?.stop()]);
-});
+afterAll(() => stopAll(agent, lan, edge, broker));
 
 describe.runIf(haveMosquitto)("the agent and Home Assistant on a real Mosquitto", () => {
   it("a bridged device appears through MQTT discovery: retained sensor configs, its state and availability", async () => {

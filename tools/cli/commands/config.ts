@@ -2,7 +2,7 @@
  * edgemesh config: writes the config file (mode 600) so that daily commands need no flags or
  * environment, and shows where the edge and token currently come from (never the token itself).
  */
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { type CommandSpec, str } from "../command.ts";
 import { UsageError } from "../errors.ts";
@@ -36,6 +36,8 @@ export const config: Record<string, CommandSpec> = {
       const next = { ...current, ...(url && { url: url.replace(/\/+$/, "") }), ...(token && { token }) };
       mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
       writeFileSync(path, `${JSON.stringify(next, null, 2)}\n`, { mode: 0o600 });
+      // The mode above applies only to a new file: an existing one readable by others is narrowed too.
+      chmodSync(path, 0o600);
       return { data: { path, url: next.url ?? null, token: next.token ? "set" : "unset" }, text: `Wrote ${path} (mode 600).` };
     },
   },
