@@ -8,7 +8,7 @@
  */
 import { twinStub } from "../durable-objects/device-twin";
 import { roomStub } from "../durable-objects/room";
-import { crossed, findRun, listAutomations, recordRun } from "../shared/automation-store";
+import { crossed, findRun, forgetCrossing, listAutomations, recordRun } from "../shared/automation-store";
 import { derivedId } from "../shared/ids";
 import type { Action, ActionOutcome, Automation, AutomationRun, Condition, Decision, Trigger } from "../shared/schemas/automations";
 import type { Envelope, EnvelopeOf } from "../shared/schemas/message";
@@ -256,7 +256,14 @@ export async function runAutomations(env: Env, messages: readonly Envelope[], tr
   const runs: AutomationRun[] = [];
   for (const message of candidates) {
     for (const automation of automations) {
-      if (await triggered(env, automation, message)) runs.push(await runAutomation(env, automation, message));
+      if (!(await triggered(env, automation, message))) continue;
+      try {
+        runs.push(await runAutomation(env, automation, message));
+      } catch (error) {
+        // The batch is retried; a threshold's crossing must then count again, or the run is lost.
+        if (automation.trigger.type === "threshold") await forgetCrossing(env.DB, automation.id, message.source).catch(() => undefined);
+        throw error;
+      }
     }
   }
   return runs;

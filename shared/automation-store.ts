@@ -86,16 +86,24 @@ export async function listRuns(db: D1Database, automationId: string, limit: numb
   return results.map((r) => JSON.parse(r.body) as AutomationRun);
 }
 
-/** Records whether a device's reading is past a threshold trigger; true when it just crossed. */
+/**
+ * Records whether a device's reading is past a threshold trigger; true when it just crossed.
+ * One statement: two batches at once cannot both see the crossing (a row comes back only when
+ * it was inserted or its state changed).
+ */
 export async function crossed(db: D1Database, automationId: string, device: string, holding: boolean): Promise<boolean> {
-  const before = await db
-    .prepare("SELECT holding FROM automation_edges WHERE automation_id = ? AND device = ?")
-    .bind(automationId, device)
+  const changed = await db
+    .prepare(
+      `INSERT INTO automation_edges (automation_id, device, holding) VALUES (?, ?, ?)
+       ON CONFLICT (automation_id, device) DO UPDATE SET holding = excluded.holding WHERE automation_edges.holding != excluded.holding
+       RETURNING holding`,
+    )
+    .bind(automationId, device, holding ? 1 : 0)
     .first<{ holding: number }>();
-  if ((before?.holding === 1) !== holding || !before)
-    await db
-      .prepare("INSERT OR REPLACE INTO automation_edges (automation_id, device, holding) VALUES (?, ?, ?)")
-      .bind(automationId, device, holding ? 1 : 0)
-      .run();
-  return holding && before?.holding !== 1;
+  return holding && changed !== null;
+}
+
+/** A run that failed before it was recorded: the crossing is taken back, so the retried message crosses again. */
+export async function forgetCrossing(db: D1Database, automationId: string, device: string): Promise<void> {
+  await db.prepare("UPDATE automation_edges SET holding = 0 WHERE automation_id = ? AND device = ?").bind(automationId, device).run();
 }

@@ -5,6 +5,7 @@ import { describe, expect, it } from "vitest";
 import { clockStub, nextDue } from "../../durable-objects/automation-clock";
 import { runAutomations } from "../../queues/automations";
 import { cacheKey, inferenceCache } from "../../queues/inference";
+import { crossed, forgetCrossing } from "../../shared/automation-store";
 import type { Automation, AutomationRun } from "../../shared/schemas/automations";
 import { type Envelope, InferenceRequestPayload } from "../../shared/schemas/message";
 import { ADMIN, call, createDevice, eventually, json, post, uniqueId } from "./helpers";
@@ -315,5 +316,20 @@ describe("automation runs", () => {
     const planned = (await clockStub(env).schedule()).find((s) => s.automation_id === automation.id);
     expect(planned?.at).toBe(new Date(nextDue(weekdays, Date.now()) ?? 0).toISOString());
     expect((await call(`/api/automations/${automation.id}`, { method: "DELETE", headers: ADMIN })).status).toBe(204);
+  });
+});
+
+describe("threshold crossings (automation_edges)", () => {
+  it("fire once per crossing, in one statement, and a forgotten crossing fires again", async () => {
+    const automation = uniqueId("edge");
+    const seen = [];
+    for (const past of [true, true, false, false, true]) seen.push(await crossed(env.DB, automation, "dev-1", past));
+    expect(seen).toEqual([true, false, false, false, true]);
+    await forgetCrossing(env.DB, automation, "dev-1");
+    expect(await crossed(env.DB, automation, "dev-1", true)).toBe(true);
+    // Two at once: exactly one of them sees the crossing.
+    const other = uniqueId("edge");
+    const both = await Promise.all([crossed(env.DB, other, "dev-1", true), crossed(env.DB, other, "dev-1", true)]);
+    expect(both.filter(Boolean)).toHaveLength(1);
   });
 });
