@@ -58,12 +58,16 @@ class UpstashCache implements InferenceCache {
   }
 }
 
+/** Per Upstash call: a cache slower than this would also miss the uncached path's 2 s target. */
+export const CACHE_TIMEOUT_MS = 1000;
+
 export function inferenceCache(env: Env): InferenceCache {
   const url = readConfig(env).UPSTASH_REDIS_REST_URL;
   const token = (env as unknown as Record<string, unknown>).UPSTASH_REDIS_REST_TOKEN;
   if (url && typeof token === "string" && token) {
-    // One attempt: a slow cache must not hold the request past its budget; a miss is the fallback.
-    return new UpstashCache(new Redis({ url, token, retry: false }));
+    // One attempt, and a short limit on it: a slow cache must not hold the request past its
+    // budget; a cache that fails or times out is a miss (answered by the model).
+    return new UpstashCache(new Redis({ url, token, retry: false, signal: () => AbortSignal.timeout(CACHE_TIMEOUT_MS) }));
   }
   return new EmbeddedCache(env.DB);
 }
