@@ -79,17 +79,18 @@ export async function consume(batch: MessageBatch<unknown>, ctx: ConsumerContext
     .map((v) => ({ message: v.envelope, queue: ctx.queue.name, step: "delivered" as const }));
   const deadLetters: { msg: Message<unknown>; letter: DeadLetter | RawDeadLetter }[] = [];
   for (const { msg, envelope, error } of failures) {
+    const failureFields = () => ({
+      correlation_id: envelope?.correlation_id,
+      message_id: envelope?.id ?? msg.id,
+      queue: ctx.queue.name,
+      code: error.code,
+      error: error.message,
+      attempts: msg.attempts,
+    });
     if (error.retriable && msg.attempts <= MAX_RETRIES) {
       msg.retry({ delaySeconds: backoffSeconds(msg.attempts) });
       retried++;
-      log("warn", "retrying", {
-        correlation_id: envelope?.correlation_id,
-        message_id: envelope?.id ?? msg.id,
-        queue: ctx.queue.name,
-        code: error.code,
-        error: error.message,
-        attempts: msg.attempts,
-      });
+      log("warn", "retrying", failureFields());
       if (envelope)
         steps.push({
           message: envelope,
@@ -118,14 +119,7 @@ export async function consume(batch: MessageBatch<unknown>, ctx: ConsumerContext
             failed_at: new Date().toISOString(),
           },
     });
-    log("error", "dead-lettering", {
-      correlation_id: envelope?.correlation_id,
-      message_id: envelope?.id ?? msg.id,
-      queue: ctx.queue.name,
-      code: error.code,
-      error: error.message,
-      attempts: msg.attempts,
-    });
+    log("error", "dead-lettering", failureFields());
   }
 
   if (deadLetters.length > 0) {

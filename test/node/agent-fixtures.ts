@@ -13,6 +13,9 @@ import { type AgentConfig, parseConfig } from "../../agent/config.ts";
 import { createLogger } from "../../agent/log.ts";
 import type { LocalEdge } from "../../scripts/lib/local-edge.ts";
 import { mosquittoAvailable } from "../../scripts/lib/mosquitto.ts";
+import { until } from "../../scripts/lib/wait.ts";
+
+export { until };
 
 export const NO_MOSQUITTO =
   "mosquitto is not installed: `apt-get install mosquitto` (.ci/run installs it); the agent's end-to-end tests need a real LAN broker";
@@ -124,16 +127,6 @@ export async function startFaultProxy(
         server.close(() => resolve());
       }),
   };
-}
-
-export async function until<T>(check: () => Promise<T | undefined> | T | undefined, what: string, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 export async function lanClient(url: string, clientId = `lan-${Math.random().toString(36).slice(2)}`): Promise<MqttClient> {

@@ -8,6 +8,7 @@ import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type LocalEdge, startLocalEdge } from "../../scripts/lib/local-edge.ts";
+import { until } from "../../scripts/lib/wait.ts";
 
 interface Received {
   path: string;
@@ -45,16 +46,6 @@ afterAll(async () => {
   await new Promise((resolve) => receiver?.close(resolve));
 });
 
-async function until<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${edge.log().slice(-3000)}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
 interface AlertBody {
   id: string;
   status: string;
@@ -87,11 +78,16 @@ describe("alert notifications against real receivers", () => {
     });
     expect(sent.status).toBe(202);
 
-    const alert = await until(async () => {
-      const { body } = await edge.admin<{ alerts: AlertBody[] }>("GET", `/api/monitoring/alerts?device=${id}`);
-      const found = body.alerts[0];
-      return found && found.deliveries.filter((d) => d.status === "delivered").length === 3 ? found : undefined;
-    }, "all three channels delivered");
+    const alert = await until(
+      async () => {
+        const { body } = await edge.admin<{ alerts: AlertBody[] }>("GET", `/api/monitoring/alerts?device=${id}`);
+        const found = body.alerts[0];
+        return found && found.deliveries.filter((d) => d.status === "delivered").length === 3 ? found : undefined;
+      },
+      "all three channels delivered",
+      30_000,
+      () => edge.log().slice(-3000),
+    );
     expect(alert.status).toBe("active");
     const byType = Object.fromEntries(alert.deliveries.map((d) => [d.type, d]));
     expect(byType.webhook).toMatchObject({ status: "delivered", attempts: 3 });

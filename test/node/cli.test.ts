@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type LocalEdge, PROJECT_ROOT, startLocalEdge } from "../../scripts/lib/local-edge.ts";
+import { until } from "../../scripts/lib/wait.ts";
 import { main } from "../../tools/cli/main.ts";
 
 const CLI = join(PROJECT_ROOT, "tools/cli/main.ts");
@@ -61,16 +62,6 @@ async function json<T>(args: string[], env?: Record<string, string | undefined>)
 
 let n = 0;
 const uniqueId = (prefix: string) => `${prefix}-${Date.now().toString(36)}-${++n}`;
-
-async function until<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 async function postTelemetry(token: string, payload: Record<string, unknown>, extra: Record<string, unknown> = {}) {
   const res = await fetch(`${edge.url}/v1/telemetry`, {

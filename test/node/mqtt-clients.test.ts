@@ -7,6 +7,7 @@
 import mqtt, { type MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type LocalEdge, startLocalEdge } from "../../scripts/lib/local-edge.ts";
+import { until } from "../../scripts/lib/wait.ts";
 
 let edge: LocalEdge;
 
@@ -40,16 +41,6 @@ function connect(id: string, token: string, version: 4 | 5, extra: mqtt.IClientO
     client.once("connect", () => resolve(client));
     client.once("error", reject);
   });
-}
-
-async function until<T>(check: () => Promise<T | undefined>, what: string, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 interface Twin {
