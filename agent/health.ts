@@ -109,6 +109,7 @@ export function formatStatus(s: StatusReport): string {
     `LAN broker  ${s.mqtt.connected ? "connected" : "DISCONNECTED"}  ${s.mqtt.url}`,
     `edge        ${s.edge.reachable === null ? "not tried yet" : s.edge.reachable ? "reachable" : "UNREACHABLE"}  ${s.edge.url}` +
       (s.edge.last_ok ? `  (last ok ${s.edge.last_ok})` : ""),
+    `commands    ${s.downlink === "websocket" ? "woken over the WebSocket" : "long-polled (WebSocket down)"}, ${s.command_devices.length} devices`,
     `outbox      ${s.outbox.depth} waiting, ${mib(s.outbox.bytes)}, oldest ${s.outbox.oldest_age_s} s, dropped ${s.outbox.dropped}`,
     `rates       ${s.rates.received_per_s}/s received, ${s.rates.forwarded_per_s}/s forwarded (last minute)`,
     `counters    ${Object.entries(s.counters)

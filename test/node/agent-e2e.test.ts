@@ -129,6 +129,7 @@ describe.runIf(haveMosquitto)("LAN agent against Mosquitto and the local edge", 
       const summary = await execFileAsync(process.execPath, [join(PROJECT_ROOT, "agent/main.ts"), "status", "--url", agent.healthUrl]);
       expect(summary.stdout).toMatch(/LAN broker {2}connected/);
       expect(summary.stdout).toMatch(/outbox {6}0 waiting/);
+      expect(summary.stdout).toMatch(/commands {4}(woken over the WebSocket|long-polled \(WebSocket down\)), \d+ devices/);
       expect(summary.stdout).toMatch(/unknown devices: ghost \(1×, not in mqtt.devices\)/);
     } finally {
       await agent.stop();
