@@ -1,9 +1,9 @@
 /** The Worker: HTTP routes (Hono), the queue consumers, and the Durable Object classes. */
 import { Hono } from "hono";
+import { maintainSeries } from "../platform/series/maintenance";
 import { pruneHistory } from "../queues/history";
 import { handleQueue } from "../queues/index";
 import { readConfig } from "../shared/config";
-import { maintainSeries } from "../shared/series/maintenance";
 import { ApiError, errorResponse, onError } from "./errors";
 import type { AppEnv } from "./middleware/auth";
 import { observe } from "./middleware/observe";

@@ -8,13 +8,11 @@ import { storeDeadLetters } from "./consumers/dead-letters";
 import { inference } from "./consumers/inference";
 import { metrics } from "./consumers/metrics";
 import { notifier } from "./consumers/notifier";
-import { series } from "./consumers/series";
 import { transformer } from "./consumers/transformer";
 import { DEAD_LETTER_QUEUE, queueForCloudflareName } from "./topology";
 
 const HANDLERS: Record<string, BatchHandler> = {
   transformer,
-  series,
   metrics,
   archive,
   "archive-feed": archiveFeed,

@@ -9,8 +9,9 @@
  * and the UPSTASH_REDIS_REST_TOKEN secret are set, else the embedded one: a D1 table.
  */
 import { Redis } from "@upstash/redis/cloudflare";
-import { type CircuitBreakerPolicy, ConsecutiveBreaker, circuitBreaker, handleAll, isBrokenCircuitError } from "cockatiel";
+import { isBrokenCircuitError } from "cockatiel";
 import type { z } from "zod";
+import { breakerNamed, forgetBreakers } from "../shared/breakers";
 import { readConfig } from "../shared/config";
 import { sha256Hex } from "../shared/ids";
 import type { InferenceRequestPayload, InferenceResultPayload } from "../shared/schemas/message";
@@ -88,16 +89,8 @@ export class InferenceFailed extends Error {
   }
 }
 
-const breakers = new Map<string, CircuitBreakerPolicy>();
-
-function breakerFor(key: string, failures: number, cooldownMs: number): CircuitBreakerPolicy {
-  const id = `${key} ${failures} ${cooldownMs}`;
-  let policy = breakers.get(id);
-  if (!policy) {
-    policy = circuitBreaker(handleAll, { halfOpenAfter: cooldownMs, breaker: new ConsecutiveBreaker(failures) });
-    breakers.set(id, policy);
-  }
-  return policy;
+function breakerFor(backend: string, failures: number, cooldownMs: number) {
+  return breakerNamed(`ai ${backend}`, { failures, cooldownMs });
 }
 
 async function kserveV2(baseUrl: string, request: InferenceRequest, id: string, timeoutMs: number): Promise<Outputs> {
@@ -199,5 +192,5 @@ export async function infer(env: Env, request: InferenceRequest, options: InferO
 
 /** Forgets every backend's breaker (tests). */
 export function resetInferenceBreakers(): void {
-  breakers.clear();
+  forgetBreakers("ai ");
 }

@@ -4,7 +4,8 @@
  * receiver fails at once instead of holding every alert for its timeout; the queue's retries
  * with backoff and its dead-letter queue are the retry discipline (queues/consumer.ts).
  */
-import { type CircuitBreakerPolicy, ConsecutiveBreaker, circuitBreaker, handleAll, isBrokenCircuitError } from "cockatiel";
+import { isBrokenCircuitError } from "cockatiel";
+import { breakerNamed, forgetBreakers } from "../shared/breakers";
 import type { Alert, Channel } from "../shared/schemas/alerts";
 
 export const NOTIFY_TIMEOUT_MS = 5_000;
@@ -29,25 +30,17 @@ export class NotifyFailed extends Error {
   }
 }
 
-const breakers = new Map<string, CircuitBreakerPolicy>();
-
 export function channelKey(channel: Channel): string {
   return `${channel.type} ${channel.url}`;
 }
 
-function breakerOf(channel: Channel): CircuitBreakerPolicy {
-  const key = channelKey(channel);
-  let policy = breakers.get(key);
-  if (!policy) {
-    policy = circuitBreaker(handleAll, { halfOpenAfter: BREAKER_COOLDOWN_MS, breaker: new ConsecutiveBreaker(BREAKER_FAILURES) });
-    breakers.set(key, policy);
-  }
-  return policy;
+function breakerOf(channel: Channel) {
+  return breakerNamed(`notify ${channelKey(channel)}`, { failures: BREAKER_FAILURES, cooldownMs: BREAKER_COOLDOWN_MS });
 }
 
 /** Forgets every channel's breaker (tests). */
 export function resetChannelBreakers(): void {
-  breakers.clear();
+  forgetBreakers("notify ");
 }
 
 function secretOf(env: object, name: string | undefined): string | undefined {

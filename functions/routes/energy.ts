@@ -5,8 +5,8 @@
  * `current`); docs/api.md gives the shapes and why.
  */
 import { Hono } from "hono";
+import { retentionCutoffs } from "../../platform/series/maintenance";
 import { EnergyHourlyQuery } from "../../shared/schemas/series";
-import { retentionCutoffs } from "../../shared/series/maintenance";
 import { readPartials } from "../../shared/series/query";
 import type { PartialAggregate } from "../../shared/series/store";
 import { ceilTo, DAY_MS, floorTo, HOUR_MS } from "../../shared/series/time";

@@ -5,10 +5,10 @@
  * Retry-After, within a time bound (seed 003), never a hang.
  */
 import { Hono } from "hono";
+import { readWithRetries, SeriesUnavailable } from "../../platform/series/resilience";
 import { readConfig } from "../../shared/config";
 import { LatestQuery, SeriesQuery } from "../../shared/schemas/series";
 import { resolveSeriesQuery, runSeriesQuery } from "../../shared/series/query";
-import { readWithRetries, SeriesUnavailable } from "../../shared/series/resilience";
 import type { SeriesStore } from "../../shared/series/store";
 import { ApiError } from "../errors";
 import { type AppEnv, requireRole } from "../middleware/auth";

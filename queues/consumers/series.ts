@@ -8,7 +8,7 @@
  */
 import type { Envelope } from "../../shared/schemas/message";
 import type { SeriesRow } from "../../shared/schemas/series";
-import { type CallOptions, SeriesUnavailable, writeWithBreaker } from "../../shared/series/resilience";
+import { type CallOptions, SeriesUnavailable, writeWithBreaker } from "../../platform/series/resilience";
 import { NotReadings, rowsOf } from "../../shared/series/rows";
 import { seriesBackend } from "../../shared/series/store";
 import type { BatchHandler } from "../consumer";

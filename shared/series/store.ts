@@ -2,14 +2,13 @@
  * The series store: one interface, two implementations — TimescaleDB/PostgreSQL through
  * Hyperdrive when the Worker has a HYPERDRIVE binding, the embedded D1 database otherwise. The
  * query planning, merging and aggregation above it (query.ts) are shared, so both answer alike;
- * one test suite runs against both (test/workers/series/).
+ * one test suite runs against both (test/workers/series/). This file is the interface only: the
+ * factory that picks a backend is platform/series/open.ts (it needs workerd's sockets).
  *
  * Times are milliseconds since the epoch throughout; buckets start at multiples of their size
  * from the epoch (UTC), so hours and days line up with the rollups.
  */
 import type { SeriesRow } from "../schemas/series";
-import { D1SeriesStore } from "./d1";
-import { connectHyperdrive } from "./hyperdrive";
 
 /** What a query is about. `group` names the column a series is per: device, or room (aggregated). */
 export interface SeriesFilter {
@@ -121,10 +120,4 @@ export function hyperdriveOf(env: object): Hyperdrive | undefined {
 
 export function seriesBackend(env: object): SeriesStore["kind"] {
   return hyperdriveOf(env) ? "postgres" : "d1";
-}
-
-/** A store for one request or one batch: Postgres through Hyperdrive when bound, else D1. */
-export function openSeriesStore(env: Env): SeriesStore {
-  const hyperdrive = hyperdriveOf(env);
-  return hyperdrive ? connectHyperdrive(hyperdrive.connectionString) : new D1SeriesStore(env.DB);
 }

@@ -5,10 +5,11 @@
  */
 import { env } from "cloudflare:workers";
 import postgres from "postgres";
+import { openSeriesStore } from "../../../platform/series/open";
+import { withWorkerdSocket } from "../../../platform/series/workerd-socket";
 import type { Envelope } from "../../../shared/schemas/message";
-import { openSeriesStore, type SeriesStore, seriesBackend } from "../../../shared/series/store";
+import { type SeriesStore, seriesBackend } from "../../../shared/series/store";
 import { HOUR_MS } from "../../../shared/series/time";
-import { withWorkerdSocket } from "../../../shared/series/workerd-socket";
 
 export const backend = seriesBackend(env);
 export const label = backend === "postgres" ? "PostgreSQL through Hyperdrive" : "D1";

@@ -9,9 +9,7 @@ import { createExecutionContext, createMessageBatch, getQueueResult } from "clou
 import { env } from "cloudflare:workers";
 import postgres from "postgres";
 import { afterEach, describe, expect, it } from "vitest";
-import { consume } from "../../../queues/consumer";
-import { seriesSink } from "../../../queues/consumers/series";
-import { findQueue } from "../../../queues/topology";
+import { openSeriesStore } from "../../../platform/series/open";
 import {
   breakerFor,
   type CallOptions,
@@ -20,10 +18,13 @@ import {
   SeriesBreaker,
   SeriesUnavailable,
   writeWithBreaker,
-} from "../../../shared/series/resilience";
+} from "../../../platform/series/resilience";
+import { withWorkerdSocket } from "../../../platform/series/workerd-socket";
+import { consume } from "../../../queues/consumer";
+import { seriesSink } from "../../../queues/consumers/series";
+import { findQueue } from "../../../queues/topology";
 import { rowsOf } from "../../../shared/series/rows";
-import { openSeriesStore, type SeriesStore } from "../../../shared/series/store";
-import { withWorkerdSocket } from "../../../shared/series/workerd-socket";
+import type { SeriesStore } from "../../../shared/series/store";
 import { ADMIN, call, eventually, json, uniqueId } from "../helpers";
 import { backend, label, metric, postgresServer, rowsPerMessage } from "./helpers";
 

@@ -14,11 +14,7 @@
  */
 import {
   BrokenCircuitError,
-  type CircuitBreakerPolicy,
-  ConsecutiveBreaker,
-  circuitBreaker,
   ExponentialBackoff,
-  handleAll,
   handleWhen,
   isBrokenCircuitError,
   isTaskCancelledError,
@@ -26,8 +22,10 @@ import {
   TimeoutStrategy,
   timeout,
 } from "cockatiel";
-import { readConfig } from "../config";
-import { openSeriesStore, type SeriesStore, seriesBackend } from "./store";
+import { Breaker, breakerNamed, forgetBreakers } from "../../shared/breakers";
+import { readConfig } from "../../shared/config";
+import { type SeriesStore, seriesBackend } from "../../shared/series/store";
+import { openSeriesStore } from "./open";
 
 /** The series layer's one error type: the store could not be reached in time; retry later. */
 export class SeriesUnavailable extends Error {
@@ -60,48 +58,23 @@ export function settingsOf(env: object): ResilienceSettings {
   };
 }
 
-/** A circuit breaker that remembers when it opened, to tell callers when to come back. */
-export class SeriesBreaker {
-  readonly policy: CircuitBreakerPolicy;
-  readonly settings: ResilienceSettings;
-  #openedAt = 0;
-
-  constructor(settings: ResilienceSettings) {
-    this.settings = settings;
-    this.policy = circuitBreaker(handleAll, { halfOpenAfter: settings.cooldownMs, breaker: new ConsecutiveBreaker(settings.failures) });
-    this.policy.onBreak(() => {
-      this.#openedAt = Date.now();
-    });
-  }
-
-  /** Seconds until the breaker lets a call through again (at least 1). */
-  retryAfterSeconds(now = Date.now()): number {
-    return Math.max(1, Math.ceil((this.#openedAt + this.settings.cooldownMs - now) / 1000));
-  }
-}
-
-const breakers = new Map<string, SeriesBreaker>();
+/** The series database's breaker: the shared kind (shared/breakers.ts), with the call time limit. */
+export class SeriesBreaker extends Breaker<ResilienceSettings> {}
 
 /** The isolate's breaker for a backend; a new one when the settings change. */
-export function breakerFor(env: object): SeriesBreaker {
-  const settings = settingsOf(env);
-  const key = seriesBackend(env);
-  const existing = breakers.get(key);
-  if (existing && JSON.stringify(existing.settings) === JSON.stringify(settings)) return existing;
-  const breaker = new SeriesBreaker(settings);
-  breakers.set(key, breaker);
-  return breaker;
+export function breakerFor(env: object): Breaker<ResilienceSettings> {
+  return breakerNamed(`series ${seriesBackend(env)}`, settingsOf(env));
 }
 
-/** Forgets every breaker of this isolate (tests). */
+/** Forgets every series breaker of this isolate (tests). */
 export function resetBreakers(): void {
-  breakers.clear();
+  forgetBreakers("series ");
 }
 
 export interface CallOptions {
   /** The store to use for each attempt (tests inject failures here). */
   open?: () => SeriesStore;
-  breaker?: SeriesBreaker;
+  breaker?: Breaker<ResilienceSettings>;
   /** Instead of SERIES_TIMEOUT_MS (housekeeping, which is on nobody's request path). */
   timeoutMs?: number;
 }
@@ -127,7 +100,7 @@ async function closeStore(store: SeriesStore, now: boolean): Promise<void> {
   }
 }
 
-function unavailable(error: unknown, breaker: SeriesBreaker, what: string): SeriesUnavailable {
+function unavailable(error: unknown, breaker: Breaker<ResilienceSettings>, what: string): SeriesUnavailable {
   if (error instanceof SeriesUnavailable) return error;
   if (isBrokenCircuitError(error) || error instanceof BrokenCircuitError) {
     return new SeriesUnavailable(`the series database is failing; the circuit breaker is open (${what} not tried)`, {

@@ -4,10 +4,10 @@
  * rollups past SERIES_ROLLUP_RETENTION_DAYS. Rollups first, so nothing is pruned before it is
  * rolled up.
  */
-import { readConfig } from "../config";
+import { readConfig } from "../../shared/config";
+import type { RollupResult } from "../../shared/series/store";
+import { DAY_MS, floorTo, HOUR_MS } from "../../shared/series/time";
 import { writeWithBreaker } from "./resilience";
-import type { RollupResult } from "./store";
-import { DAY_MS, floorTo, HOUR_MS } from "./time";
 
 /** Housekeeping is not on anyone's request path: it may take its time. */
 const MAINTENANCE_TIMEOUT_MS = 120_000;

@@ -1,6 +1,6 @@
 /** The Postgres store through Hyperdrive, on workerd (postgres.ts itself also runs in Node, for the benchmark). */
 import postgres from "postgres";
-import { PostgresSeriesStore } from "./postgres";
+import { PostgresSeriesStore } from "../../shared/series/postgres";
 import { withWorkerdSocket } from "./workerd-socket";
 
 /** A client for one request or batch: few connections, ended by the store's close(). */
