@@ -8,6 +8,7 @@ import { type TwinProfile, twinStub as twin } from "../durable-objects/device-tw
 import { roomStub as room } from "../durable-objects/room";
 import { readConfig } from "../shared/config";
 import { issueDeviceToken } from "../shared/credentials";
+import type { Availability } from "../shared/schemas/api/common";
 import { type Device, type DeviceCreate, type DevicePatch, defaultPublish } from "../shared/schemas/device";
 import { ApiError } from "./errors";
 
@@ -26,7 +27,7 @@ interface DeviceRow {
   created_at: string;
   updated_at: string;
   token_rotated_at: string;
-  availability: "online" | "stale" | "offline";
+  availability: Availability;
   last_seen: string | null;
 }
 

@@ -5,14 +5,14 @@
  */
 import { errors, jwtVerify, SignJWT } from "jose";
 import { z } from "zod";
+import { Role } from "../../shared/schemas/api/common";
 
 export const ISSUER = "edgemesh";
 export const ACCESS_AUDIENCE = "edgemesh-api";
 export const REFRESH_AUDIENCE = "edgemesh-refresh";
 const ALGORITHMS = ["HS256"];
 
-export const Role = z.enum(["viewer", "operator", "admin"]);
-export type Role = z.infer<typeof Role>;
+export { Role };
 
 const RANK: Record<Role, number> = { viewer: 0, operator: 1, admin: 2 };
 export function roleAllows(have: Role, need: Role): boolean {

@@ -20,7 +20,8 @@ import { z } from "zod";
 import { agentLinkStub } from "../../durable-objects/agent-link";
 import { readConfig } from "../../shared/config";
 import { bearerToken, parseDeviceToken } from "../../shared/credentials";
-import type { ErrorCode, Issue } from "../../shared/error-codes";
+import type { ErrorCode } from "../../shared/error-codes";
+import type { AgentResult as ApiAgentResult } from "../../shared/schemas/api/agent";
 import { CommandResultRequest, PresenceRequest } from "../../shared/schemas/twin";
 import { readLimitedText } from "../body";
 import { ApiError } from "../errors";
@@ -33,10 +34,9 @@ const AgentBatch = z.strictObject({
   messages: z.array(z.looseObject({ device: z.string().max(64) })).min(1),
 });
 
-export type AgentResult =
-  | { status: "stored"; id: string }
-  | { status: "rejected"; id?: string; code: ErrorCode; issues: Issue[] }
-  | { status: "retry"; code: ErrorCode; message: string; retry_after_s?: number };
+/** The answer's type (shared/schemas/api/agent.ts), its codes narrowed to the edge's own. */
+export type AgentResult = DistributiveWithCode<ApiAgentResult>;
+type DistributiveWithCode<T> = T extends { code: string } ? Omit<T, "code"> & { code: ErrorCode } : T;
 
 /** Bridged device ids per agent, briefly cached per isolate: the registry is D1, off the twins' path. */
 const bridgedCache = new Map<string, { at: number; ids: Set<string> }>();

@@ -6,9 +6,10 @@
  * discipline retries it with backoff and dead-letters it after the last retry, from where a
  * replay brings it back (docs/series.md).
  */
+
+import { type CallOptions, SeriesUnavailable, writeWithBreaker } from "../../platform/series/resilience";
 import type { Envelope } from "../../shared/schemas/message";
 import type { SeriesRow } from "../../shared/schemas/series";
-import { type CallOptions, SeriesUnavailable, writeWithBreaker } from "../../platform/series/resilience";
 import { NotReadings, rowsOf } from "../../shared/series/rows";
 import { seriesBackend } from "../../shared/series/store";
 import type { BatchHandler } from "../consumer";

@@ -2,6 +2,7 @@
 import { z } from "zod";
 import { findExchange } from "../../queues/topology";
 import { KEY_PROBLEM_MESSAGES, patternProblem } from "../topics";
+import { Availability } from "./api/common";
 import { DeviceId, Metadata } from "./message";
 
 /**
@@ -62,7 +63,7 @@ export const Device = z.strictObject({
   updated_at: z.string(),
   token_rotated_at: z.string(),
   /** As last written by the twin; GET /v1/devices/:id/twin has the live value. */
-  availability: z.enum(["online", "stale", "offline"]),
+  availability: Availability,
   last_seen: z.string().nullable(),
 });
 export type Device = z.infer<typeof Device>;
