@@ -2,10 +2,12 @@
  * The agent's configuration file (YAML), validated by one zod schema. Every error names the key
  * at fault (`mqtt.rules.0.device: …`), so a typo in agent.yaml is found without reading code.
  */
+
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { parseDocument } from "yaml";
 import { z } from "zod";
+import { ConfigError } from "../shared/config-error.ts";
 import { HaEntityMapping } from "../shared/homeassistant.ts";
 import { DeviceId, MessageType } from "../shared/schemas/message.ts";
 import { KEY_PROBLEM_MESSAGES, routingKeyProblem } from "../shared/topics.ts";
@@ -138,9 +140,7 @@ export const AgentConfig = z.strictObject({
 });
 export type AgentConfig = z.infer<typeof AgentConfig>;
 
-export class ConfigError extends Error {
-  override name = "ConfigError";
-}
+export { ConfigError };
 
 function pathOf(path: readonly PropertyKey[]): string {
   return path.map(String).join(".") || "(top level)";

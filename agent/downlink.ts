@@ -7,7 +7,7 @@
  * device's reply on the result topic (or, without one, the broker's acknowledgement) becomes the
  * command's result. Availability (`…/availability`, last wills) is reported to the twins.
  */
-import { backoffMs, type EdgeClient, type EdgeCommand, type EdgeDesired, EdgeRefused } from "./edge-client.ts";
+import { backoffMs, type EdgeClient, type EdgeCommand, type EdgeDesired, EdgeError } from "./edge-client.ts";
 import type { Logger } from "./log.ts";
 import type { MqttBridge } from "./mqtt-bridge.ts";
 import type { Stats } from "./stats.ts";
@@ -113,7 +113,7 @@ export class Downlink {
         if (streaming) await this.#sleep(device, SAFETY_POLL_MS);
       } catch (error) {
         if (!this.#running) return;
-        if (error instanceof EdgeRefused && error.status === 403) {
+        if (error instanceof EdgeError && error.status === 403) {
           // Not bridged on the edge (metadata.agent): report it, and ask again only rarely.
           if (this.stats.unknownDevice(device, "the edge does not bridge it for this agent (metadata.agent)"))
             this.log.warn("device unknown to the edge; its commands cannot be fetched", { device });

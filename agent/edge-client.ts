@@ -1,58 +1,36 @@
-/** The agent's calls to the edge (functions/routes/agent.ts), with its own token. */
+/**
+ * The agent's calls to the edge (functions/routes/agent.ts), with its own token. What the edge
+ * answers is checked against its schema (shared/schemas/api/agent.ts) before the agent acts on it;
+ * every error, answered or not, is an EdgeError that says whether a retry may help.
+ */
 import { promisify } from "node:util";
 import { gzip } from "node:zlib";
 
+import type { z } from "zod";
+import { EdgeError } from "../shared/edge-error.ts";
+import { AgentBatchAnswer, AgentCommandsAnswer, type AgentResult, type DesiredState } from "../shared/schemas/api/agent.ts";
+import type { DeliveredCommand } from "../shared/schemas/api/twin.ts";
+
 const gzipAsync = promisify(gzip);
 
-export type AgentResult =
-  | { status: "stored"; id: string }
-  | { status: "rejected"; id?: string; code: string; issues: { path: string; message: string }[] }
-  | { status: "retry"; code: string; message: string; retry_after_s?: number };
+export type { AgentResult };
+/** A command as the edge delivers it (shared/schemas/api/twin.ts). */
+export type EdgeCommand = DeliveredCommand;
+/** The device's desired state as the edge answers it. */
+export type EdgeDesired = DesiredState;
+/** Every error answer of the edge, and no answer at all (shared/edge-error.ts). */
+export { EdgeError };
 
-export interface EdgeCommand {
-  id: string;
-  command: string;
-  parameters: Record<string, unknown>;
-  expires_at: string;
-  attempts: number;
-  correlation_id?: string;
-}
-
-export interface EdgeDesired {
-  version: number;
-  state: Record<string, unknown>;
-}
-
-/** An answer that says "try again later": the edge is down, overloaded or rate limiting. */
-export class EdgeUnavailable extends Error {
-  override name = "EdgeUnavailable";
-  readonly retryAfterMs: number | undefined;
-  constructor(message: string, retryAfterMs?: number) {
-    super(message);
-    this.retryAfterMs = retryAfterMs;
-  }
-}
-
-/** An answer that retrying will not change (bad credential, bad request). */
-export class EdgeRefused extends Error {
-  override name = "EdgeRefused";
-  readonly status: number;
-  /** The edge's error code (`invalid_payload`, `batch_too_large`, …), when its answer had one. */
-  readonly code: string | undefined;
-  constructor(message: string, status: number, code?: string) {
-    super(message);
-    this.status = status;
-    this.code = code;
-  }
-}
-
-function errorCode(text: string): string | undefined {
-  try {
-    const code = (JSON.parse(text) as { error?: { code?: unknown } }).error?.code;
-    return typeof code === "string" ? code : undefined;
-  } catch {
-    return undefined;
-  }
+/** What the edge answered, checked against its schema: an answer of another shape is the edge failing. */
+function answerOf<T>(schema: z.ZodType<T>, value: unknown, what: string): T {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  throw new EdgeError({
+    status: 502,
+    code: "bad_answer",
+    message: `the edge's answer to ${what} is not what it should be (${issue?.path.join(".") || "body"}: ${issue?.message})`,
+  });
 }
 
 export class EdgeClient {
@@ -79,14 +57,17 @@ export class EdgeClient {
         signal: AbortSignal.any([AbortSignal.timeout(init.timeoutMs ?? this.options.timeoutMs), ...(init.signal ? [init.signal] : [])]),
       });
     } catch (error) {
-      throw new EdgeUnavailable(`edge unreachable: ${(error as Error).cause ?? (error as Error).message}`);
+      throw EdgeError.unreachable(`edge unreachable: ${(error as Error).cause ?? (error as Error).message}`, error);
     }
     const text = await response.text().catch(() => "");
-    if (response.ok) return text ? JSON.parse(text) : null;
-    const retryAfter = Number(response.headers.get("retry-after"));
-    if (response.status === 429 || response.status >= 500 || response.status === 408)
-      throw new EdgeUnavailable(`edge answered ${response.status}: ${text.slice(0, 300)}`, retryAfter > 0 ? retryAfter * 1000 : undefined);
-    throw new EdgeRefused(`edge answered ${response.status}: ${text.slice(0, 300)}`, response.status, errorCode(text));
+    if (response.ok) {
+      try {
+        return text ? JSON.parse(text) : null;
+      } catch {
+        throw new EdgeError({ status: 502, code: "bad_answer", message: `the edge's answer is not JSON: ${text.slice(0, 100)}` });
+      }
+    }
+    throw EdgeError.fromAnswer(response.status, text, response.headers, () => `edge answered ${response.status}: ${text.slice(0, 300)}`);
   }
 
   /** Posts a batch; the answer has one result per message, in order. */
@@ -98,18 +79,19 @@ export class EdgeClient {
       body = new Uint8Array(await gzipAsync(json));
       headers["content-encoding"] = "gzip";
     }
-    const answer = (await this.#call("/v1/agent/messages", { method: "POST", headers, body })) as { results: AgentResult[] };
-    if (!Array.isArray(answer?.results) || answer.results.length !== messages.length)
-      throw new EdgeUnavailable("the edge's answer does not name every message");
+    const answer = answerOf(AgentBatchAnswer, await this.#call("/v1/agent/messages", { method: "POST", headers, body }), "a batch");
+    if (answer.results.length !== messages.length)
+      throw new EdgeError({ status: 502, code: "bad_answer", message: "the edge's answer does not name every message" });
     return answer.results;
   }
 
   /** The device's due commands and its desired state; waits up to `waitS` for either to change. */
   async commands(device: string, waitS: number, signal?: AbortSignal): Promise<{ commands: EdgeCommand[]; desired: EdgeDesired }> {
-    return (await this.#call(`/v1/agent/devices/${device}/commands?wait_s=${waitS}`, {
+    const answer = await this.#call(`/v1/agent/devices/${device}/commands?wait_s=${waitS}`, {
       timeoutMs: (waitS + 15) * 1000,
       signal,
-    })) as { commands: EdgeCommand[]; desired: EdgeDesired };
+    });
+    return answerOf(AgentCommandsAnswer, answer, `the commands of ${device}`);
   }
 
   async commandResult(device: string, id: string, outcome: { status: "succeeded" | "failed"; result?: unknown; error?: string }) {

@@ -4,7 +4,7 @@
  * batch; the edge deduplicates on message id, so a batch resent after a lost answer stores
  * nothing twice.
  */
-import { type AgentResult, backoffMs, type EdgeClient, EdgeRefused } from "./edge-client.ts";
+import { type AgentResult, backoffMs, type EdgeClient, EdgeError } from "./edge-client.ts";
 import type { Logger } from "./log.ts";
 import type { Outbox, OutboxMessage } from "./outbox.ts";
 import type { Stats } from "./stats.ts";
@@ -76,7 +76,7 @@ export class Uplink {
       try {
         results = await this.edge.send(batch.map((m) => JSON.parse(m.body)));
       } catch (error) {
-        if (error instanceof EdgeRefused && refusedForItsContent(error)) {
+        if (error instanceof EdgeError && refusedForItsContent(error)) {
           if (batch.length > 1) {
             // Something in the batch makes the edge refuse it whole (too large once inflated, a
             // field it cannot take): halve until the message at fault travels alone.
@@ -104,7 +104,7 @@ export class Uplink {
         const delay = backoffMs(attempt++, this.options.retryInitialMs, this.options.retryMaxMs);
         const retryAfter = (error as { retryAfterMs?: number }).retryAfterMs ?? 0;
         this.log.warn("uplink failed; retrying", { error: (error as Error).message, retry_in_ms: Math.max(delay, retryAfter) });
-        if (error instanceof EdgeRefused && (error.status === 401 || error.status === 403))
+        if (error instanceof EdgeError && (error.status === 401 || error.status === 403))
           this.log.error("the edge refuses the agent's token; check edge.token_file and the agent's registration");
         await this.#waitOut(Math.max(delay, retryAfter));
         continue;
@@ -160,6 +160,6 @@ export class Uplink {
  * batch schema rejects (400 `invalid_payload`) — not for the agent's credential or a fault of its
  * own, which are retried.
  */
-function refusedForItsContent(error: EdgeRefused): boolean {
+function refusedForItsContent(error: EdgeError): boolean {
   return error.status === 413 || (error.status === 400 && error.code === "invalid_payload");
 }

@@ -3,7 +3,9 @@
  * (docs/configuration.md). A bad value fails loudly naming the variable, rather than silently
  * falling back.
  */
+
 import { z } from "zod";
+import { ConfigError } from "./config-error";
 import { DEFAULT_TOPIC_RULES, type TopicRule } from "./topics";
 
 const int = (fallback: number, min: number, max: number) => z.coerce.number().int().min(min).max(max).default(fallback);
@@ -80,9 +82,7 @@ export function availabilityTimeouts(config: Config, deviceClass: "mains" | "bat
     : { staleMs: config.AVAILABILITY_MAINS_STALE_SECONDS * 1000, offlineMs: config.AVAILABILITY_MAINS_OFFLINE_SECONDS * 1000 };
 }
 
-export class ConfigError extends Error {
-  override name = "ConfigError";
-}
+export { ConfigError };
 
 let cached: { source: unknown; config: Config } | undefined;
 

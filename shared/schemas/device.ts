@@ -2,7 +2,7 @@
 import { z } from "zod";
 import { findExchange } from "../../queues/topology";
 import { KEY_PROBLEM_MESSAGES, patternProblem } from "../topics";
-import { Availability } from "./api/common";
+import { Device, DeviceClass, DeviceKind, Rate } from "./api/device";
 import { DeviceId, Metadata } from "./message";
 
 /**
@@ -26,8 +26,7 @@ export const Slug = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, {
   message: "must be 1-64 characters of a-z, 0-9, _ and -, starting with a letter or digit",
 });
 
-export const DeviceKind = z.enum(["device", "service"]);
-export const DeviceClass = z.enum(["mains", "battery"]);
+export { DeviceClass, DeviceKind };
 
 export const DeviceCreate = z.strictObject({
   id: DeviceId,
@@ -46,27 +45,8 @@ export type DeviceCreate = z.infer<typeof DeviceCreate>;
 export const DevicePatch = DeviceCreate.omit({ id: true, kind: true }).partial().extend({ room: Slug.nullable().optional() });
 export type DevicePatch = z.infer<typeof DevicePatch>;
 
-export const Rate = z.strictObject({ per_second: z.number(), burst: z.number() });
-
-/** A device as the registry returns it; never carries the credential or its hash. */
-export const Device = z.strictObject({
-  id: DeviceId,
-  kind: DeviceKind,
-  name: z.string().nullable(),
-  type: z.string(),
-  class: DeviceClass,
-  room: z.string().nullable(),
-  metadata: z.record(z.string(), z.unknown()),
-  publish: z.array(z.string()),
-  rate: Rate,
-  created_at: z.string(),
-  updated_at: z.string(),
-  token_rotated_at: z.string(),
-  /** As last written by the twin; GET /v1/devices/:id/twin has the live value. */
-  availability: Availability,
-  last_seen: z.string().nullable(),
-});
-export type Device = z.infer<typeof Device>;
+/** A device as the registry returns it: the answer schema (shared/schemas/api/device.ts). */
+export { Device, Rate };
 
 /**
  * Least privilege by default: a device may publish its own type's readings (any location) and

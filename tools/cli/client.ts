@@ -46,6 +46,13 @@ export class EdgeClient {
       throw new CliError(`cannot reach the edge at ${this.url} (${why})`, EXIT.failure, { cause: error });
     }
     const text = await res.text();
+    if (!res.ok) {
+      const hint = res.status === 401 ? ` — the token came from ${this.tokenSource}` : "";
+      throw EdgeError.fromAnswer(res.status, text, res.headers, (e) => {
+        const issues = e.issues.length ? ` (${e.issues.map((i) => `${i.path}: ${i.message}`).join("; ")})` : "";
+        return `${e.status} ${e.code}: ${e.fromBody ? e.message : e.text.slice(0, 200)}${issues}${hint}`;
+      });
+    }
     let body: unknown = null;
     if (text) {
       try {
@@ -53,12 +60,6 @@ export class EdgeClient {
       } catch {
         body = text;
       }
-    }
-    if (!res.ok) {
-      const error = (body as { error?: { code?: string; message?: string; issues?: { path: string; message: string }[] } })?.error;
-      const issues = error?.issues?.length ? ` (${error.issues.map((i) => `${i.path}: ${i.message}`).join("; ")})` : "";
-      const hint = res.status === 401 ? ` — the token came from ${this.tokenSource}` : "";
-      throw new EdgeError(res.status, error?.code ?? "http_error", `${error?.message ?? String(text).slice(0, 200)}${issues}${hint}`, body);
     }
     return body as T;
   }

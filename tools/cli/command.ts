@@ -1,4 +1,5 @@
 /** How a CLI command is declared: its arguments and flags (for parseArgs and --help) and what it runs. */
+import type { Device } from "../../shared/schemas/api/device.ts";
 import type { EdgeClient } from "./client.ts";
 import { UsageError } from "./errors.ts";
 
@@ -109,18 +110,5 @@ export function positional(ctx: Context, index: number, name: string): string {
  * A device as the registry API answers it (shared/schemas/device.ts is its schema; that module
  * imports without .ts extensions, so Node-side code cannot load it).
  */
-export interface DeviceView {
-  id: string;
-  kind: string;
-  name: string | null;
-  type: string;
-  class: string;
-  room: string | null;
-  metadata: Record<string, unknown>;
-  publish: string[];
-  created_at: string;
-  updated_at: string;
-  token_rotated_at: string;
-  availability: string;
-  last_seen: string | null;
-}
+/** A device as the edge answers it (shared/schemas/api/device.ts). */
+export type DeviceView = Device;

@@ -1,7 +1,10 @@
 /**
  * The edgemesh CLI's exit codes, one per kind of outcome a script may want to tell apart. The
- * error type is the archive tool's (tools/archive/errors.ts): an error carrying its exit code.
+ * error types are the archive tool's (tools/archive/errors.ts: an error carrying its exit code)
+ * and, for what the edge answers, the one every client shares (shared/edge-error.ts).
  */
+
+import { EdgeError } from "../../shared/edge-error.ts";
 import { CliError } from "../archive/errors.ts";
 
 export { CliError, UsageError } from "../archive/errors.ts";
@@ -23,19 +26,14 @@ export const EXIT = {
   timeout: 6,
 } as const;
 
-/** An error answer from the edge, with its code and status, mapped to an exit code. */
-export class EdgeError extends CliError {
-  override name = "EdgeError";
-  readonly status: number;
-  readonly code: string;
-  readonly body: unknown;
+/** An error answer from the edge (shared/edge-error.ts); its status maps to the exit code. */
+export { EdgeError };
 
-  constructor(status: number, code: string, message: string, body: unknown) {
-    super(`${status} ${code}: ${message}`, exitCodeFor(status));
-    this.status = status;
-    this.code = code;
-    this.body = body;
-  }
+/** The exit code an error ends the CLI with. */
+export function exitCodeOf(error: unknown): number {
+  if (error instanceof CliError) return error.exitCode;
+  if (error instanceof EdgeError) return exitCodeFor(error.status);
+  return EXIT.failure;
 }
 
 export function exitCodeFor(status: number): number {

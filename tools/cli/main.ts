@@ -20,7 +20,7 @@ import { devices } from "./commands/devices.ts";
 import { rooms } from "./commands/rooms.ts";
 import { tail } from "./commands/tail.ts";
 import { tokens } from "./commands/tokens.ts";
-import { CliError, EXIT, UsageError } from "./errors.ts";
+import { CliError, EdgeError, EXIT, exitCodeOf, UsageError } from "./errors.ts";
 import { resolveSettings } from "./settings.ts";
 
 const NAME = "edgemesh";
@@ -206,9 +206,9 @@ export async function main(argv: string[], io: Io = processIo, signal: AbortSign
   try {
     return await run(argv, io, signal);
   } catch (error) {
-    const exitCode = error instanceof CliError ? error.exitCode : EXIT.failure;
+    const exitCode = exitCodeOf(error);
     const message =
-      error instanceof CliError
+      error instanceof CliError || error instanceof EdgeError
         ? error.message
         : `unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`;
     io.stderr(`${NAME}: ${message}`);

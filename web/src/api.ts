@@ -1,27 +1,14 @@
 /**
  * Calls to the edge's HTTP API with the session's access token. A 401 refreshes the token once
  * and retries; if that fails too the session ends and the login screen shows (seed 003). A 503,
- * or no answer at all, becomes an ApiError the views show as a friendly error with a retry
+ * or no answer at all, becomes an ApiError (shared/edge-error.ts) the views show as a friendly error with a retry
  * button (seed 003).
  */
+import { EdgeError } from "../../shared/edge-error.ts";
 import { AuthRequired, type Session } from "./session.ts";
 
-export class ApiError extends Error {
-  override name = "ApiError";
-  readonly status: number;
-  readonly code: string;
-  readonly issues: { path: string; message: string }[];
-  constructor(status: number, code: string, message: string, issues: { path: string; message: string }[] = []) {
-    super(message);
-    this.status = status;
-    this.code = code;
-    this.issues = issues;
-  }
-  /** The edge is down or not ready: worth a retry button. */
-  get unavailable(): boolean {
-    return this.status === 0 || this.status === 502 || this.status === 503 || this.status === 504;
-  }
-}
+/** Every error answer of the edge, and no answer at all (status 0): the one class all clients share. */
+export { EdgeError as ApiError };
 
 export interface RequestOptions {
   method?: string;
@@ -50,7 +37,12 @@ export function createApi(session: Session, fetchImpl: typeof fetch = (i, init) 
       });
     } catch (error) {
       if ((error as Error).name === "AbortError") throw error;
-      throw new ApiError(0, "network", "Cannot reach the edge. It may be restarting or your connection may be down.");
+      throw new EdgeError({
+        status: 0,
+        code: "network",
+        message: "Cannot reach the edge. It may be restarting or your connection may be down.",
+        cause: error,
+      });
     }
   }
 
@@ -65,16 +57,13 @@ export function createApi(session: Session, fetchImpl: typeof fetch = (i, init) 
       }
     }
     const text = await res.text();
-    if (asText && res.ok) return text as T;
-    let json: unknown;
+    if (!res.ok) throw EdgeError.fromAnswer(res.status, text, res.headers);
+    if (asText) return text as T;
     try {
-      json = text ? JSON.parse(text) : {};
+      return (text ? JSON.parse(text) : {}) as T;
     } catch {
-      json = { raw: text.slice(0, 200) };
+      return { raw: text.slice(0, 200) } as T;
     }
-    if (res.ok) return json as T;
-    const error = (json as { error?: { code?: string; message?: string; issues?: { path: string; message: string }[] } }).error;
-    throw new ApiError(res.status, error?.code ?? `http_${res.status}`, error?.message ?? `HTTP ${res.status}`, error?.issues ?? []);
   }
 
   return {

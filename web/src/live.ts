@@ -14,7 +14,7 @@
  * Nothing here touches the DOM: sockets, clocks and randomness are injected, so the tests drive
  * it with fakes (test/browser/live.test.ts).
  */
-import type { LiveStream, Reading } from "./types.ts";
+import type { LiveStream, LiveUpdate, Reading } from "./types.ts";
 
 export type ConnectionState = "connecting" | "live" | "reconnecting" | "offline";
 
@@ -35,15 +35,8 @@ export interface Snapshot {
   devices: Record<string, SnapshotDevice>;
 }
 
-export interface Update {
-  type?: "update";
-  seq: number;
-  stream: LiveStream;
-  device?: string;
-  routing_key?: string;
-  at: string;
-  data: Record<string, unknown>;
-}
+/** One update as the hub sends it (shared/schemas/api/live.ts: the hub's own HubUpdate plus its seq). */
+export type Update = LiveUpdate;
 
 export interface HubEvents {
   /** The current state of the hub's devices; after a reconnect it replaces what was known. */

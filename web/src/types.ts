@@ -1,62 +1,33 @@
 /**
- * Shapes of what the edge answers (docs/api.md, docs/live.md). What the edge's objects build is
- * shared with them (shared/api-types.ts); the rest is as far as the dashboard reads it.
+ * Shapes of what the edge answers (docs/api.md, docs/live.md), as the dashboard reads them: the
+ * types of the answer schemas in shared/schemas/api/, the one source every client shares.
  */
-import type { JsonObject, MetricAggregate, ReportedReading, TwinView } from "../../shared/api-types.ts";
+import type { AvailabilityState, JsonObject } from "../../shared/schemas/api/common.ts";
+import type { Device as ApiDevice, RoomListItem } from "../../shared/schemas/api/device.ts";
+import type { ReportedReading, TwinView } from "../../shared/schemas/api/twin.ts";
 
-export type { Command, CommandStatus, Json, JsonObject, MetricAggregate, StoredError } from "../../shared/api-types.ts";
+export type {
+  Availability as AvailabilityStatus,
+  CommandStatus,
+  Json,
+  JsonObject,
+  Role,
+} from "../../shared/schemas/api/common.ts";
+export { TERMINAL_COMMAND_STATUSES } from "../../shared/schemas/api/common.ts";
+export type { DeadLetter } from "../../shared/schemas/api/dead-letter.ts";
+export type { RoomView } from "../../shared/schemas/api/device.ts";
+export type { LiveStream, LiveUpdate } from "../../shared/schemas/api/live.ts";
+export type { Command, MetricAggregate, StoredError } from "../../shared/schemas/api/twin.ts";
 
-import type { CommandStatus } from "../../shared/api-types.ts";
 /** A reading as the dashboard shows it (live updates may carry a null unit). */
 export type Reading = Omit<ReportedReading, "unit"> & { unit?: string | null };
 export type Twin = Omit<TwinView, "reported"> & { reported: { readings: Record<string, Reading>; state: JsonObject } };
 
-export type Role = "viewer" | "operator" | "admin";
-export type AvailabilityStatus = "online" | "stale" | "offline";
-export type LiveStream = "twin" | "availability" | "command" | "dead_letter" | "alert";
+/** A device's availability as the dashboard keeps it: a live update may carry the status alone. */
+export type Availability = Pick<AvailabilityState, "status"> & Partial<Omit<AvailabilityState, "status">>;
 
-export interface Availability {
-  status: AvailabilityStatus;
-  since?: string;
-  reason?: string;
-}
+/** The part of a device the dashboard shows. */
+export type Device = Pick<ApiDevice, "id" | "kind" | "name" | "type" | "class" | "room" | "metadata" | "availability" | "last_seen">;
 
-export interface Device {
-  id: string;
-  kind: "device" | "service";
-  name: string | null;
-  type: string;
-  class: "mains" | "battery";
-  room: string | null;
-  metadata: Record<string, unknown>;
-  availability: AvailabilityStatus;
-  last_seen: string | null;
-}
-
-export interface Room {
-  id: string;
-  name: string | null;
-  devices: number;
-}
-
-export interface RoomView {
-  room: { id: string; name: string | null };
-  devices: Device[];
-  aggregates: MetricAggregate[];
-}
-
-export interface DeadLetter {
-  id: number;
-  message_id: string;
-  queue: string;
-  exchange: string;
-  routing_key: string;
-  error: { code: string; message: string };
-  attempts: number;
-  failed_at: string;
-  status: "pending" | "replayed";
-  replayed_at: string | null;
-  message: { source?: string; type?: string; payload?: unknown } & Record<string, unknown>;
-}
-
-export const TERMINAL_COMMAND_STATUSES: readonly CommandStatus[] = ["succeeded", "failed", "expired"];
+/** The part of a room (GET /v1/rooms) the dashboard shows. */
+export type Room = Pick<RoomListItem, "id" | "name" | "devices">;

@@ -17,8 +17,8 @@ export const DeadLetter = z.object({
   replayed_at: z.string().nullable(),
   /** Whether a valid message was kept, so that a replay can send it again. */
   replayable: z.boolean(),
-  /** The message as it failed (or the raw body, when it was not JSON). */
-  message: z.unknown(),
+  /** The message as it failed: the envelope, or whatever JSON the queue held when it was not one. */
+  message: z.looseObject({ source: z.string().optional(), type: z.string().optional(), payload: z.unknown().optional() }),
 });
 export type DeadLetter = z.infer<typeof DeadLetter>;
 

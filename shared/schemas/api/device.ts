@@ -1,9 +1,31 @@
 /** What the edge answers about devices and rooms (docs/api.md). */
 import { z } from "zod";
-import { Device } from "../device.ts";
+import { Availability } from "./common.ts";
 import { MetricAggregate } from "./twin.ts";
 
-export { Device };
+export const DeviceKind = z.enum(["device", "service"]);
+export const DeviceClass = z.enum(["mains", "battery"]);
+export const Rate = z.object({ per_second: z.number(), burst: z.number() });
+
+/** A device as the registry returns it; never carries the credential or its hash. */
+export const Device = z.object({
+  id: z.string(),
+  kind: DeviceKind,
+  name: z.string().nullable(),
+  type: z.string(),
+  class: DeviceClass,
+  room: z.string().nullable(),
+  metadata: z.record(z.string(), z.unknown()),
+  publish: z.array(z.string()),
+  rate: Rate,
+  created_at: z.string(),
+  updated_at: z.string(),
+  token_rotated_at: z.string(),
+  /** As last written by the twin; GET /v1/devices/:id/twin has the live value. */
+  availability: Availability,
+  last_seen: z.string().nullable(),
+});
+export type Device = z.infer<typeof Device>;
 
 /** GET /v1/devices: a page, `next` the id to continue after. */
 export const DeviceList = z.object({ devices: z.array(Device), next: z.string().nullable() });

@@ -1,30 +1,9 @@
 /** edgemesh dead-letters: list what failed, and replay it (by id, or every pending one with a progress bar). */
+import type { DeadLetterList, ReplayAnswer } from "../../../shared/schemas/api/dead-letter.ts";
 import { progressBar } from "../../archive/progress.ts";
 import { type CommandSpec, int, str } from "../command.ts";
 import { EXIT, UsageError } from "../errors.ts";
 import { rowsTable } from "../output.ts";
-
-interface DeadLetter {
-  id: number;
-  message_id: string;
-  queue: string;
-  exchange: string;
-  routing_key: string;
-  error: { code: string; message: string };
-  attempts: number;
-  failed_at: string;
-  status: "pending" | "replayed";
-  replayable: boolean;
-}
-
-interface ReplayAnswer {
-  replayed: number;
-  replayed_ids: number[];
-  still_unroutable: number[];
-  not_replayable: number[];
-  failed: number[];
-  pending: number;
-}
 
 export const deadLetters: Record<string, CommandSpec> = {
   list: {
@@ -36,7 +15,7 @@ export const deadLetters: Record<string, CommandSpec> = {
       limit: { type: "string", value: "N", help: "at most N (default 100)" },
     },
     async run(ctx) {
-      const answer = await ctx.client.get<{ dead_letters: DeadLetter[]; total: number }>("/v1/dead-letters", {
+      const answer = await ctx.client.get<DeadLetterList>("/v1/dead-letters", {
         status: str(ctx.values, "status"),
         queue: str(ctx.values, "queue"),
         source: str(ctx.values, "source"),

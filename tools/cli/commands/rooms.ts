@@ -1,17 +1,10 @@
 /** edgemesh rooms: list, show (members and live aggregates), add, remove, assign/unassign devices, command every member. */
 import type { MetricAggregate } from "../../../shared/api-types.ts";
+import type { Room, RoomListItem } from "../../../shared/schemas/api/device.ts";
 import { type CommandSpec, type DeviceView, positional, str } from "../command.ts";
 import { UsageError } from "../errors.ts";
 import { fields, rowsTable } from "../output.ts";
 import { COMMAND_OPTIONS, commandBody } from "./commands.ts";
-
-interface Room {
-  id: string;
-  name: string | null;
-  metadata: Record<string, unknown>;
-  created_at: string;
-  devices?: number;
-}
 
 const path = (id: string) => `/v1/rooms/${encodeURIComponent(id)}`;
 
@@ -19,7 +12,7 @@ export const rooms: Record<string, CommandSpec> = {
   list: {
     summary: "every room with its device count",
     async run(ctx) {
-      const answer = await ctx.client.get<{ rooms: Room[] }>("/v1/rooms");
+      const answer = await ctx.client.get<{ rooms: RoomListItem[] }>("/v1/rooms");
       const text = rowsTable(
         answer.rooms,
         [

@@ -4,29 +4,16 @@
  * hub (devices, routing-key patterns, streams), so only what matches crosses the network.
  * A dropped socket reconnects and resumes after the last update it printed.
  */
+import type { LiveServerMessage, LiveUpdate } from "../../../shared/schemas/api/live.ts";
 import type { CommandSpec, Context } from "../command.ts";
 import { int, list } from "../command.ts";
 import { CliError, EXIT, UsageError } from "../errors.ts";
 
 const STREAMS = ["twin", "availability", "command", "dead_letter"] as const;
 
-interface Update {
-  type: "update";
-  seq: number;
-  stream: string;
-  device?: string;
-  routing_key?: string;
-  at: string;
-  data: Record<string, unknown>;
-}
-
-type ServerMessage =
-  | Update
-  | { type: "snapshot"; seq: number }
-  | { type: "coalesced"; seq: number; updates: Update[] }
-  | { type: "resumed"; seq: number }
-  | { type: "error"; code: string; message: string }
-  | { type: "pong" };
+/** An update as the hub sends it, and everything else it sends (shared/schemas/api/live.ts). */
+type Update = LiveUpdate;
+type ServerMessage = LiveServerMessage;
 
 function summary(u: Update): string {
   const d = u.data;

@@ -3,17 +3,10 @@
  * `issue`), and access tokens from the admin token or a login token (the WebSocket and the
  * dashboard take those).
  */
+import type { AccessAnswer } from "../../../shared/schemas/api/auth.ts";
 import { type CommandSpec, int, positional, str } from "../command.ts";
 import { UsageError } from "../errors.ts";
 import { fields } from "../output.ts";
-
-interface AccessAnswer {
-  access_token: string;
-  expires_at: number;
-  sub: string;
-  role: string;
-  refresh_token?: string;
-}
 
 function accessText(a: AccessAnswer): string {
   return `${fields([

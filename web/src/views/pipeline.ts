@@ -206,7 +206,7 @@ export const pipelineView: View = (root, ctx) => {
     body,
   );
   if (!ctx.can("admin")) {
-    body.replaceChildren(problem(new ApiError(403, "forbidden", "The pipeline's metrics need the admin role.")));
+    body.replaceChildren(problem(new ApiError({ status: 403, code: "forbidden", message: "The pipeline's metrics need the admin role." })));
     return undefined;
   }
   let previous: { samples: Sample[]; at: number } | undefined;
