@@ -11,15 +11,7 @@ import { createServer } from "node:net";
 import { join, relative } from "node:path";
 import { buildWeb } from "./build-web.ts";
 import { applyMigrations, type LocalEdge, PROJECT_ROOT, startLocalEdge } from "./lib/local-edge.ts";
-import {
-  DEMO_DEVICES,
-  DEVICES_FILE,
-  EdgeRequestError,
-  type ProvisionedDevice,
-  provisionDevices,
-  Simulator,
-  saveDevicesFile,
-} from "./simulate.ts";
+import { DEMO_DEVICES, DEVICES_FILE, EdgeError, type ProvisionedDevice, provisionDevices, Simulator, saveDevicesFile } from "./simulate.ts";
 
 const STATE_DIR = join(PROJECT_ROOT, ".wrangler", "state");
 const DEV_VARS = join(PROJECT_ROOT, ".dev.vars");
@@ -271,7 +263,7 @@ try {
   await main();
 } catch (error) {
   if (!stopping) {
-    if (error instanceof UserError || error instanceof EdgeRequestError) console.error(`\nedgemesh dev: ${error.message}`);
+    if (error instanceof UserError || error instanceof EdgeError) console.error(`\nedgemesh dev: ${error.message}`);
     else console.error("\nedgemesh dev: unexpected failure:", error);
     await shutdown(1);
   }
