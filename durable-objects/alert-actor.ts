@@ -11,9 +11,9 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { publish } from "../queues/exchange";
-import { alertOfPayload, rulesById, saveAlert } from "../shared/alert-store";
 import { RollingDetector } from "../shared/anomaly";
 import { newMessageId } from "../shared/ids";
+import { alertOfPayload, rulesById, saveAlert } from "../shared/repos/alerts";
 import type { Alert, AlertCondition, AlertRule, Comparison } from "../shared/schemas/alerts";
 import type { EnvelopeOf } from "../shared/schemas/message";
 

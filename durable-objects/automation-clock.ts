@@ -8,8 +8,8 @@
 import { DurableObject } from "cloudflare:workers";
 import { Cron } from "croner";
 import { runAutomation } from "../queues/automations";
-import { listAutomations } from "../shared/automation-store";
 import { derivedId } from "../shared/ids";
+import { listAutomations } from "../shared/repos/automations";
 import type { Automation } from "../shared/schemas/automations";
 import type { EnvelopeOf } from "../shared/schemas/message";
 

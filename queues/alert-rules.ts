@@ -5,7 +5,7 @@
  * one call, which holds the rules' state and timers.
  */
 import { alertStub, type Observation } from "../durable-objects/alert-actor";
-import { listRules } from "../shared/alert-store";
+import { listRules } from "../shared/repos/alerts";
 import type { AlertRule } from "../shared/schemas/alerts";
 import type { Envelope } from "../shared/schemas/message";
 import { matchesPattern } from "../shared/topics";

@@ -8,8 +8,8 @@
  */
 import { twinStub } from "../durable-objects/device-twin";
 import { roomStub } from "../durable-objects/room";
-import { crossed, findRun, forgetCrossing, listAutomations, recordRun } from "../shared/automation-store";
 import { derivedId } from "../shared/ids";
+import { crossed, findRun, forgetCrossing, listAutomations, recordRun } from "../shared/repos/automations";
 import type { Action, ActionOutcome, Automation, AutomationRun, Condition, Decision, Trigger } from "../shared/schemas/automations";
 import type { Envelope, EnvelopeOf } from "../shared/schemas/message";
 import { matchesPattern } from "../shared/topics";

@@ -5,8 +5,8 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { alertStub } from "../../durable-objects/alert-actor";
-import { deleteRule, getAlert, getRule, insertRule, listAlerts, listRules, replaceRule } from "../../shared/alert-store";
 import { newMessageId } from "../../shared/ids";
+import { deleteRule, getAlert, getRule, insertRule, listAlerts, listRules, replaceRule } from "../../shared/repos/alerts";
 import { AlertAck, AlertRuleInput, AlertRulePatch, AlertStatus } from "../../shared/schemas/alerts";
 import { DeviceId } from "../../shared/schemas/message";
 import { ApiError } from "../errors";

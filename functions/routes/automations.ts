@@ -2,8 +2,8 @@
 import { type Context, Hono } from "hono";
 import { z } from "zod";
 import { clockStub } from "../../durable-objects/automation-clock";
-import { deleteAutomation, getAutomation, listAutomations, listRuns, saveAutomation } from "../../shared/automation-store";
 import { newMessageId } from "../../shared/ids";
+import { deleteAutomation, getAutomation, listAutomations, listRuns, saveAutomation } from "../../shared/repos/automations";
 import { AutomationInput } from "../../shared/schemas/automations";
 import { ApiError } from "../errors";
 import { type AppEnv, requireRole } from "../middleware/auth";

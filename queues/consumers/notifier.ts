@@ -8,8 +8,8 @@
  * dead-letters it, which the alert records too. Acknowledgements are not notified.
  */
 import { twinStub } from "../../durable-objects/device-twin";
-import { alertOfPayload, deliveredChannels, getRule, recordDelivery } from "../../shared/alert-store";
 import { readConfig } from "../../shared/config";
+import { alertOfPayload, deliveredChannels, getRule, recordDelivery } from "../../shared/repos/alerts";
 import type { Alert } from "../../shared/schemas/alerts";
 import type { Envelope } from "../../shared/schemas/message";
 import type { BatchHandler } from "../consumer";

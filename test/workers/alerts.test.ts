@@ -8,7 +8,7 @@ import { enrich, notifier } from "../../queues/consumers/notifier";
 import { cacheKey, inferenceCache } from "../../queues/inference";
 import { NotifyFailed, notify, resetChannelBreakers } from "../../queues/notify";
 import { findQueue } from "../../queues/topology";
-import { type StoredAlert, saveAlert } from "../../shared/alert-store";
+import { type StoredAlert, saveAlert } from "../../shared/repos/alerts";
 import type { AlertRule } from "../../shared/schemas/alerts";
 import { InferenceRequestPayload } from "../../shared/schemas/message";
 import { ADMIN, call, createDevice, eventually, json, post, uniqueId } from "./helpers";

@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { clockStub, nextDue } from "../../durable-objects/automation-clock";
 import { runAutomations } from "../../queues/automations";
 import { cacheKey, inferenceCache } from "../../queues/inference";
-import { crossed, forgetCrossing } from "../../shared/automation-store";
+import { crossed, forgetCrossing } from "../../shared/repos/automations";
 import type { Automation, AutomationRun } from "../../shared/schemas/automations";
 import { type Envelope, InferenceRequestPayload } from "../../shared/schemas/message";
 import { ADMIN, call, createDevice, eventually, json, post, uniqueId } from "./helpers";

@@ -1,6 +1,6 @@
 /** Alert rules and alerts in D1 (infra/migrations/d1/0005_alerts.sql), shared by the API, the consumers and the AlertActor. */
-import type { Alert, AlertRule, AlertRuleInput, DeliveryStatus } from "./schemas/alerts";
-import type { EnvelopeOf } from "./schemas/message";
+import type { Alert, AlertRule, AlertRuleInput, DeliveryStatus } from "../schemas/alerts";
+import type { EnvelopeOf } from "../schemas/message";
 
 interface RuleRow {
   id: string;

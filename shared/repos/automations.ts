@@ -1,5 +1,5 @@
 /** Automations and their runs in D1 (infra/migrations/d1/0006_automations.sql). */
-import type { Automation, AutomationInput, AutomationRun, Trigger } from "./schemas/automations";
+import type { Automation, AutomationInput, AutomationRun, Trigger } from "../schemas/automations";
 
 interface Row {
   id: string;
