@@ -4,6 +4,7 @@ import { maintainSeries } from "../platform/series/maintenance";
 import { pruneHistory } from "../queues/history";
 import { handleQueue } from "../queues/index";
 import { readConfig } from "../shared/config";
+import { log } from "../shared/log";
 import { ApiError, errorResponse, onError } from "./errors";
 import type { AppEnv } from "./middleware/auth";
 import { observe } from "./middleware/observe";
@@ -67,7 +68,7 @@ export default {
     const days = readConfig(env).MESSAGE_HISTORY_DAYS;
     // Each job on its own: a database outage must not keep the other from running.
     const [history, series] = await Promise.allSettled([pruneHistory(env, new Date(Date.now() - days * 86_400_000)), maintainSeries(env)]);
-    if (series.status === "fulfilled") console.log(JSON.stringify({ level: "info", msg: "series maintenance", ...series.value }));
+    if (series.status === "fulfilled") log("info", "series maintenance", { ...series.value });
     const failed = [history, series].flatMap((r) => (r.status === "rejected" ? [String(r.reason)] : []));
     if (failed.length > 0) throw new Error(`housekeeping failed: ${failed.join("; ")}`);
   },

@@ -1,4 +1,5 @@
 /** The Worker's queue() entry: one dispatcher for every queue of the topology. */
+import { log } from "../shared/log";
 import { type BatchHandler, consume } from "./consumer";
 import { alertFeed } from "./consumers/alert-feed";
 import { archive } from "./consumers/archive";
@@ -26,7 +27,7 @@ export async function handleQueue(batch: MessageBatch<unknown>, env: Env): Promi
   const queue = queueForCloudflareName(batch.queue);
   if (!queue) {
     // A consumer binding with no topology entry: leave the messages for a Worker that knows it.
-    console.error(JSON.stringify({ level: "error", msg: "batch from a queue the topology does not know", queue: batch.queue }));
+    log("error", "batch from a queue the topology does not know", { queue: batch.queue });
     batch.retryAll({ delaySeconds: 60 });
     return;
   }

@@ -10,6 +10,7 @@ import { resultMessage } from "../../queues/consumers/inference";
 import { publish } from "../../queues/exchange";
 import { infer } from "../../queues/inference";
 import { newMessageId } from "../../shared/ids";
+import { log } from "../../shared/log";
 import { InferenceRequestPayload } from "../../shared/schemas/message";
 import { ApiError } from "../errors";
 import { type AppEnv, requireRole } from "../middleware/auth";
@@ -42,9 +43,7 @@ export const aiRoutes = new Hono<AppEnv>().post("/infer", requireRole("operator"
   );
   // The archive copy must not hold up the answer.
   c.executionCtx.waitUntil(
-    publish(c.env, [message]).catch((error: unknown) =>
-      console.warn(JSON.stringify({ level: "warn", msg: "inference result not published", error: String(error) })),
-    ),
+    publish(c.env, [message]).catch((error: unknown) => log("warn", "inference result not published", { error: String(error) })),
   );
   if (result.error)
     throw new ApiError("unavailable", `${result.error.code}: ${result.error.message}`, {

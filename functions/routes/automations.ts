@@ -3,6 +3,7 @@ import { type Context, Hono } from "hono";
 import { z } from "zod";
 import { clockStub } from "../../durable-objects/automation-clock";
 import { newMessageId } from "../../shared/ids";
+import { log } from "../../shared/log";
 import { deleteAutomation, getAutomation, listAutomations, listRuns, saveAutomation } from "../../shared/repos/automations";
 import { AutomationInput } from "../../shared/schemas/automations";
 import { ApiError } from "../errors";
@@ -14,9 +15,7 @@ function resync(c: Context<AppEnv>): void {
   c.executionCtx.waitUntil(
     clockStub(c.env)
       .sync()
-      .catch((error: unknown) =>
-        console.warn(JSON.stringify({ level: "warn", msg: "automation clock sync failed", error: String(error) })),
-      ),
+      .catch((error: unknown) => log("warn", "automation clock sync failed", { error: String(error) })),
   );
 }
 

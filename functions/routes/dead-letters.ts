@@ -9,6 +9,7 @@ import { z } from "zod";
 import { bindingsFor, publish, sendToQueue } from "../../queues/exchange";
 import { recordSteps } from "../../queues/history";
 import { findQueue } from "../../queues/topology";
+import { log } from "../../shared/log";
 import { Envelope, UNROUTABLE } from "../../shared/schemas/message";
 import { ApiError } from "../errors";
 import { type AppEnv, requireRole } from "../middleware/auth";
@@ -158,7 +159,7 @@ export const deadLetterRoutes = new Hono<AppEnv>()
       } catch (error) {
         await mark(group.ids, "pending");
         failed.push(...group.ids);
-        console.error(JSON.stringify({ level: "error", msg: "replay failed", queue, error: String(error) }));
+        log("error", "replay failed", { queue, error: String(error) });
       }
     }
     const remaining = await c.env.DB.prepare("SELECT COUNT(*) AS n FROM dead_letters WHERE status = 'pending'").first<{ n: number }>();

@@ -7,6 +7,7 @@
 import { Hono } from "hono";
 import { readWithRetries, SeriesUnavailable } from "../../platform/series/resilience";
 import { readConfig } from "../../shared/config";
+import { log } from "../../shared/log";
 import { LatestQuery, SeriesQuery } from "../../shared/schemas/series";
 import { resolveSeriesQuery, runSeriesQuery } from "../../shared/series/query";
 import type { SeriesStore } from "../../shared/series/store";
@@ -20,7 +21,7 @@ export async function readSeries<T>(env: Env, op: (store: SeriesStore) => Promis
     return await readWithRetries(env, op);
   } catch (error) {
     if (!(error instanceof SeriesUnavailable)) throw error;
-    console.error(JSON.stringify({ level: "error", msg: "series read failed", error: error.message }));
+    log("error", "series read failed", { error: error.message });
     throw new ApiError("unavailable", `${error.message}; retry after ${error.retryAfterSeconds} s`, {
       headers: { "retry-after": String(error.retryAfterSeconds) },
     });

@@ -3,6 +3,7 @@ import { Hono } from "hono";
 import { readQueueStats } from "../../queues/history";
 import { BINDINGS, EXCHANGES, QUEUES } from "../../queues/topology";
 import { readConfig } from "../../shared/config";
+import { log } from "../../shared/log";
 import type { AppEnv } from "../middleware/auth";
 
 export const systemRoutes = new Hono<AppEnv>()
@@ -12,14 +13,14 @@ export const systemRoutes = new Hono<AppEnv>()
       readConfig(c.env);
       checks.config = { ok: true };
     } catch (error) {
-      console.error(JSON.stringify({ level: "error", msg: "health: configuration", error: String(error) }));
+      log("error", "health: configuration", { error: String(error) });
       checks.config = { ok: false, error: "the configuration is invalid; the edge's log names the variable" };
     }
     try {
       await c.env.DB.prepare("SELECT 1 FROM devices LIMIT 1").first();
       checks.registry = { ok: true };
     } catch (error) {
-      console.error(JSON.stringify({ level: "error", msg: "health: registry", error: String(error) }));
+      log("error", "health: registry", { error: String(error) });
       checks.registry = { ok: false, error: "the D1 registry does not answer (are the migrations applied?)" };
     }
     checks.admin_token = c.env.ADMIN_TOKEN ? { ok: true } : { ok: false, error: "ADMIN_TOKEN secret is not set" };
