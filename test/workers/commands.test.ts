@@ -2,17 +2,8 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import type { Command } from "../../shared/schemas/api/twin";
 import { ADMIN, call, createDevice, eventually, json, uniqueId } from "./helpers";
-
-interface Command {
-  id: string;
-  command: string;
-  status: string;
-  attempts: number;
-  correlation_id: string;
-  result: unknown;
-  history: { status: string }[];
-}
 
 const admin = (method: string, path: string, body?: unknown) =>
   call(path, {

@@ -3,6 +3,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { bindingsFor } from "../../queues/exchange";
 import { BINDINGS, EXCHANGES, findQueue, QUEUES } from "../../queues/topology";
+import type { DeadLetter } from "../../shared/schemas/api/dead-letter";
 import { ADMIN, call, createDevice, eventually, json, post, uniqueId } from "./helpers";
 
 /** Every seed-001 binding, with a routing key it must take and one it must not. */
@@ -105,16 +106,7 @@ describe("the topology", () => {
   });
 });
 
-interface DeadLetterView {
-  id: number;
-  message_id: string;
-  queue: string;
-  exchange: string;
-  routing_key: string;
-  error: { code: string; message: string };
-  attempts: number;
-  status: string;
-}
+type DeadLetterView = DeadLetter;
 
 async function deadLetterFor(messageId: string, status = "pending"): Promise<DeadLetterView | undefined> {
   const res = await call(`/v1/dead-letters?status=${status}&limit=1000`, { headers: ADMIN });

@@ -3,18 +3,10 @@ import { runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { computeDelta, documentProblem, mergeDocument, mergeReadings } from "../../durable-objects/twin-document";
+import type { TwinView } from "../../shared/schemas/api/twin";
 import { ADMIN, call, createDevice, eventually, json, post, uniqueId } from "./helpers";
 
-interface Twin {
-  device: string;
-  version: number;
-  last_seen: string | null;
-  availability: { status: string; reason: string; since: string };
-  reported: { readings: Record<string, { value: unknown; unit?: string; at: string }>; state: Record<string, unknown> };
-  desired: Record<string, unknown>;
-  delta: Record<string, unknown>;
-  counters: { accepted: number; duplicates: number; rejected: number };
-}
+type Twin = TwinView;
 
 const getTwin = async (id: string) => json<Twin>(await call(`/v1/devices/${id}/twin`, { headers: ADMIN }));
 const patchDesired = (id: string, desired: unknown, ifMatch?: string) =>
