@@ -10,6 +10,7 @@ import { bindingsFor, publish, sendToQueue } from "../../queues/exchange";
 import { recordSteps } from "../../queues/history";
 import { findQueue } from "../../queues/topology";
 import { log } from "../../shared/log";
+import type { DeadLetter } from "../../shared/schemas/api/dead-letter";
 import { Envelope, UNROUTABLE } from "../../shared/schemas/message";
 import { ApiError } from "../errors";
 import { type AppEnv, requireRole } from "../middleware/auth";
@@ -48,7 +49,7 @@ const ReplayBody = z.union([
 
 const REPLAY_PAGE = 1000;
 
-function view(row: DeadLetterRow) {
+function view(row: DeadLetterRow): DeadLetter {
   return {
     id: row.id,
     message_id: row.message_id,
@@ -65,7 +66,7 @@ function view(row: DeadLetterRow) {
   };
 }
 
-function safeJson(text: string): unknown {
+function safeJson(text: string): DeadLetter["message"] {
   try {
     return JSON.parse(text);
   } catch {

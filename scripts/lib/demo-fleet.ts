@@ -5,7 +5,9 @@
  */
 import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
+import { z } from "zod";
 import { EdgeError } from "../../shared/edge-error.ts";
+import { Device, DeviceWithToken } from "../../shared/schemas/api/device.ts";
 import { PROJECT_ROOT } from "./local-edge.ts";
 
 export type DemoType = "temperature" | "humidity" | "motion" | "energy";
@@ -75,6 +77,8 @@ export interface ProvisionedDevice extends DeviceCredential {
   status: ProvisionStatus;
 }
 
+const DeviceAnswer = z.object({ device: Device });
+
 interface ApiAnswer {
   status: number;
   body: Record<string, unknown>;
@@ -135,12 +139,14 @@ export async function provisionDevices(
     let token: unknown;
     let status: ProvisionStatus = "created";
     if (created.status === 201) {
-      token = created.body.token;
+      token = DeviceWithToken.safeParse(created.body).data?.token;
     } else if (created.status === 409 && errorOf(created).code === "conflict") {
       status = "existing";
       const current = await adminCall(url, adminToken, "GET", `/v1/devices/${device.id}`);
       if (current.status !== 200) throw unexpected(`reading device ${device.id}`, current);
-      const existing = current.body.device as Record<string, unknown>;
+      const answer = DeviceAnswer.safeParse(current.body);
+      if (!answer.success) throw unexpected(`reading device ${device.id} (not a device answer)`, current);
+      const existing = answer.data.device;
       if (existing.kind !== "device") {
         throw new EdgeError({
           status: 409,
@@ -148,14 +154,14 @@ export async function provisionDevices(
           message: `"${device.id}" exists as a ${String(existing.kind)}, not a device: delete it (DELETE /v1/devices/${device.id})`,
         });
       }
-      if (Object.entries(profile).some(([key, value]) => existing[key] !== value)) {
+      if (Object.entries(profile).some(([key, value]) => existing[key as keyof typeof profile] !== value)) {
         const patched = await adminCall(url, adminToken, "PATCH", `/v1/devices/${device.id}`, profile);
         if (patched.status !== 200) throw unexpected(`updating device ${device.id}`, patched);
         status = "updated";
       }
       const rotated = await adminCall(url, adminToken, "POST", `/v1/devices/${device.id}/token`);
       if (rotated.status !== 200) throw unexpected(`rotating the token of ${device.id}`, rotated);
-      token = rotated.body.token;
+      token = DeviceWithToken.safeParse(rotated.body).data?.token;
     } else {
       throw unexpected(`creating device ${device.id}`, created);
     }

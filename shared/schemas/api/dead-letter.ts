@@ -17,10 +17,17 @@ export const DeadLetter = z.object({
   replayed_at: z.string().nullable(),
   /** Whether a valid message was kept, so that a replay can send it again. */
   replayable: z.boolean(),
-  /** The message as it failed: the envelope, or whatever JSON the queue held when it was not one. */
-  message: z.looseObject({ source: z.string().optional(), type: z.string().optional(), payload: z.unknown().optional() }),
+  /** The message as it failed: its envelope, or whatever the queue held when it was none (then not replayable). */
+  message: z.union([z.looseObject({ source: z.string().optional(), type: z.string().optional() }), z.json()]),
 });
 export type DeadLetter = z.infer<typeof DeadLetter>;
+
+/** The device or service that sent a dead letter's message, when the message says. */
+export function sourceOf(letter: Pick<DeadLetter, "message">): string | undefined {
+  const message = letter.message;
+  const source = message !== null && typeof message === "object" && !Array.isArray(message) ? message.source : undefined;
+  return typeof source === "string" ? source : undefined;
+}
 
 export const DeadLetterList = z.object({
   dead_letters: z.array(DeadLetter),

@@ -1,4 +1,5 @@
 /** Dead letters: what failed on which queue and why, live from the `system` hub; admins replay them. */
+import { sourceOf } from "../../../shared/schemas/api/dead-letter.ts";
 import { ApiError } from "../api.ts";
 import { badge, loadInto, refreshOnLive, statusSelect } from "../components.ts";
 import type { View } from "../context.ts";
@@ -72,7 +73,7 @@ export const deadLettersView: View = (root, ctx, _params, query) => {
         "p",
         { class: "muted small" },
         `${time(d.failed_at)} · ${d.attempts} attempt${d.attempts === 1 ? "" : "s"} · ${d.exchange} / ${d.routing_key}`,
-        d.message.source ? ` · from ${d.message.source}` : "",
+        sourceOf(d) ? ` · from ${sourceOf(d)}` : "",
       ),
       h("details", {}, h("summary", {}, `message ${d.message_id}`), h("pre", { class: "json" }, JSON.stringify(d.message, null, 2))),
       admin && d.status === "pending"
