@@ -14,7 +14,7 @@
  * Nothing here touches the DOM: sockets, clocks and randomness are injected, so the tests drive
  * it with fakes (test/browser/live.test.ts).
  */
-import type { LiveStream, LiveUpdate, Reading } from "./types.ts";
+import type { Availability, LiveStream, LiveUpdate, Reading } from "./types.ts";
 
 export type ConnectionState = "connecting" | "live" | "reconnecting" | "offline";
 
@@ -26,7 +26,7 @@ export interface Selection {
 
 export interface SnapshotDevice {
   readings?: Record<string, Reading>;
-  availability?: { status: "online" | "stale" | "offline"; since?: string; reason?: string } | null;
+  availability?: Availability | null;
 }
 
 export interface Snapshot {
