@@ -78,6 +78,8 @@ export interface ProvisionedDevice extends DeviceCredential {
 }
 
 const DeviceAnswer = z.object({ device: Device });
+/** What creating a device or rotating its token answers; the simulator needs only the token. */
+const TokenAnswer = DeviceWithToken.pick({ token: true });
 
 interface ApiAnswer {
   status: number;
@@ -139,7 +141,7 @@ export async function provisionDevices(
     let token: unknown;
     let status: ProvisionStatus = "created";
     if (created.status === 201) {
-      token = DeviceWithToken.safeParse(created.body).data?.token;
+      token = TokenAnswer.safeParse(created.body).data?.token;
     } else if (created.status === 409 && errorOf(created).code === "conflict") {
       status = "existing";
       const current = await adminCall(url, adminToken, "GET", `/v1/devices/${device.id}`);
@@ -161,7 +163,7 @@ export async function provisionDevices(
       }
       const rotated = await adminCall(url, adminToken, "POST", `/v1/devices/${device.id}/token`);
       if (rotated.status !== 200) throw unexpected(`rotating the token of ${device.id}`, rotated);
-      token = DeviceWithToken.safeParse(rotated.body).data?.token;
+      token = TokenAnswer.safeParse(rotated.body).data?.token;
     } else {
       throw unexpected(`creating device ${device.id}`, created);
     }
