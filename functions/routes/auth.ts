@@ -2,6 +2,7 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { readConfig } from "../../shared/config";
+import type { AccessAnswer } from "../../shared/schemas/api/auth";
 import { issueToken, Role, TokenError, verifyToken } from "../auth/tokens";
 import { ApiError } from "../errors";
 import { type AppEnv, authenticate, authFailed, isAdminToken } from "../middleware/auth";
@@ -26,7 +27,7 @@ export const authRoutes = new Hono<AppEnv>().post("/token", async (c) => {
   const request = parseWith(TokenRequest, await jsonBody(c.req.raw));
   const config = readConfig(c.env);
   const secret = c.env.JWT_SECRET;
-  const access = async (sub: string, role: Role) => {
+  const access = async (sub: string, role: Role): Promise<AccessAnswer> => {
     const { token, exp } = await issueToken(secret, { sub, role, typ: "access" }, config.ACCESS_TOKEN_TTL_SECONDS);
     return { access_token: token, token_type: "Bearer", expires_in: config.ACCESS_TOKEN_TTL_SECONDS, expires_at: exp, sub, role };
   };

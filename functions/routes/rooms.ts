@@ -1,5 +1,6 @@
 /** Rooms (seed 002's room actor): membership, live aggregates, and commands to every member. */
 import { Hono } from "hono";
+import type { Room, RoomListItem } from "../../shared/schemas/api/device";
 import { Slug } from "../../shared/schemas/device";
 import { CommandRequest, RoomCreate } from "../../shared/schemas/twin";
 import { ApiError } from "../errors";
@@ -20,7 +21,7 @@ function roomIdParam(raw: string): string {
   return parsed.data;
 }
 
-async function getRoom(env: Env, id: string) {
+async function getRoom(env: Env, id: string): Promise<Room> {
   let row = await env.DB.prepare("SELECT * FROM rooms WHERE id = ?").bind(id).first<RoomRow>();
   if (!row) {
     // A room named by devices from before rooms had rows is still a room.
@@ -49,13 +50,15 @@ export const roomRoutes = new Hono<AppEnv>()
       "SELECT r.*, (SELECT COUNT(*) FROM devices d WHERE d.room = r.id) AS devices FROM rooms r ORDER BY r.id LIMIT 1000",
     ).all<RoomRow & { devices: number }>();
     return c.json({
-      rooms: results.map((r) => ({
-        id: r.id,
-        name: r.name,
-        metadata: JSON.parse(r.metadata),
-        created_at: r.created_at,
-        devices: r.devices,
-      })),
+      rooms: results.map(
+        (r): RoomListItem => ({
+          id: r.id,
+          name: r.name,
+          metadata: JSON.parse(r.metadata),
+          created_at: r.created_at,
+          devices: r.devices,
+        }),
+      ),
     });
   })
   .get("/:id", requireRole("viewer"), async (c) => {
