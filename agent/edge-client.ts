@@ -120,6 +120,15 @@ export class EdgeClient {
     });
   }
 
+  /** Auto-provisioning: registers a device this agent bridges (idempotent; 409 when another owns the id). */
+  async provision(device: { id: string; type: string; name?: string; ecosystem?: string }): Promise<{ created: boolean }> {
+    return (await this.#call("/v1/agent/devices", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(device),
+    })) as { created: boolean };
+  }
+
   async presence(device: string, status: "online" | "offline", reason?: "connect" | "disconnect" | "last_will") {
     await this.#call(`/v1/agent/devices/${device}/presence`, {
       method: "POST",

@@ -90,7 +90,8 @@ export class HomeAssistantLink {
     const out: MqttMessage[] = [];
     if (newReadings || this.#undiscovered.has(message.device)) {
       this.#undiscovered.delete(message.device);
-      const [, type = "sensor", room] = message.routing_key.split(".");
+      const inferred = typeof message.metadata.inferred_type === "string" ? message.metadata.inferred_type : "sensor";
+      const [, type = inferred, room] = (message.routing_key ?? "").split(".");
       out.push(
         ...discoveryMessages(
           { id: message.device, type, ...(room && { room }), readings: units },

@@ -21,11 +21,12 @@ import { agentLinkStub } from "../../durable-objects/agent-link";
 import { readConfig } from "../../shared/config";
 import { bearerToken, parseDeviceToken } from "../../shared/credentials";
 import type { ErrorCode, Issue } from "../../shared/error-codes";
+import { AgentDeviceProvision } from "../../shared/schemas/device";
 import { CommandResultRequest, PresenceRequest } from "../../shared/schemas/twin";
 import { readLimitedText } from "../body";
 import { ApiError } from "../errors";
 import { type AppEnv, authFailed } from "../middleware/auth";
-import { twin } from "../registry";
+import { createDevice, getDevice, twin } from "../registry";
 import { deviceIdParam, fail, jsonBody, parseWith, validate } from "../validate";
 import { deliveredCommand } from "./device-self";
 
@@ -41,6 +42,8 @@ export type AgentResult =
 /** Bridged device ids per agent, briefly cached per isolate: the registry is D1, off the twins' path. */
 const bridgedCache = new Map<string, { at: number; ids: Set<string> }>();
 const BRIDGED_TTL_MS = 30_000;
+/** At most this many devices per agent by auto-provisioning (an admin may register more). */
+const MAX_BRIDGED_PER_AGENT = 1000;
 
 async function bridgedDevices(env: Env, agentId: string, fresh = false): Promise<Set<string>> {
   const cached = bridgedCache.get(agentId);
@@ -159,6 +162,31 @@ export const agentRoutes = new Hono<AppEnv>()
       }),
     );
     return c.json({ agent: agentId, results });
+  })
+  .post("/devices", async (c) => {
+    // Auto-provisioning: only for an agent an admin allowed it (metadata.auto_provision = true).
+    const agentId = await agentCredential(c);
+    const agent = await getDevice(c.env, agentId);
+    if (agent.metadata.auto_provision !== true)
+      throw new ApiError("forbidden", `agent "${agentId}" may not register devices: an admin sets its metadata.auto_provision to true`);
+    const input = parseWith(AgentDeviceProvision, await jsonBody(c.req.raw));
+    const bridged = await bridgedDevices(c.env, agentId, true);
+    if (bridged.has(input.id)) return c.json({ device: await getDevice(c.env, input.id), created: false });
+    if (bridged.size >= MAX_BRIDGED_PER_AGENT)
+      throw ApiError.field("forbidden", "id", `agent "${agentId}" already bridges ${bridged.size} devices, the limit`);
+    // An existing device of someone else is a conflict (409), never taken over.
+    const { device } = await createDevice(c.env, {
+      id: input.id,
+      kind: "device",
+      type: input.type,
+      class: "mains",
+      ...(input.name !== undefined && { name: input.name }),
+      ...(input.room !== undefined && { room: input.room }),
+      metadata: { agent: agentId, provisioned: "auto", ...(input.ecosystem !== undefined && { ecosystem: input.ecosystem }) },
+    });
+    bridgedCache.delete(agentId);
+    // The token is not handed out: the device speaks through its agent.
+    return c.json({ device, created: true }, 201);
   })
   .get(
     "/devices/:id/commands",
