@@ -9,6 +9,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseDocument } from "yaml";
 import { z } from "zod";
+import { HaControl } from "./ha-controls.ts";
 
 /** Ecosystem and type names: as device types are (shared/schemas/device.ts's Slug). */
 const Slug = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, { message: "must be 1-64 of a-z, 0-9, _ and -" });
@@ -80,6 +81,8 @@ export const AdapterSpec = z.strictObject({
   /** Type inference: the first entry with any of these readings names the device's type. */
   types: z.array(z.strictObject({ type: Slug, any: z.array(NamePattern).min(1) })).default([]),
   default_type: Slug,
+  /** Home Assistant controls for this ecosystem's devices that have the reading (docs/homeassistant.md). */
+  homeassistant: z.array(HaControl.omit({ device: true })).default([]),
 });
 export type AdapterSpec = z.infer<typeof AdapterSpec>;
 

@@ -20,6 +20,7 @@ import {
   textReading,
 } from "./adapter-spec.ts";
 import { EdgeRefused } from "./edge-client.ts";
+import type { HaControl } from "./ha-controls.ts";
 import { type Conversion, convertPayload } from "./lan-message.ts";
 import type { Logger } from "./log.ts";
 import type { Translator } from "./mqtt-bridge.ts";
@@ -156,6 +157,13 @@ export class AdapterSet {
       this.#options.log.warn("device not provisioned", { device: id, error: error.message });
     }
     this.#provisioned.add(id);
+  }
+
+  /** Its adapter's Home Assistant controls for a device, those whose reading it has (a button needs none). */
+  controlsOf(device: string, readings: readonly string[]): HaControl[] {
+    const known = this.#devices.get(device);
+    if (!known) return [];
+    return known.spec.homeassistant.filter((c) => c.reading === undefined || readings.includes(c.reading));
   }
 
   /** Whether commands for this device go through an adapter. */

@@ -79,7 +79,10 @@ export async function startAgent(config: AgentConfig, options: { log?: Logger; t
     commands.adapters = adapters;
   }
   if (config.homeassistant) {
-    const link = new HomeAssistantLink(config.homeassistant, bridge, edge.agentId, log);
+    const link = new HomeAssistantLink(config.homeassistant, bridge, edge.agentId, log, undefined, {
+      controlsOf: (device, readings) => adapters?.controlsOf(device, readings) ?? [],
+      issue: (device, command) => edge.issueCommand(device, command),
+    });
     homeAssistant = link;
     bridge.translators = [...bridge.translators, ...link.translators()];
     bridge.onMessage = (message) => link.onMessage(message);

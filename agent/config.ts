@@ -6,10 +6,11 @@ import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { parseDocument } from "yaml";
 import { z } from "zod";
-import { HaEntityMapping } from "../shared/homeassistant.ts";
 import { DeviceId, MessageType } from "../shared/schemas/message.ts";
 import { KEY_PROBLEM_MESSAGES, routingKeyProblem } from "../shared/topics.ts";
 import { type AdapterSpec, builtInAdapters, loadAdapterFile } from "./adapter-spec.ts";
+import { HaControl } from "./ha-controls.ts";
+import { HaEntityMapping } from "./ha-streams.ts";
 
 const TopicTemplate = z
   .string()
@@ -117,6 +118,11 @@ export const AgentConfig = z.strictObject({
       discovery_prefix: z.string().min(1).max(100).default("homeassistant"),
       /** Where the agent keeps each device's state and availability: `<state_base>/<device>/state`. */
       state_base: z.string().min(1).max(100).default("edgemesh"),
+      /** Controllable entities (switch, light, number, select, button, climate) whose commands become edgemesh commands. */
+      controls: z
+        .array(HaControl.required({ device: true }))
+        .max(1000)
+        .default([]),
       /** Home Assistant's mqtt_statestream into readings of edgemesh devices. */
       statestream: z.strictObject({ base_topic: z.string().min(1).max(200), entities: z.array(HaEntityMapping).min(1) }).optional(),
       /** Home Assistant's mqtt_eventstream into events of one edgemesh device (Home Assistant itself). */

@@ -129,6 +129,15 @@ export class EdgeClient {
     })) as { created: boolean };
   }
 
+  /** A command from the LAN (Home Assistant) for a device this agent bridges; queued at its twin. */
+  async issueCommand(device: string, command: { command: string; parameters: Record<string, unknown> }): Promise<{ command: EdgeCommand }> {
+    return (await this.#call(`/v1/agent/devices/${device}/commands`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(command),
+    })) as { command: EdgeCommand };
+  }
+
   async presence(device: string, status: "online" | "offline", reason?: "connect" | "disconnect" | "last_will") {
     await this.#call(`/v1/agent/devices/${device}/presence`, {
       method: "POST",

@@ -3,21 +3,23 @@
  * availability for every device it bridges, published retained on the LAN broker; Home
  * Assistant's statestream and eventstream taken in as readings and events of edgemesh devices.
  */
-import {
-  discoveryMessages,
-  eventFromHomeAssistant,
-  haTopics,
-  type MqttMessage,
-  StateKeeper,
-  StatestreamReader,
-  stateMessage,
-} from "../shared/homeassistant.ts";
 import type { AgentConfig } from "./config.ts";
+import { EdgeRefused } from "./edge-client.ts";
+import { ControlError, commandFromHomeAssistant, controlKey, controlMessages, type HaControl } from "./ha-controls.ts";
+import { discoveryMessages, haDeviceOf, haTopics, type MqttMessage, StateKeeper, stateMessage } from "./ha-discovery.ts";
+import { eventFromHomeAssistant, StatestreamReader } from "./ha-streams.ts";
 import { type Conversion, convertPayload, type LanMessage } from "./lan-message.ts";
 import type { Logger } from "./log.ts";
 import type { MqttBridge, Translator } from "./mqtt-bridge.ts";
 
 type HaConfig = NonNullable<AgentConfig["homeassistant"]>;
+
+/** What the link needs of the rest of the agent for controls: a device's controls, and a way to issue a command. */
+export interface ControlHooks {
+  /** The controls of a device beyond the config's (its adapter's mapping file), given its readings. */
+  controlsOf(device: string, readings: readonly string[]): HaControl[];
+  issue(device: string, command: { command: string; parameters: Record<string, unknown> }): Promise<unknown>;
+}
 
 export class HomeAssistantLink {
   readonly #keeper = new StateKeeper();
@@ -30,7 +32,12 @@ export class HomeAssistantLink {
   readonly #log: Logger;
   readonly #version: string;
 
-  constructor(config: HaConfig, bridge: MqttBridge, agentId: string, log: Logger, version = "0.1.0") {
+  readonly #hooks: ControlHooks | undefined;
+  /** The controls announced per device, by key: a command topic names one. */
+  readonly #controls = new Map<string, Map<string, HaControl>>();
+
+  constructor(config: HaConfig, bridge: MqttBridge, agentId: string, log: Logger, version = "0.1.0", hooks?: ControlHooks) {
+    this.#hooks = hooks;
     this.#config = config;
     this.#bridge = bridge;
     this.#agentId = agentId;
@@ -80,23 +87,74 @@ export class HomeAssistantLink {
         },
       });
     }
+    if (this.#config.discovery && this.#hooks) {
+      const hooks = this.#hooks;
+      const base = this.#config.state_base;
+      translators.push({
+        filter: `${base}/+/+/set`,
+        qos: 1,
+        translate: async (topic, raw): Promise<"consumed"> => {
+          const [, device = "", key = ""] = topic.slice(base.length).split("/");
+          const control = this.#controls.get(device)?.get(key);
+          if (!control) {
+            this.#log.warn("Home Assistant command for no control the agent announced", { topic });
+            return "consumed";
+          }
+          try {
+            const command = commandFromHomeAssistant(control, raw.toString("utf8"));
+            await hooks.issue(device, command);
+            this.#log.info("Home Assistant command sent to the edge", { device, command: command.command });
+          } catch (error) {
+            // A bad payload or a refusal is said and dropped; an edge that cannot be reached is thrown,
+            // so a QoS 1 command stays with the broker and comes again.
+            if (!(error instanceof ControlError) && !(error instanceof EdgeRefused)) throw error;
+            this.#log.warn("Home Assistant command not taken", { topic, error: error.message });
+          }
+          return "consumed";
+        },
+      });
+    }
     return translators;
+  }
+
+  /** The config's controls of a device and its adapter's, by key. */
+  #controlsOf(device: string, readings: readonly string[]): HaControl[] {
+    const own = this.#config.controls.filter((c) => c.device === device);
+    const keys = new Set(own.map(controlKey));
+    const fromAdapter = (this.#hooks?.controlsOf(device, readings) ?? []).filter((c) => !keys.has(controlKey(c)));
+    return [...own, ...fromAdapter];
   }
 
   /** A bridged message was taken: its device's entities and state follow it into Home Assistant. */
   onMessage(message: LanMessage): void {
     if (!this.#config.discovery || message.type === "event") return;
-    const { state, units, newReadings } = this.#keeper.update(message.device, message.payload);
+    const { state, units, booleans, newReadings } = this.#keeper.update(message.device, message.payload);
     const out: MqttMessage[] = [];
     if (newReadings || this.#undiscovered.has(message.device)) {
       this.#undiscovered.delete(message.device);
       const inferred = typeof message.metadata.inferred_type === "string" ? message.metadata.inferred_type : "sensor";
       const [, type = inferred, room] = (message.routing_key ?? "").split(".");
+      const bridged = { id: message.device, type, ...(room && { room }), readings: units, booleans };
+      const options = {
+        prefix: this.#config.discovery_prefix,
+        stateBase: this.#config.state_base,
+        via: this.#agentId,
+        version: this.#version,
+      };
+      const controls = this.#controlsOf(message.device, Object.keys(units));
+      this.#controls.set(message.device, new Map(controls.map((c) => [controlKey(c), c])));
       out.push(
         ...discoveryMessages(
-          { id: message.device, type, ...(room && { room }), readings: units },
-          { prefix: this.#config.discovery_prefix, stateBase: this.#config.state_base, via: this.#agentId, version: this.#version },
+          bridged,
+          options,
+          controls.flatMap((c) => (c.reading ? [c.reading] : [])),
         ),
+        ...controlMessages(bridged, controls, {
+          prefix: options.prefix,
+          stateBase: options.stateBase,
+          haDevice: haDeviceOf(bridged, options),
+          version: options.version,
+        }),
       );
     }
     if (!this.#announced.has(message.device)) {

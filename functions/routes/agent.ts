@@ -10,6 +10,8 @@
  *   (long poll, answered early by a command or a change of the desired state).
  * - `POST /v1/agent/devices/:id/commands/:command/result`: a device's answer.
  * - `POST /v1/agent/devices/:id/presence`: availability seen on the LAN (`…/availability`, wills).
+ * - `POST /v1/agent/devices/:id/commands`: a command from the LAN (Home Assistant) for a bridged device.
+ * - `POST /v1/agent/devices`: auto-provisioning, for agents an admin allowed it (metadata.auto_provision).
  * - `GET /v1/agent/stream`: a WebSocket on which the edge wakes the agent when a device it carries
  *   has commands or a new desired state (durable-objects/agent-link.ts).
  */
@@ -22,7 +24,7 @@ import { readConfig } from "../../shared/config";
 import { bearerToken, parseDeviceToken } from "../../shared/credentials";
 import type { ErrorCode, Issue } from "../../shared/error-codes";
 import { AgentDeviceProvision } from "../../shared/schemas/device";
-import { CommandResultRequest, PresenceRequest } from "../../shared/schemas/twin";
+import { CommandRequest, CommandResultRequest, PresenceRequest } from "../../shared/schemas/twin";
 import { readLimitedText } from "../body";
 import { ApiError } from "../errors";
 import { type AppEnv, authFailed } from "../middleware/auth";
@@ -203,6 +205,15 @@ export const agentRoutes = new Hono<AppEnv>()
       });
     },
   )
+  .post("/devices/:id/commands", async (c) => {
+    // A command from the LAN (Home Assistant's command topic, docs/homeassistant.md) for a device
+    // this agent bridges: queued at the twin as any other, so it is kept, retried and answered.
+    const id = await bridgedDevice(c, await agentCredential(c));
+    const request = parseWith(CommandRequest, await jsonBody(c.req.raw));
+    const queued = await twin(c.env, id).enqueueCommand({ ...request, wait_s: 0 });
+    if (!queued.ok) fail(queued);
+    return c.json({ command: queued.command }, 202);
+  })
   .post("/devices/:id/commands/:command/result", async (c) => {
     const id = await bridgedDevice(c, await agentCredential(c));
     const outcome = parseWith(CommandResultRequest, await jsonBody(c.req.raw));

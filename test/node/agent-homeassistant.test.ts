@@ -6,9 +6,9 @@
 import type { MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningAgent } from "../../agent/agent.ts";
+import { HaSensorConfig } from "../../agent/ha-discovery.ts";
 import { type LocalEdge, startLocalEdge } from "../../scripts/lib/local-edge.ts";
 import { type Mosquitto, startMosquitto } from "../../scripts/lib/mosquitto.ts";
-import { HaSensorConfig } from "../../shared/homeassistant.ts";
 import {
   lanClient,
   meterReading,
