@@ -11,6 +11,7 @@ import type { MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningAgent } from "../../agent/agent.ts";
 import { parseConfig } from "../../agent/config.ts";
+import { HA_COMPONENT_SCHEMAS } from "../../agent/ha-controls.ts";
 import { type LocalEdge, startLocalEdge } from "../../scripts/lib/local-edge.ts";
 import { type Mosquitto, startMosquitto } from "../../scripts/lib/mosquitto.ts";
 import { lanClient, requireMosquitto, startSubscribedAgent, twinOf, until, writeAgentConfig } from "./agent-fixtures.ts";
@@ -114,6 +115,14 @@ adapters:
   files: [acme.yaml]
   provision:
     allow: ["kitchen-*", "hall-*", "tasmota_*", "shellyplus1pm-*", "garage-node", "acme-*"]
+homeassistant:
+  discovery: true
+  controls:
+    - device: garage-node
+      component: switch
+      reading: door_relay
+      command: switch
+      parameters: { entity: door_relay, state: "{value}" }
 health:
   listen: 127.0.0.1:0
 log:
@@ -272,6 +281,52 @@ describe.runIf(haveMosquitto)("the agent's adapters against Mosquitto and the lo
     const done = await command("acme-pump", "start", { speed: 3 });
     await until(() => (messagesOn("acme/acme-pump/do/start").length > 0 ? true : undefined), "the acme command");
     expect(JSON.parse(messagesOn("acme/acme-pump/do/start")[0] as string)).toEqual({ ref: done.id, args: { speed: 3 } });
+  });
+
+  it("Home Assistant: a switch toggled through its command topic reaches the device as an edgemesh command, and its state comes back", async () => {
+    // Discovery as Home Assistant reads it: retained, from a fresh subscriber.
+    const ha = await lanClient(broker.url, "home-assistant");
+    const retained = new Map<string, string>();
+    ha.on("message", (topic, payload) => retained.set(topic, payload.toString("utf8")));
+    try {
+      await ha.subscribeAsync(["homeassistant/#", "edgemesh/+/state"], { qos: 1 });
+      const configTopic = "homeassistant/switch/hall-plug/state/config";
+      await until(() => retained.get(configTopic), "the switch's discovery config");
+      const config = HA_COMPONENT_SCHEMAS.switch.parse(JSON.parse(retained.get(configTopic) as string));
+      expect(config).toMatchObject({ command_topic: "edgemesh/hall-plug/state/set", state_topic: "edgemesh/hall-plug/state" });
+      // The reading a control stands for is no read-only sensor too; a number stays a sensor.
+      expect(retained.has("homeassistant/sensor/hall-plug/state/config")).toBe(false);
+      expect(retained.has("homeassistant/sensor/hall-plug/power/config")).toBe(true);
+
+      // Home Assistant turns it on: its command topic, ON.
+      await watch("zigbee2mqtt/Hall Plug/set");
+      const before = messagesOn("zigbee2mqtt/Hall Plug/set").length;
+      await ha.publishAsync(config.command_topic, config.payload_on, { qos: 1 });
+      await until(() => (messagesOn("zigbee2mqtt/Hall Plug/set").length > before ? true : undefined), "the command at the device");
+      expect(JSON.parse(messagesOn("zigbee2mqtt/Hall Plug/set")[before] as string)).toEqual({ state: "ON" });
+      // It went through the edge: a command of the device's twin, succeeded.
+      const commands = await edge.admin<{ commands: { command: string; parameters: unknown; status: string }[] }>(
+        "GET",
+        "/v1/devices/hall-plug/commands",
+      );
+      expect(commands.body.commands).toContainEqual(expect.objectContaining({ command: "set", parameters: { state: "ON" } }));
+
+      // The device reports its state; Home Assistant's state topic follows.
+      await lan.publishAsync("zigbee2mqtt/Hall Plug", JSON.stringify({ state: "ON", power: 11.9 }), { qos: 1 });
+      await until(() => (JSON.parse(retained.get("edgemesh/hall-plug/state") ?? "{}").state === true ? true : undefined), "state ON");
+
+      // A control from the agent config: the ESPHome relay.
+      const relay = HA_COMPONENT_SCHEMAS.switch.parse(
+        JSON.parse(await until(() => retained.get("homeassistant/switch/garage-node/door_relay/config"), "the relay's config")),
+      );
+      await watch("garage-node/switch/door_relay/command");
+      const sent = messagesOn("garage-node/switch/door_relay/command").length;
+      await ha.publishAsync(relay.command_topic, "OFF", { qos: 1 });
+      await until(() => (messagesOn("garage-node/switch/door_relay/command").length > sent ? true : undefined), "the relay command");
+      expect(messagesOn("garage-node/switch/door_relay/command").at(-1)).toBe("OFF");
+    } finally {
+      await ha.endAsync();
+    }
   });
 
   it("seed 004 through the agent: the meter and the heat pump, verbatim, reach the series store and the energy API", async () => {
