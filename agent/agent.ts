@@ -82,6 +82,7 @@ export async function startAgent(config: AgentConfig, options: { log?: Logger; t
     const link = new HomeAssistantLink(config.homeassistant, bridge, edge.agentId, log, undefined, {
       controlsOf: (device, readings) => adapters?.controlsOf(device, readings) ?? [],
       issue: (device, command) => edge.issueCommand(device, command),
+      edgeDevices: () => edge.homeAssistantDevices(),
     });
     homeAssistant = link;
     bridge.translators = [...bridge.translators, ...link.translators()];
@@ -111,6 +112,7 @@ export async function startAgent(config: AgentConfig, options: { log?: Logger; t
   await kafka?.start();
   commands.start(config.mqtt.devices ?? []);
   stream.start();
+  homeAssistant?.startEdgeDevices();
   let health: Server | undefined;
   try {
     health = await startHealthServer(config.health.listen, () =>
@@ -144,6 +146,7 @@ export async function startAgent(config: AgentConfig, options: { log?: Logger; t
     healthUrl,
     async stop() {
       stream.stop();
+      homeAssistant?.stop();
       await bridge.stop();
       await kafka?.stop();
       await commands.stop();

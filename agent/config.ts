@@ -118,6 +118,9 @@ export const AgentConfig = z.strictObject({
       discovery_prefix: z.string().min(1).max(100).default("homeassistant"),
       /** Where the agent keeps each device's state and availability: `<state_base>/<device>/state`. */
       state_base: z.string().min(1).max(100).default("edgemesh"),
+      /** Also show the edge-native devices an admin marked with metadata.homeassistant_agent = this agent. */
+      edge_devices: z.boolean().default(false),
+      edge_poll_s: z.int().min(5).max(3600).default(30),
       /** Controllable entities (switch, light, number, select, button, climate) whose commands become edgemesh commands. */
       controls: z
         .array(HaControl.required({ device: true }))

@@ -138,6 +138,15 @@ export class EdgeClient {
     })) as { command: EdgeCommand };
   }
 
+  /** Edge-native devices an admin shows in Home Assistant through this agent, with their readings. */
+  async homeAssistantDevices(): Promise<
+    { id: string; name?: string; type: string; room?: string; availability: string; readings: Record<string, unknown> }[]
+  > {
+    const answer = (await this.#call("/v1/agent/homeassistant/devices")) as { devices: unknown };
+    if (!Array.isArray(answer?.devices)) throw new EdgeUnavailable("the edge's answer has no device list");
+    return answer.devices;
+  }
+
   async presence(device: string, status: "online" | "offline", reason?: "connect" | "disconnect" | "last_will") {
     await this.#call(`/v1/agent/devices/${device}/presence`, {
       method: "POST",

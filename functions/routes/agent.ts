@@ -70,6 +70,16 @@ async function agentCredential(c: Context<AppEnv>): Promise<string> {
   return parsed.deviceId;
 }
 
+/** Devices an admin asked to show in Home Assistant through this agent (metadata.homeassistant_agent). */
+async function homeAssistantDevices(env: Env, agentId: string) {
+  const { results } = await env.DB.prepare(
+    "SELECT id, name, type, room FROM devices WHERE json_extract(metadata, '$.homeassistant_agent') = ? ORDER BY id LIMIT ?",
+  )
+    .bind(agentId, MAX_BRIDGED_PER_AGENT)
+    .all<{ id: string; name: string | null; type: string; room: string | null }>();
+  return results;
+}
+
 /** The device of a per-device route, which must be one the agent bridges. */
 async function bridgedDevice(c: Context<AppEnv>, agentId: string): Promise<string> {
   const id = deviceIdParam(c.req.param("id") ?? "");
@@ -205,10 +215,33 @@ export const agentRoutes = new Hono<AppEnv>()
       });
     },
   )
+  .get("/homeassistant/devices", async (c) => {
+    // Edge-native devices shown in Home Assistant through this agent: their latest readings and availability.
+    const agentId = await agentCredential(c);
+    const rows = await homeAssistantDevices(c.env, agentId);
+    const devices = await Promise.all(
+      rows.map(async (row) => {
+        const view = await twin(c.env, row.id).twin();
+        return {
+          id: row.id,
+          ...(row.name !== null && { name: row.name }),
+          type: row.type,
+          ...(row.room !== null && { room: row.room }),
+          availability: view?.availability.status ?? "offline",
+          readings: view?.reported.readings ?? {},
+        };
+      }),
+    );
+    return c.json({ agent: agentId, devices });
+  })
   .post("/devices/:id/commands", async (c) => {
     // A command from the LAN (Home Assistant's command topic, docs/homeassistant.md) for a device
-    // this agent bridges: queued at the twin as any other, so it is kept, retried and answered.
-    const id = await bridgedDevice(c, await agentCredential(c));
+    // this agent bridges or shows in Home Assistant: queued at the twin as any other, so it is
+    // kept, retried and answered.
+    const agentId = await agentCredential(c);
+    const requested = deviceIdParam(c.req.param("id") ?? "");
+    const shown = (await homeAssistantDevices(c.env, agentId)).some((d) => d.id === requested);
+    const id = shown ? requested : await bridgedDevice(c, agentId);
     const request = parseWith(CommandRequest, await jsonBody(c.req.raw));
     const queued = await twin(c.env, id).enqueueCommand({ ...request, wait_s: 0 });
     if (!queued.ok) fail(queued);

@@ -23,6 +23,17 @@ let edge: LocalEdge;
 let broker: Mosquitto;
 let lan: MqttClient;
 let agent: RunningAgent;
+let thermostatToken: string;
+
+/** The edge-native thermostat speaks HTTPS with its own token. */
+async function asThermostat<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
+  const res = await fetch(new URL(path, edge.url), {
+    method,
+    headers: { authorization: `Bearer ${thermostatToken}`, ...(body !== undefined && { "content-type": "application/json" }) },
+    ...(body !== undefined && { body: JSON.stringify(body) }),
+  });
+  return { status: res.status, body: (await res.json().catch(() => ({}))) as T };
+}
 
 interface DeviceView {
   device: { id: string; type: string; name: string | null; metadata: Record<string, unknown> };
@@ -64,6 +75,15 @@ beforeAll(async () => {
     metadata: { auto_provision: true },
   });
   expect(registered.status).toBe(201);
+  // An edge-native thermostat (its own token, HTTPS), shown in Home Assistant through the agent.
+  const thermostat = await edge.admin<{ token: string }>("POST", "/v1/devices", {
+    id: "hall-thermostat",
+    type: "thermostat",
+    room: "hall",
+    metadata: { homeassistant_agent: AGENT },
+  });
+  expect(thermostat.status).toBe(201);
+  thermostatToken = thermostat.body.token;
   for (const [id, type] of [
     ["meter1", "energy"],
     ["heatpump", "heatpump"],
@@ -117,7 +137,17 @@ adapters:
     allow: ["kitchen-*", "hall-*", "tasmota_*", "shellyplus1pm-*", "garage-node", "acme-*"]
 homeassistant:
   discovery: true
+  edge_devices: true
+  edge_poll_s: 5
   controls:
+    - device: hall-thermostat
+      component: climate
+      reading: setpoint
+      current: temperature
+      command: setpoint
+      min: 5
+      max: 30
+      step: 0.5
     - device: garage-node
       component: switch
       reading: door_relay
@@ -324,6 +354,49 @@ describe.runIf(haveMosquitto)("the agent's adapters against Mosquitto and the lo
       await ha.publishAsync(relay.command_topic, "OFF", { qos: 1 });
       await until(() => (messagesOn("garage-node/switch/door_relay/command").length > sent ? true : undefined), "the relay command");
       expect(messagesOn("garage-node/switch/door_relay/command").at(-1)).toBe("OFF");
+    } finally {
+      await ha.endAsync();
+    }
+  });
+
+  it("Home Assistant: an edge-native thermostat appears as a climate entity; a new target temperature reaches it as a command and comes back", async () => {
+    expect(
+      (await asThermostat("POST", "/v1/telemetry", { payload: { temperature: { value: 19.5, unit: "°C" }, setpoint: 20 } })).status,
+    ).toBe(202);
+    const ha = await lanClient(broker.url, "home-assistant-2");
+    const retained = new Map<string, string>();
+    ha.on("message", (topic, payload) => retained.set(topic, payload.toString("utf8")));
+    try {
+      await ha.subscribeAsync(["homeassistant/#", "edgemesh/hall-thermostat/#"], { qos: 1 });
+      const climate = HA_COMPONENT_SCHEMAS.climate.parse(
+        JSON.parse(await until(() => retained.get("homeassistant/climate/hall-thermostat/setpoint/config"), "the climate config", 20_000)),
+      );
+      expect(climate).toMatchObject({ current_temperature_template: "{{ value_json.temperature }}", min_temp: 5, max_temp: 30 });
+      expect(retained.has("homeassistant/sensor/hall-thermostat/temperature/config")).toBe(true);
+      expect(JSON.parse(retained.get("edgemesh/hall-thermostat/state") ?? "{}")).toEqual({ temperature: 19.5, setpoint: 20 });
+
+      await ha.publishAsync(climate.temperature_command_topic, "22.5", { qos: 1 });
+      // The thermostat polls its commands over HTTPS, answers, and reports its new setpoint.
+      const command = await until(async () => {
+        const { body } = await asThermostat<{ commands: { id: string; command: string; parameters: unknown }[] }>(
+          "GET",
+          "/v1/device/commands",
+        );
+        return body.commands[0];
+      }, "the command at the thermostat");
+      expect(command).toMatchObject({ command: "setpoint", parameters: { value: 22.5 } });
+      expect((await asThermostat("POST", `/v1/device/commands/${command.id}/result`, { status: "succeeded" })).status).toBeLessThan(300);
+      expect((await asThermostat("POST", "/v1/telemetry", { payload: { setpoint: 22.5 } })).status).toBe(202);
+      await until(
+        () => (JSON.parse(retained.get("edgemesh/hall-thermostat/state") ?? "{}").setpoint === 22.5 ? true : undefined),
+        "the new setpoint in Home Assistant's state topic",
+        20_000,
+      );
+      // Out of the control's range: refused at the agent, nothing queued.
+      await ha.publishAsync(climate.temperature_command_topic, "45", { qos: 1 });
+      await new Promise((r) => setTimeout(r, 500));
+      const { body } = await asThermostat<{ commands: unknown[] }>("GET", "/v1/device/commands");
+      expect(body.commands).toEqual([]);
     } finally {
       await ha.endAsync();
     }
