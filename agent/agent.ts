@@ -1,6 +1,7 @@
 /** The agent: outbox, LAN broker, uplink, downlink and health endpoint, started and stopped together. */
 import type { Server } from "node:http";
-import { type AgentConfig, readToken } from "./config.ts";
+import { AdapterSet } from "./adapters.ts";
+import { type AgentConfig, adapterSpecs, readToken } from "./config.ts";
 import { Downlink } from "./downlink.ts";
 import { EdgeClient } from "./edge-client.ts";
 import { startHealthServer, statusReport } from "./health.ts";
@@ -22,6 +23,7 @@ export interface RunningAgent {
   readonly uplink: Uplink;
   readonly downlink: Downlink;
   readonly kafka: KafkaBridge | undefined;
+  readonly adapters: AdapterSet | undefined;
   readonly healthUrl: string;
   stop(): Promise<void>;
 }
@@ -58,10 +60,32 @@ export async function startAgent(config: AgentConfig, options: { log?: Logger; t
     ...retry,
   });
   const commands = downlink;
+  const specs = adapterSpecs(config);
+  const adapters =
+    specs.length > 0
+      ? new AdapterSet(specs, {
+          agentId: edge.agentId,
+          allow: config.adapters?.provision?.allow,
+          provision: (device) => edge.provision(device),
+          availability: (device, status) => {
+            void commands.presence(device, status);
+            homeAssistant?.availability(device, status);
+          },
+          log,
+        })
+      : undefined;
+  if (adapters) {
+    bridge.translators = adapters.translators();
+    commands.adapters = adapters;
+  }
   if (config.homeassistant) {
-    const link = new HomeAssistantLink(config.homeassistant, bridge, edge.agentId, log);
+    const link = new HomeAssistantLink(config.homeassistant, bridge, edge.agentId, log, undefined, {
+      controlsOf: (device, readings) => adapters?.controlsOf(device, readings) ?? [],
+      issue: (device, command) => edge.issueCommand(device, command),
+      edgeDevices: () => edge.homeAssistantDevices(),
+    });
     homeAssistant = link;
-    bridge.translators = link.translators();
+    bridge.translators = [...bridge.translators, ...link.translators()];
     bridge.onMessage = (message) => link.onMessage(message);
   }
   bridge.onDevice = (device) => commands.watch(device);
@@ -88,6 +112,7 @@ export async function startAgent(config: AgentConfig, options: { log?: Logger; t
   await kafka?.start();
   commands.start(config.mqtt.devices ?? []);
   stream.start();
+  homeAssistant?.startEdgeDevices();
   let health: Server | undefined;
   try {
     health = await startHealthServer(config.health.listen, () =>
@@ -117,9 +142,11 @@ export async function startAgent(config: AgentConfig, options: { log?: Logger; t
     uplink,
     downlink: commands,
     kafka,
+    adapters,
     healthUrl,
     async stop() {
       stream.stop();
+      homeAssistant?.stop();
       await bridge.stop();
       await kafka?.stop();
       await commands.stop();

@@ -8,9 +8,11 @@ import { dirname, resolve } from "node:path";
 import { parseDocument } from "yaml";
 import { z } from "zod";
 import { ConfigError } from "../shared/config-error.ts";
-import { HaEntityMapping } from "../shared/homeassistant.ts";
 import { DeviceId, MessageType } from "../shared/schemas/message.ts";
 import { KEY_PROBLEM_MESSAGES, routingKeyProblem } from "../shared/topics.ts";
+import { type AdapterSpec, builtInAdapters, loadAdapterFile } from "./adapter-spec.ts";
+import { HaControl } from "./ha-controls.ts";
+import { HaEntityMapping } from "./ha-streams.ts";
 
 const TopicTemplate = z
   .string()
@@ -81,7 +83,8 @@ export const AgentConfig = z.strictObject({
     client_id: z.string().min(1).max(64).default("edgemesh-agent"),
     username: z.string().optional(),
     password_env: z.string().optional(),
-    rules: z.array(Rule).min(1),
+    /** Topic rules; may be empty when adapters carry every device. */
+    rules: z.array(Rule).default([]),
     /** Devices the agent expects; a mapped topic naming another device is reported as unknown. */
     devices: z.array(DeviceId).optional(),
     commands: z
@@ -98,6 +101,17 @@ export const AgentConfig = z.strictObject({
       .prefault({}),
     availability_topic: TopicTemplate.optional(),
   }),
+  /** Adapters as data (docs/devices.md): the built-in mapping files to use, the user's own, auto-provisioning. */
+  adapters: z
+    .strictObject({
+      /** Built-in ecosystems (agent/adapters/<name>.yaml): zigbee2mqtt, tasmota, shelly, esphome. */
+      enabled: z.array(z.string().min(1).max(64)).default([]),
+      /** The user's own mapping files (relative to this file), in the same format. */
+      files: z.array(z.string().min(1).max(500)).default([]),
+      /** Register a device seen through an adapter on the edge on first sight when its id matches (`*` any run). */
+      provision: z.strictObject({ allow: z.array(z.string().min(1).max(64)).min(1) }).optional(),
+    })
+    .optional(),
   /** Home Assistant on the same broker (optional, docs/homeassistant.md). */
   homeassistant: z
     .strictObject({
@@ -106,6 +120,14 @@ export const AgentConfig = z.strictObject({
       discovery_prefix: z.string().min(1).max(100).default("homeassistant"),
       /** Where the agent keeps each device's state and availability: `<state_base>/<device>/state`. */
       state_base: z.string().min(1).max(100).default("edgemesh"),
+      /** Also show the edge-native devices an admin marked with metadata.homeassistant_agent = this agent. */
+      edge_devices: z.boolean().default(false),
+      edge_poll_s: z.int().min(5).max(3600).default(30),
+      /** Controllable entities (switch, light, number, select, button, climate) whose commands become edgemesh commands. */
+      controls: z
+        .array(HaControl.required({ device: true }))
+        .max(1000)
+        .default([]),
       /** Home Assistant's mqtt_statestream into readings of edgemesh devices. */
       statestream: z.strictObject({ base_topic: z.string().min(1).max(200), entities: z.array(HaEntityMapping).min(1) }).optional(),
       /** Home Assistant's mqtt_eventstream into events of one edgemesh device (Home Assistant itself). */
@@ -155,6 +177,22 @@ export function parseConfig(text: string, baseDir = process.cwd()): AgentConfig 
     throw new ConfigError(result.error.issues.map((i) => `${pathOf(i.path)}: ${i.message}`).join("\n"));
   }
   const config = result.data;
+  if (config.mqtt.rules.length === 0 && !config.adapters && !config.homeassistant?.statestream)
+    throw new ConfigError("mqtt.rules: give at least one rule, or use adapters");
+  if (config.adapters) {
+    const known = builtInAdapters();
+    config.adapters.enabled.forEach((name, i) => {
+      if (!known.has(name)) throw new ConfigError(`adapters.enabled.${i}: no built-in adapter "${name}" (${[...known.keys()].join(", ")})`);
+    });
+    config.adapters.files = config.adapters.files.map((f) => resolve(baseDir, f));
+    config.adapters.files.forEach((file, i) => {
+      try {
+        loadAdapterFile(file);
+      } catch (error) {
+        throw new ConfigError(`adapters.files.${i}: ${(error as Error).message}`);
+      }
+    });
+  }
   if (!config.edge.token_file && !config.edge.token_env) throw new ConfigError("edge: set token_file or token_env (the agent's token)");
   config.outbox.path = resolve(baseDir, config.outbox.path);
   if (config.edge.token_file) config.edge.token_file = resolve(baseDir, config.edge.token_file);
@@ -184,4 +222,17 @@ export function readToken(config: AgentConfig): string {
   if (!/^[a-z0-9][a-z0-9_-]{0,63}\..{16,}$/.test(token))
     throw new ConfigError(`edge.${config.edge.token_file ? "token_file" : "token_env"}: no agent token (<agent-id>.<secret>) found there`);
   return token;
+}
+
+/** The adapters the config names: built-in ones, then the user's files (a user file may replace a built-in ecosystem). */
+export function adapterSpecs(config: AgentConfig): AdapterSpec[] {
+  if (!config.adapters) return [];
+  const known = builtInAdapters();
+  const specs = new Map<string, AdapterSpec>();
+  for (const name of config.adapters.enabled) specs.set(name, known.get(name) as AdapterSpec);
+  for (const file of config.adapters.files) {
+    const spec = loadAdapterFile(file);
+    specs.set(spec.ecosystem, spec);
+  }
+  return [...specs.values()];
 }

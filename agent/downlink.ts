@@ -7,6 +7,8 @@
  * device's reply on the result topic (or, without one, the broker's acknowledgement) becomes the
  * command's result. Availability (`…/availability`, last wills) is reported to the twins.
  */
+import { MissingPlaceholder } from "./adapter-spec.ts";
+import type { AdapterSet } from "./adapters.ts";
 import { backoffMs, type EdgeClient, type EdgeCommand, type EdgeDesired, EdgeError } from "./edge-client.ts";
 import type { Logger } from "./log.ts";
 import type { MqttBridge } from "./mqtt-bridge.ts";
@@ -43,6 +45,8 @@ export class Downlink {
   readonly #sleepers = new Map<string, () => void>();
   /** Also hands each delivered command to a LAN sink (Kafka `commands_topic`). */
   onCommand: (device: string, command: EdgeCommand) => Promise<void> = async () => {};
+  /** Devices seen through an adapter take their commands where its mapping file says. */
+  adapters: AdapterSet | undefined;
 
   readonly edge: EdgeClient;
   readonly bridge: MqttBridge;
@@ -108,7 +112,13 @@ export class Downlink {
         const { commands, desired } = await this.edge.commands(device, streaming ? 0 : this.options.waitS, this.#abort.signal);
         attempt = 0;
         for (const command of commands) await this.#deliver(device, command);
-        if (this.options.desired && desired.version > 0 && desired.version !== this.#desiredSent.get(device))
+        // An adapter's device takes commands only: its mapping file says nothing of a desired state.
+        if (
+          this.options.desired &&
+          !this.adapters?.owns(device) &&
+          desired.version > 0 &&
+          desired.version !== this.#desiredSent.get(device)
+        )
           await this.#sendDesired(device, desired);
         if (streaming) await this.#sleep(device, SAFETY_POLL_MS);
       } catch (error) {
@@ -158,6 +168,7 @@ export class Downlink {
     // The edge offers an unanswered command again after its retry delay; while this agent still
     // waits for the device's reply it is not published twice (a toggle would act twice).
     if (this.#pending.get(device)?.some((p) => p.command.id === command.id)) return;
+    if (this.adapters?.owns(device)) return this.#deliverByAdapter(this.adapters, device, command);
     const payload =
       this.options.payload === "parameters"
         ? command.parameters
@@ -182,6 +193,31 @@ export class Downlink {
     await this.onCommand(device, command).catch((error) => this.log.warn("command not produced to the LAN sink", { error: String(error) }));
     this.log.info("command published", { device, id: command.id, command: command.command });
     if (!this.bridge.resultTopic) await this.#report(device, command.id, { status: "succeeded", result: { delivered: true } });
+  }
+
+  /**
+   * A device of an adapter (docs/devices.md): the command goes where its mapping file says; the
+   * device answers with its state (readings), so the result is that the broker took the publish.
+   */
+  async #deliverByAdapter(adapters: AdapterSet, device: string, command: EdgeCommand): Promise<void> {
+    let message: { topic: string; payload: string } | undefined;
+    try {
+      message = adapters.command(device, command);
+    } catch (error) {
+      if (!(error instanceof MissingPlaceholder)) throw error;
+      return this.#report(device, command.id, { status: "failed", error: error.message });
+    }
+    if (!message) return this.#report(device, command.id, { status: "failed", error: `its adapter maps no command "${command.command}"` });
+    try {
+      await this.bridge.publish(message.topic, message.payload, 1);
+    } catch (error) {
+      this.log.warn("command not published; the edge will offer it again", { device, id: command.id, error: (error as Error).message });
+      return;
+    }
+    this.stats.count("commands_delivered");
+    await this.onCommand(device, command).catch((error) => this.log.warn("command not produced to the LAN sink", { error: String(error) }));
+    this.log.info("command published", { device, id: command.id, command: command.command, topic: message.topic });
+    await this.#report(device, command.id, { status: "succeeded", result: { delivered: true, topic: message.topic } });
   }
 
   #take(device: string, id?: string): Pending | undefined {

@@ -102,6 +102,34 @@ export class EdgeClient {
     });
   }
 
+  /** Auto-provisioning: registers a device this agent bridges (idempotent; 409 when another owns the id). */
+  async provision(device: { id: string; type: string; name?: string; ecosystem?: string }): Promise<{ created: boolean }> {
+    return (await this.#call("/v1/agent/devices", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(device),
+    })) as { created: boolean };
+  }
+
+  /** A command from the LAN (Home Assistant) for a device this agent bridges; queued at its twin. */
+  async issueCommand(device: string, command: { command: string; parameters: Record<string, unknown> }): Promise<{ command: EdgeCommand }> {
+    return (await this.#call(`/v1/agent/devices/${device}/commands`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(command),
+    })) as { command: EdgeCommand };
+  }
+
+  /** Edge-native devices an admin shows in Home Assistant through this agent, with their readings. */
+  async homeAssistantDevices(): Promise<
+    { id: string; name?: string; type: string; room?: string; availability: string; readings: Record<string, unknown> }[]
+  > {
+    const answer = (await this.#call("/v1/agent/homeassistant/devices")) as { devices: unknown };
+    if (!Array.isArray(answer?.devices))
+      throw new EdgeError({ status: 502, code: "bad_answer", message: "the edge's answer has no device list" });
+    return answer.devices;
+  }
+
   async presence(device: string, status: "online" | "offline", reason?: "connect" | "disconnect" | "last_will") {
     await this.#call(`/v1/agent/devices/${device}/presence`, {
       method: "POST",

@@ -11,7 +11,8 @@ export interface LanMessage {
   device: string;
   id: string;
   type: "telemetry" | "metric" | "event";
-  routing_key: string;
+  /** Absent: the edge routes by the device's registered type and room (the adapters' devices). */
+  routing_key?: string;
   timestamp: string;
   payload: Record<string, unknown>;
   metadata: Record<string, string | number | boolean | null>;
@@ -87,7 +88,12 @@ export function withoutCredentials(url: string): string {
 }
 
 /** Validates and enriches one payload for a known route (the MQTT and the Kafka sources). */
-export async function convertPayload(raw: Buffer, route: Route, metadata: Record<string, string>, now = new Date()): Promise<Conversion> {
+export async function convertPayload(
+  raw: Buffer,
+  route: Route,
+  metadata: Record<string, string | number | boolean>,
+  now = new Date(),
+): Promise<Conversion> {
   const { device } = route;
   // Checked here, not at the edge: a device id the edge cannot take would make it refuse the whole batch.
   const deviceCheck = DeviceId.safeParse(device);
@@ -138,7 +144,7 @@ export async function convertPayload(raw: Buffer, route: Route, metadata: Record
       device,
       id,
       type: route.type,
-      routing_key: route.routingKey,
+      ...(route.routingKey !== "" && { routing_key: route.routingKey }),
       timestamp,
       payload,
       metadata: { ...metadata, processed_at: now.toISOString() },

@@ -32,7 +32,9 @@ async function main(argv: string[]): Promise<number> {
     case "check-config": {
       const config = loadConfig(values.config);
       readToken(config);
-      console.log(`${values.config}: ok (${config.mqtt.rules.length} rules, outbox ${config.outbox.path}, edge ${config.edge.url})`);
+      console.log(
+        `${values.config}: ok (${config.mqtt.rules.length} rules, ${config.adapters ? config.adapters.enabled.length + config.adapters.files.length : 0} adapters, outbox ${config.outbox.path}, edge ${config.edge.url})`,
+      );
       return 0;
     }
     case "status": {

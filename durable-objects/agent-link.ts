@@ -48,6 +48,11 @@ export class AgentLink extends DurableObject<Env> {
     return sent;
   }
 
+  /** How many sockets the agent holds now (0: offline, for the system alerts). */
+  async sockets(): Promise<number> {
+    return this.ctx.getWebSockets().length;
+  }
+
   /** The agent sends nothing but pings (answered automatically); anything else is ignored. */
   override async webSocketMessage(): Promise<void> {}
 

@@ -3,6 +3,7 @@ import { Hono } from "hono";
 import { maintainSeries } from "../platform/series/maintenance";
 import { pruneHistory } from "../queues/history";
 import { handleQueue } from "../queues/index";
+import { checkSystem, SYSTEM_CRON } from "../queues/system-monitor";
 import { readConfig } from "../shared/config";
 import { log } from "../shared/log";
 import { ApiError, errorResponse, onError } from "./errors";
@@ -63,8 +64,13 @@ export const app = new Hono<AppEnv>()
 export default {
   fetch: app.fetch,
   queue: handleQueue,
-  /** Housekeeping on the cron of wrangler.toml: message history past its retention, series rollups and retention. */
-  async scheduled(_controller, env) {
+  /** Housekeeping on the hourly cron of wrangler.toml: message history past its retention, series rollups and retention. */
+  async scheduled(controller, env) {
+    // The system alerts' monitor has a cron of its own (every minute).
+    if (controller.cron === SYSTEM_CRON) {
+      await checkSystem(env);
+      return;
+    }
     const days = readConfig(env).MESSAGE_HISTORY_DAYS;
     // Each job on its own: a database outage must not keep the other from running.
     const [history, series] = await Promise.allSettled([pruneHistory(env, new Date(Date.now() - days * 86_400_000)), maintainSeries(env)]);

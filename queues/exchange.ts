@@ -26,6 +26,8 @@ export function bindingsFor(exchangeName: string, routingKey: string): string[] 
         break;
     }
   }
+  // RabbitMQ's alternate exchange: a message none of the bindings takes goes there, key unchanged.
+  if (queues.size === 0 && "alternate" in exchange && exchange.alternate) return bindingsFor(exchange.alternate, routingKey);
   return [...queues];
 }
 

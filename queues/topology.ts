@@ -12,6 +12,8 @@ export interface Exchange {
   readonly name: string;
   readonly type: ExchangeType;
   readonly description: string;
+  /** RabbitMQ's alternate exchange: where a message goes that none of this exchange's bindings takes. */
+  readonly alternate?: string;
 }
 
 export interface QueueDef {
@@ -35,12 +37,14 @@ export interface Binding {
 
 export const EXCHANGES = [
   { name: "home.events", type: "topic", description: "Home state changes and automation triggers" },
-  { name: "sensors", type: "topic", description: "Sensor readings: sensors.{type}.{location}" },
+  { name: "sensors", type: "topic", description: "Sensor readings: sensors.{type}.{location}", alternate: "sensors.alternate" },
   { name: "metrics", type: "topic", description: "System, application and transformed sensor metrics" },
   { name: "ai", type: "topic", description: "AI inference requests (ai.model.#) and results (ai.result.#)" },
   { name: "alerts", type: "fanout", description: "Alerts, fanned out to every bound queue" },
   { name: "archive", type: "topic", description: "Events and metrics kept for long-term analysis" },
   { name: "dead.letter", type: "direct", description: "Messages that failed after their retries" },
+  // edgemesh: the sensors exchange's alternate exchange, so a reading of any device type has a home.
+  { name: "sensors.alternate", type: "fanout", description: "Readings of types no sensors binding takes" },
 ] as const satisfies readonly Exchange[];
 
 export type ExchangeName = (typeof EXCHANGES)[number]["name"];
@@ -67,6 +71,7 @@ export const QUEUES = [
   queue("sensors.humidity", "transformer"),
   queue("sensors.motion", "automations"),
   queue("sensors.energy", "transformer", "edgemesh"),
+  queue("sensors.other", "transformer", "edgemesh"),
   queue("metrics.system", "metrics"),
   queue("metrics.application", "metrics"),
   queue("metrics.sensors", "metrics", "edgemesh"),
@@ -97,6 +102,7 @@ export const BINDINGS: readonly Binding[] = [
   { exchange: "archive", queue: "archive.events", pattern: "#", origin: "seed-001" },
   { exchange: "archive", queue: "archive.metrics", pattern: "#", origin: "seed-001" },
   { exchange: "dead.letter", queue: DEAD_LETTER_QUEUE, pattern: "#", origin: "seed-001" },
+  { exchange: "sensors.alternate", queue: "sensors.other", pattern: "#", origin: "edgemesh" },
 ];
 
 export type QueueName = (typeof QUEUES)[number]["name"];

@@ -7,7 +7,7 @@ import type { z } from "zod";
 import type { ErrorCode, Issue } from "./error-codes";
 import { toIssues } from "./error-codes";
 import { newMessageId } from "./ids";
-import { type Envelope, InboundMessage, type MessageType, PAYLOADS, type Reading, SCHEMA_VERSION } from "./schemas/message";
+import { type Envelope, InboundMessage, type MessageType, PAYLOADS, type Reading, SCHEMA_VERSION, Timestamp } from "./schemas/message";
 import { normalizeReadings } from "./units";
 
 export interface Principal {
@@ -103,6 +103,20 @@ export function buildEnvelope(raw: unknown, ctx: BuildContext): BuildResult {
   if (type === "event" && input.event_type !== undefined && isObject(rawPayload) && rawPayload.event_type === undefined) {
     rawPayload = { ...rawPayload, event_type: input.event_type };
   }
+  // Seed 004's meter puts the reading's time inside its payload: it is the message's time.
+  let sentAt = input.timestamp;
+  let sentAtPath = "timestamp";
+  if ((type === "telemetry" || type === "metric") && isObject(rawPayload) && rawPayload.timestamp !== undefined) {
+    const { timestamp: inner, ...readings } = rawPayload;
+    const at = Timestamp.safeParse(inner);
+    if (!at.success) return fail("invalid_payload", "payload.timestamp", "must be an ISO 8601 date-time with a time zone");
+    if (sentAt !== undefined && Date.parse(sentAt) !== Date.parse(at.data)) {
+      return fail("invalid_payload", "payload.timestamp", `differs from timestamp (${sentAt}); send one`);
+    }
+    sentAt = at.data;
+    sentAtPath = "payload.timestamp";
+    rawPayload = readings;
+  }
   const payloadSchema: z.ZodType = PAYLOADS[type];
   const payload = payloadSchema.safeParse(rawPayload);
   if (!payload.success) return { ok: false, code: "invalid_payload", issues: toIssues(payload.error.issues, "payload") };
@@ -120,17 +134,17 @@ export function buildEnvelope(raw: unknown, ctx: BuildContext): BuildResult {
 
   const receivedAt = new Date(ctx.now).toISOString();
   let timestamp = receivedAt;
-  if (input.timestamp !== undefined) {
-    const deviceTime = Date.parse(input.timestamp);
+  if (sentAt !== undefined) {
+    const deviceTime = Date.parse(sentAt);
     if (deviceTime - ctx.now > ctx.limits.maxFutureSkewMs) {
       return fail(
         "timestamp_in_future",
-        "timestamp",
-        `${input.timestamp} is more than ${ctx.limits.maxFutureSkewMs / 1000} s ahead of the edge clock`,
+        sentAtPath,
+        `${sentAt} is more than ${ctx.limits.maxFutureSkewMs / 1000} s ahead of the edge clock`,
       );
     }
     if (ctx.now - deviceTime > ctx.limits.maxAgeMs) {
-      return fail("timestamp_too_old", "timestamp", `${input.timestamp} is older than ${ctx.limits.maxAgeMs / 86_400_000} days`);
+      return fail("timestamp_too_old", sentAtPath, `${sentAt} is older than ${ctx.limits.maxAgeMs / 86_400_000} days`);
     }
     timestamp = new Date(deviceTime).toISOString();
   }

@@ -6,42 +6,67 @@ import type { Reading } from "./schemas/message";
  *
  * A table rather than a conversion library: the handful of homelab units (and their many
  * spellings: "°F", "F", "fahrenheit") is smaller than any library's API, and affine conversions
- * (temperatures) are where general libraries differ in rounding.
+ * (temperatures) are where general libraries differ in rounding. The table is data (UNIT_TABLE):
+ * a device type nobody has heard of gets canonical units by the units it sends, no code branch.
  */
 
 interface Conversion {
   readonly canonical: string;
-  readonly toCanonical: (value: number) => number;
+  /** canonical = value × factor + offset */
+  readonly factor: number;
+  readonly offset: number;
 }
 
-const same = (canonical: string): Conversion => ({ canonical, toCanonical: (v) => v });
-const scale = (canonical: string, factor: number): Conversion => ({ canonical, toCanonical: (v) => v * factor });
+/**
+ * The units table, as data: each row is the spellings of one unit, the canonical unit of its
+ * quantity, and the linear map to it (value × factor + offset). A new quantity is a new row.
+ */
+export const UNIT_TABLE: readonly (readonly [spellings: readonly string[], canonical: string, factor: number, offset: number])[] = [
+  [["°c", "c", "celsius", "degc"], "°C", 1, 0],
+  [["°f", "f", "fahrenheit", "degf"], "°C", 5 / 9, -160 / 9],
+  [["k", "kelvin"], "°C", 1, -273.15],
+  [["%", "%rh", "percent"], "%", 1, 0],
+  [["kwh"], "kWh", 1, 0],
+  [["wh"], "kWh", 1 / 1000, 0],
+  [["mwh"], "kWh", 1000, 0],
+  [["j", "joule"], "kWh", 1 / 3_600_000, 0],
+  [["w", "watt"], "W", 1, 0],
+  [["kw", "kilowatt"], "W", 1000, 0],
+  [["va"], "VA", 1, 0],
+  [["var"], "var", 1, 0],
+  [["v", "volt"], "V", 1, 0],
+  [["mv"], "V", 1 / 1000, 0],
+  [["a", "amp", "ampere"], "A", 1, 0],
+  [["ma"], "A", 1 / 1000, 0],
+  [["hz", "hertz"], "Hz", 1, 0],
+  [["hpa", "mbar"], "hPa", 1, 0],
+  [["pa"], "hPa", 1 / 100, 0],
+  [["kpa"], "hPa", 10, 0],
+  [["bar"], "hPa", 1000, 0],
+  [["psi"], "hPa", 68.9476, 0],
+  [["inhg"], "hPa", 33.8639, 0],
+  [["lx", "lux"], "lx", 1, 0],
+  [["ppm"], "ppm", 1, 0],
+  [["ppb"], "ppb", 1, 0],
+  [["µg/m³", "ug/m3", "µg/m3"], "µg/m³", 1, 0],
+  [["db", "dba"], "dB", 1, 0],
+  [["m³", "m3"], "m³", 1, 0],
+  [["l", "liter", "litre"], "m³", 1 / 1000, 0],
+  [["m³/h", "m3/h"], "m³/h", 1, 0],
+  [["l/min"], "m³/h", 0.06, 0],
+  [["s", "sec", "seconds"], "s", 1, 0],
+  [["min"], "s", 60, 0],
+  [["h"], "s", 3600, 0],
+  [["dbm"], "dBm", 1, 0],
+  [["m/s"], "m/s", 1, 0],
+  [["km/h"], "m/s", 1 / 3.6, 0],
+  [["mm"], "mm", 1, 0],
+  [["mm/h"], "mm/h", 1, 0],
+];
 
-const CONVERSIONS: ReadonlyMap<string, Conversion> = new Map([
-  ...aliases(["°c", "c", "celsius", "degc"], same("°C")),
-  ...aliases(["°f", "f", "fahrenheit", "degf"], { canonical: "°C", toCanonical: (v) => ((v - 32) * 5) / 9 }),
-  ...aliases(["k", "kelvin"], { canonical: "°C", toCanonical: (v) => v - 273.15 }),
-  ...aliases(["%", "%rh", "percent"], same("%")),
-  ...aliases(["kwh"], same("kWh")),
-  ...aliases(["wh"], scale("kWh", 1 / 1000)),
-  ...aliases(["j", "joule"], scale("kWh", 1 / 3_600_000)),
-  ...aliases(["w", "watt"], same("W")),
-  ...aliases(["kw", "kilowatt"], scale("W", 1000)),
-  ...aliases(["v", "volt"], same("V")),
-  ...aliases(["mv"], scale("V", 1 / 1000)),
-  ...aliases(["a", "amp", "ampere"], same("A")),
-  ...aliases(["ma"], scale("A", 1 / 1000)),
-  ...aliases(["hpa", "mbar"], same("hPa")),
-  ...aliases(["pa"], scale("hPa", 1 / 100)),
-  ...aliases(["kpa"], scale("hPa", 10)),
-  ...aliases(["inhg"], scale("hPa", 33.8639)),
-  ...aliases(["lx", "lux"], same("lx")),
-  ...aliases(["ppm"], same("ppm")),
-]);
-
-function aliases(names: string[], conversion: Conversion): [string, Conversion][] {
-  return names.map((name) => [name, conversion]);
-}
+const CONVERSIONS: ReadonlyMap<string, Conversion> = new Map(
+  UNIT_TABLE.flatMap(([spellings, canonical, factor, offset]) => spellings.map((s) => [s, { canonical, factor, offset }] as const)),
+);
 
 export interface Normalized {
   value: number;
@@ -60,7 +85,7 @@ export function normalize(value: number, unit: string | undefined): Normalized {
   if (unit === undefined) return { value, unit: "" };
   const conversion = CONVERSIONS.get(unit.trim().toLowerCase());
   if (!conversion) return { value, unit };
-  const converted = tidy(conversion.toCanonical(value));
+  const converted = tidy(value * conversion.factor + conversion.offset);
   if (conversion.canonical === unit && converted === value) return { value, unit };
   return { value: converted, unit: conversion.canonical, original: { value, unit } };
 }

@@ -10,6 +10,8 @@
  *   (long poll, answered early by a command or a change of the desired state).
  * - `POST /v1/agent/devices/:id/commands/:command/result`: a device's answer.
  * - `POST /v1/agent/devices/:id/presence`: availability seen on the LAN (`…/availability`, wills).
+ * - `POST /v1/agent/devices/:id/commands`: a command from the LAN (Home Assistant) for a bridged device.
+ * - `POST /v1/agent/devices`: auto-provisioning, for agents an admin allowed it (metadata.auto_provision).
  * - `GET /v1/agent/stream`: a WebSocket on which the edge wakes the agent when a device it carries
  *   has commands or a new desired state (durable-objects/agent-link.ts).
  */
@@ -22,11 +24,12 @@ import { readConfig } from "../../shared/config";
 import { bearerToken, parseDeviceToken } from "../../shared/credentials";
 import type { ErrorCode } from "../../shared/error-codes";
 import type { AgentResult as ApiAgentResult } from "../../shared/schemas/api/agent";
-import { CommandResultRequest, PresenceRequest } from "../../shared/schemas/twin";
+import { AgentDeviceProvision } from "../../shared/schemas/device";
+import { CommandRequest, CommandResultRequest, PresenceRequest } from "../../shared/schemas/twin";
 import { readLimitedText } from "../body";
 import { ApiError } from "../errors";
 import { type AppEnv, authFailed } from "../middleware/auth";
-import { twin } from "../registry";
+import { createDevice, getDevice, twin } from "../registry";
 import { deviceIdParam, fail, jsonBody, parseWith, validate } from "../validate";
 import { deliveredCommand } from "./device-self";
 
@@ -41,6 +44,8 @@ type DistributiveWithCode<T> = T extends { code: string } ? Omit<T, "code"> & { 
 /** Bridged device ids per agent, briefly cached per isolate: the registry is D1, off the twins' path. */
 const bridgedCache = new Map<string, { at: number; ids: Set<string> }>();
 const BRIDGED_TTL_MS = 30_000;
+/** At most this many devices per agent by auto-provisioning (an admin may register more). */
+const MAX_BRIDGED_PER_AGENT = 1000;
 
 async function bridgedDevices(env: Env, agentId: string, fresh = false): Promise<Set<string>> {
   const cached = bridgedCache.get(agentId);
@@ -63,6 +68,16 @@ async function agentCredential(c: Context<AppEnv>): Promise<string> {
   if (profile?.kind !== "service" || profile.type !== "agent")
     throw new ApiError("forbidden", `"${parsed.deviceId}" is not registered as an agent (kind service, type agent)`);
   return parsed.deviceId;
+}
+
+/** Devices an admin asked to show in Home Assistant through this agent (metadata.homeassistant_agent). */
+async function homeAssistantDevices(env: Env, agentId: string) {
+  const { results } = await env.DB.prepare(
+    "SELECT id, name, type, room FROM devices WHERE json_extract(metadata, '$.homeassistant_agent') = ? ORDER BY id LIMIT ?",
+  )
+    .bind(agentId, MAX_BRIDGED_PER_AGENT)
+    .all<{ id: string; name: string | null; type: string; room: string | null }>();
+  return results;
 }
 
 /** The device of a per-device route, which must be one the agent bridges. */
@@ -160,6 +175,31 @@ export const agentRoutes = new Hono<AppEnv>()
     );
     return c.json({ agent: agentId, results });
   })
+  .post("/devices", async (c) => {
+    // Auto-provisioning: only for an agent an admin allowed it (metadata.auto_provision = true).
+    const agentId = await agentCredential(c);
+    const agent = await getDevice(c.env, agentId);
+    if (agent.metadata.auto_provision !== true)
+      throw new ApiError("forbidden", `agent "${agentId}" may not register devices: an admin sets its metadata.auto_provision to true`);
+    const input = parseWith(AgentDeviceProvision, await jsonBody(c.req.raw));
+    const bridged = await bridgedDevices(c.env, agentId, true);
+    if (bridged.has(input.id)) return c.json({ device: await getDevice(c.env, input.id), created: false });
+    if (bridged.size >= MAX_BRIDGED_PER_AGENT)
+      throw ApiError.field("forbidden", "id", `agent "${agentId}" already bridges ${bridged.size} devices, the limit`);
+    // An existing device of someone else is a conflict (409), never taken over.
+    const { device } = await createDevice(c.env, {
+      id: input.id,
+      kind: "device",
+      type: input.type,
+      class: "mains",
+      ...(input.name !== undefined && { name: input.name }),
+      ...(input.room !== undefined && { room: input.room }),
+      metadata: { agent: agentId, provisioned: "auto", ...(input.ecosystem !== undefined && { ecosystem: input.ecosystem }) },
+    });
+    bridgedCache.delete(agentId);
+    // The token is not handed out: the device speaks through its agent.
+    return c.json({ device, created: true }, 201);
+  })
   .get(
     "/devices/:id/commands",
     validate("query", z.strictObject({ wait_s: z.coerce.number().int().min(0).max(30).default(0) })),
@@ -175,6 +215,38 @@ export const agentRoutes = new Hono<AppEnv>()
       });
     },
   )
+  .get("/homeassistant/devices", async (c) => {
+    // Edge-native devices shown in Home Assistant through this agent: their latest readings and availability.
+    const agentId = await agentCredential(c);
+    const rows = await homeAssistantDevices(c.env, agentId);
+    const devices = await Promise.all(
+      rows.map(async (row) => {
+        const view = await twin(c.env, row.id).twin();
+        return {
+          id: row.id,
+          ...(row.name !== null && { name: row.name }),
+          type: row.type,
+          ...(row.room !== null && { room: row.room }),
+          availability: view?.availability.status ?? "offline",
+          readings: view?.reported.readings ?? {},
+        };
+      }),
+    );
+    return c.json({ agent: agentId, devices });
+  })
+  .post("/devices/:id/commands", async (c) => {
+    // A command from the LAN (Home Assistant's command topic, docs/homeassistant.md) for a device
+    // this agent bridges or shows in Home Assistant: queued at the twin as any other, so it is
+    // kept, retried and answered.
+    const agentId = await agentCredential(c);
+    const requested = deviceIdParam(c.req.param("id") ?? "");
+    const shown = (await homeAssistantDevices(c.env, agentId)).some((d) => d.id === requested);
+    const id = shown ? requested : await bridgedDevice(c, agentId);
+    const request = parseWith(CommandRequest, await jsonBody(c.req.raw));
+    const queued = await twin(c.env, id).enqueueCommand({ ...request, wait_s: 0 });
+    if (!queued.ok) fail(queued);
+    return c.json({ command: queued.command }, 202);
+  })
   .post("/devices/:id/commands/:command/result", async (c) => {
     const id = await bridgedDevice(c, await agentCredential(c));
     const outcome = parseWith(CommandResultRequest, await jsonBody(c.req.raw));

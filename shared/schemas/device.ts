@@ -42,6 +42,20 @@ export const DeviceCreate = z.strictObject({
 });
 export type DeviceCreate = z.infer<typeof DeviceCreate>;
 
+/**
+ * A device an agent registers on first sight (auto-provisioning, docs/devices.md): the edge sets
+ * its kind, metadata.agent and permissions; the agent names it, its inferred type and where it came from.
+ */
+export const AgentDeviceProvision = z.strictObject({
+  id: DeviceId,
+  type: Slug,
+  name: z.string().min(1).max(128).optional(),
+  room: Slug.optional(),
+  /** The ecosystem that saw it (zigbee2mqtt, tasmota, shelly, esphome, …). */
+  ecosystem: Slug.optional(),
+});
+export type AgentDeviceProvision = z.infer<typeof AgentDeviceProvision>;
+
 export const DevicePatch = DeviceCreate.omit({ id: true, kind: true }).partial().extend({ room: Slug.nullable().optional() });
 export type DevicePatch = z.infer<typeof DevicePatch>;
 

@@ -6,9 +6,9 @@
 import type { MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningAgent } from "../../agent/agent.ts";
+import { HaSensorConfig } from "../../agent/ha-discovery.ts";
 import { type LocalEdge, startLocalEdge } from "../../scripts/lib/local-edge.ts";
 import { type Mosquitto, startMosquitto } from "../../scripts/lib/mosquitto.ts";
-import { HaSensorConfig } from "../../shared/homeassistant.ts";
 import {
   lanClient,
   meterReading,
@@ -130,7 +130,7 @@ describe.runIf(haveMosquitto)("the agent and Home Assistant on a real Mosquitto"
       const answer = await edge.admin<{ messages: { routing_key: string }[] }>("GET", "/v1/messages?device=home-assistant&type=event");
       return answer.body.messages?.length ? answer.body.messages : undefined;
     }, "the event in the message history");
-    // The history keeps the route, not the body; the body's mapping is shared/homeassistant.ts's (homeassistant.test.ts).
+    // The history keeps the route, not the body; the body's mapping is agent/ha-streams.ts (homeassistant.test.ts).
     expect(events[0]?.routing_key).toBe("home.living.home-assistant.state_changed");
   });
 });

@@ -1,20 +1,22 @@
 /**
- * Home Assistant both ways (shared/homeassistant.ts): MQTT discovery configs for bridged devices,
+ * Home Assistant both ways (agent/ha-discovery.ts, agent/ha-streams.ts): MQTT discovery configs for bridged devices,
  * statestream and eventstream into edgemesh messages that the edge's own schemas accept.
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError, parseConfig } from "../../agent/config.ts";
+import { ControlError, commandFromHomeAssistant, controlMessages, HA_COMPONENT_SCHEMAS, HaControl } from "../../agent/ha-controls.ts";
 import {
   discoveryMessages,
-  eventFromHomeAssistant,
+  HaBinarySensorConfig,
   HaSensorConfig,
+  haDeviceOf,
   removalMessages,
   StateKeeper,
-  StatestreamReader,
   stateMessage,
-} from "../../shared/homeassistant.ts";
+} from "../../agent/ha-discovery.ts";
+import { eventFromHomeAssistant, StatestreamReader } from "../../agent/ha-streams.ts";
 import { EventPayload, TelemetryPayload } from "../../shared/schemas/message.ts";
 
 const meter = {
@@ -64,12 +66,14 @@ describe("StateKeeper", () => {
     expect(keeper.update("m", { power: { value: 5, unit: "W" } })).toEqual({
       state: { power: { value: 5, unit: "W" } },
       units: { power: "W" },
+      booleans: [],
       newReadings: true,
     });
     const second = keeper.update("m", { power: { value: 7, unit: "W" }, running: true, label: "x" });
     expect(second).toEqual({
       state: { power: { value: 7, unit: "W" }, running: true },
       units: { power: "W", running: undefined },
+      booleans: ["running"],
       newReadings: true,
     });
     expect(keeper.update("m", { running: false }).newReadings).toBe(false);
@@ -150,5 +154,77 @@ describe("the agent's homeassistant section", () => {
     );
     expect(() => parseConfig(bad, "/tmp")).toThrow(ConfigError);
     expect(() => parseConfig(bad, "/tmp")).toThrow(/homeassistant\.statestream\.entities\.0\.entity_id: must be an entity id/);
+  });
+});
+
+describe("Home Assistant components beyond sensors", () => {
+  const plug = {
+    id: "hall-plug",
+    type: "energy",
+    readings: { state: undefined, power: "W", motion: undefined },
+    booleans: ["state", "motion"],
+  };
+
+  it("a boolean reading is a binary_sensor with its device class; a reading a control stands for is no sensor", () => {
+    const messages = discoveryMessages(plug, {}, ["state"]);
+    expect(messages.map((m) => m.topic)).toEqual([
+      "homeassistant/binary_sensor/hall-plug/motion/config",
+      "homeassistant/sensor/hall-plug/power/config",
+    ]);
+    const motion = HaBinarySensorConfig.parse(JSON.parse(messages[0]?.payload ?? ""));
+    expect(motion).toMatchObject({
+      device_class: "motion",
+      payload_on: "ON",
+      value_template: "{{ 'ON' if value_json.motion else 'OFF' }}",
+    });
+  });
+
+  const controls = [
+    { component: "switch", reading: "state", command: "set", parameters: { state: "{value}" } },
+    { component: "light", reading: "lamp", command: "light", parameters: { on: "{value}" }, values: { ON: true, OFF: false } },
+    { component: "number", reading: "brightness", command: "dim", min: 0, max: 254, unit: "%" },
+    { component: "select", reading: "mode", command: "mode", options: ["eco", "comfort"] },
+    { component: "button", key: "identify", command: "identify", parameters: {} },
+    { component: "climate", reading: "setpoint", current: "temperature", command: "setpoint", min: 5, max: 30, step: 0.5 },
+  ].map((c) => HaControl.parse(c));
+
+  it("each controllable component's config fits Home Assistant's schema for it, with a command topic per control", () => {
+    const messages = controlMessages(plug, controls, { prefix: "homeassistant", stateBase: "edgemesh", haDevice: haDeviceOf(plug) });
+    expect(messages.map((m) => m.topic)).toEqual([
+      "homeassistant/switch/hall-plug/state/config",
+      "homeassistant/light/hall-plug/lamp/config",
+      "homeassistant/number/hall-plug/brightness/config",
+      "homeassistant/select/hall-plug/mode/config",
+      "homeassistant/button/hall-plug/identify/config",
+      "homeassistant/climate/hall-plug/setpoint/config",
+    ]);
+    for (const [i, message] of messages.entries()) {
+      const component = controls[i]?.component as keyof typeof HA_COMPONENT_SCHEMAS;
+      const config = HA_COMPONENT_SCHEMAS[component].parse(JSON.parse(message.payload)) as Record<string, unknown>;
+      const commandTopic = config.command_topic ?? config.temperature_command_topic;
+      expect(commandTopic).toBe(`edgemesh/hall-plug/${message.topic.split("/")[3]}/set`);
+      expect(message.retain).toBe(true);
+    }
+    const climate = JSON.parse(messages[5]?.payload ?? "");
+    expect(climate).toMatchObject({
+      current_temperature_template: "{{ value_json.temperature }}",
+      min_temp: 5,
+      max_temp: 30,
+      temp_step: 0.5,
+    });
+  });
+
+  it("what Home Assistant sends becomes the control's command; a payload outside the control is refused", () => {
+    const [toggle, lamp, dim, mode, button, climate] = controls as [HaControl, HaControl, HaControl, HaControl, HaControl, HaControl];
+    expect(commandFromHomeAssistant(toggle, "OFF")).toEqual({ command: "set", parameters: { state: "OFF" } });
+    expect(commandFromHomeAssistant(lamp, "ON")).toEqual({ command: "light", parameters: { on: true } });
+    expect(commandFromHomeAssistant(dim, "128")).toEqual({ command: "dim", parameters: { value: 128 } });
+    expect(commandFromHomeAssistant(mode, "eco")).toEqual({ command: "mode", parameters: { value: "eco" } });
+    expect(commandFromHomeAssistant(button, "PRESS")).toEqual({ command: "identify", parameters: {} });
+    expect(commandFromHomeAssistant(climate, "21.5")).toEqual({ command: "setpoint", parameters: { value: 21.5 } });
+    expect(() => commandFromHomeAssistant(toggle, "MAYBE")).toThrow(ControlError);
+    expect(() => commandFromHomeAssistant(dim, "300")).toThrow(/outside/);
+    expect(() => commandFromHomeAssistant(mode, "turbo")).toThrow(/options/);
+    expect(() => commandFromHomeAssistant(climate, "warm")).toThrow(/not a number/);
   });
 });

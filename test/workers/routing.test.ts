@@ -16,7 +16,9 @@ const DRAWN: [exchange: string, key: string, queues: string[]][] = [
   ["sensors", "sensors.temperature", ["sensors.temperature"]],
   ["sensors", "sensors.humidity.bathroom.shelf", ["sensors.humidity"]],
   ["sensors", "sensors.motion.hallway", ["sensors.motion"]],
-  ["sensors", "sensors.pressure.attic", []],
+  // edgemesh: a type no binding names goes through the alternate exchange to sensors.other.
+  ["sensors", "sensors.pressure.attic", ["sensors.other"]],
+  ["sensors", "sensors.heatpump.meter1", ["sensors.other"]],
   ["metrics", "metrics.system.nas.cpu", ["metrics.system"]],
   ["metrics", "metrics.application.api", ["metrics.application"]],
   ["metrics", "metrics.other", []],
@@ -34,7 +36,12 @@ describe("the topology", () => {
     expect(bindingsFor(exchange, key).sort()).toEqual([...queues].sort());
   });
 
-  it("has the seven exchanges of seed 001 with their types", () => {
+  it("sends what the sensors exchange's bindings do not take through its alternate exchange", () => {
+    expect(bindingsFor("sensors.alternate", "sensors.co2.office")).toEqual(["sensors.other"]);
+    expect(findQueue("sensors.other")?.consumer).toBe("transformer");
+  });
+
+  it("has the seven exchanges of seed 001 with their types, and the sensors exchange's alternate", () => {
     expect(EXCHANGES.map((e) => [e.name, e.type])).toEqual([
       ["home.events", "topic"],
       ["sensors", "topic"],
@@ -43,6 +50,7 @@ describe("the topology", () => {
       ["alerts", "fanout"],
       ["archive", "topic"],
       ["dead.letter", "direct"],
+      ["sensors.alternate", "fanout"],
     ]);
   });
 
@@ -116,11 +124,11 @@ async function deadLetterFor(messageId: string, status = "pending"): Promise<Dea
 
 describe("unroutable messages and dead letters", () => {
   it("sends a message no binding takes to the dead letters, marked unroutable, and counts it", async () => {
-    const { token } = await createDevice({ id: uniqueId("svc"), kind: "service", type: "t", publish: ["sensors:#"] });
+    const { token } = await createDevice({ id: uniqueId("svc"), kind: "service", type: "t", publish: ["metrics:#"] });
     const id = uniqueId("lost");
-    const res = await post("/v1/exchanges/sensors/publish", token, {
+    const res = await post("/v1/exchanges/metrics/publish", token, {
       id,
-      routing_key: "sensors.pressure.attic",
+      routing_key: "metrics.other.attic",
       payload: { pressure: 1013 },
     });
     expect(res.status).toBe(202);
@@ -128,8 +136,8 @@ describe("unroutable messages and dead letters", () => {
     const letter = await eventually(() => deadLetterFor(id), 10_000, "the unroutable dead letter");
     expect(letter).toMatchObject({
       queue: "(unroutable)",
-      exchange: "sensors",
-      routing_key: "sensors.pressure.attic",
+      exchange: "metrics",
+      routing_key: "metrics.other.attic",
       error: { code: "unroutable" },
     });
     const topology = await json<{ unroutable: number }>(await call("/v1/topology"));

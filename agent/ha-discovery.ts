@@ -1,5 +1,7 @@
 /**
- * Home Assistant, both ways, as MQTT messages on the LAN broker (docs/homeassistant.md):
+ * Home Assistant's MQTT discovery for the agent's devices (docs/homeassistant.md), as messages
+ * with no I/O; the way in (statestream, eventstream) is agent/ha-streams.ts, the controllable
+ * components agent/ha-controls.ts.
  *
  * - Out: MQTT discovery. For every device the agent bridges, one retained sensor config per
  *   reading under `<prefix>/sensor/<node>/<reading>/config`, pointing at a state topic the agent
@@ -19,7 +21,7 @@ export const DEFAULT_DISCOVERY_PREFIX = "homeassistant";
 export const DEFAULT_STATE_BASE = "edgemesh";
 
 /** Home Assistant's `device` block: the entities of one bridged device group under it. */
-const HaDevice = z.strictObject({
+export const HaDevice = z.strictObject({
   identifiers: z.array(z.string().min(1)).min(1),
   name: z.string().min(1),
   manufacturer: z.string().optional(),
@@ -46,6 +48,23 @@ export const HaSensorConfig = z.strictObject({
 });
 export type HaSensorConfig = z.infer<typeof HaSensorConfig>;
 
+/** The MQTT binary_sensor discovery config (https://www.home-assistant.io/integrations/binary_sensor.mqtt/). */
+export const HaBinarySensorConfig = z.strictObject({
+  name: z.string().min(1),
+  unique_id: z.string().regex(/^[a-zA-Z0-9_-]+$/),
+  object_id: z.string().regex(/^[a-z0-9_]+$/),
+  state_topic: z.string().min(1),
+  value_template: z.string().min(1),
+  payload_on: z.string(),
+  payload_off: z.string(),
+  device_class: z.string().optional(),
+  availability_topic: z.string().min(1),
+  payload_available: z.string(),
+  payload_not_available: z.string(),
+  device: HaDevice,
+  origin: z.strictObject({ name: z.string(), sw_version: z.string().optional(), support_url: z.string().optional() }),
+});
+
 /** What the agent knows of a device it bridges: the registry's fields and the readings seen so far. */
 export interface BridgedDevice {
   id: string;
@@ -54,6 +73,8 @@ export interface BridgedDevice {
   room?: string;
   /** Reading name → its (canonical) unit, if any. */
   readings: Record<string, string | undefined>;
+  /** Readings that are booleans: binary_sensor entities. */
+  booleans?: readonly string[];
 }
 
 export interface DiscoveryOptions {
@@ -108,21 +129,66 @@ function classify(reading: string, unit: string | undefined): Pick<HaSensorConfi
 const nodeId = (device: string) => device.replace(/[^a-zA-Z0-9_-]/g, "_");
 const objectId = (device: string, reading: string) => `${device}_${reading}`.toLowerCase().replace(/[^a-z0-9_]/g, "_");
 
-/** One retained discovery config per reading of the device. */
-export function discoveryMessages(device: BridgedDevice, options: DiscoveryOptions = {}): MqttMessage[] {
+/** Home Assistant's binary_sensor device classes by reading name. */
+function binaryClass(reading: string): string | undefined {
+  for (const [word, deviceClass] of [
+    ["occupancy", "occupancy"],
+    ["motion", "motion"],
+    ["contact", "door"],
+    ["door", "door"],
+    ["window", "window"],
+    ["leak", "moisture"],
+    ["water", "moisture"],
+    ["smoke", "smoke"],
+    ["tamper", "tamper"],
+    ["battery_low", "battery"],
+  ] as const) {
+    if (reading.includes(word)) return deviceClass;
+  }
+  return undefined;
+}
+
+/**
+ * One retained discovery config per reading of the device — a sensor for a number, a
+ * binary_sensor for a boolean. A reading a control stands for (agent/ha-controls.ts makes its
+ * config) is left out.
+ */
+export function discoveryMessages(
+  device: BridgedDevice,
+  options: DiscoveryOptions = {},
+  controlled: readonly string[] = [],
+): MqttMessage[] {
   const prefix = options.prefix ?? DEFAULT_DISCOVERY_PREFIX;
   const topics = haTopics(device.id, options.stateBase);
-  const haDevice = HaDevice.parse({
-    identifiers: [`edgemesh_${nodeId(device.id)}`],
-    name: device.name ?? device.id,
-    manufacturer: "edgemesh",
-    model: device.type,
-    ...(device.room && { suggested_area: device.room }),
-    ...(options.via && { via_device: `edgemesh_${nodeId(options.via)}` }),
+  const haDevice = haDeviceOf(device, options);
+  const skipped = new Set(controlled);
+  const booleans = new Set(device.booleans ?? []);
+  const common = (reading: string) => ({
+    name: reading.replaceAll("_", " "),
+    unique_id: `edgemesh_${nodeId(device.id)}_${reading}`,
+    object_id: objectId(device.id, reading),
+    state_topic: topics.state,
+    availability_topic: topics.availability,
+    payload_available: "online",
+    payload_not_available: "offline",
+    device: haDevice,
+    origin: { name: "edgemesh", ...(options.version && { sw_version: options.version }) },
   });
-  return Object.entries(device.readings)
+  const readings = Object.entries(device.readings)
+    .filter(([reading]) => !skipped.has(reading))
     .sort(([a], [b]) => a.localeCompare(b))
     .map(([reading, unit]) => {
+      if (booleans.has(reading)) {
+        const deviceClass = binaryClass(reading);
+        const config = HaBinarySensorConfig.parse({
+          ...common(reading),
+          value_template: `{{ 'ON' if value_json.${reading} else 'OFF' }}`,
+          payload_on: "ON",
+          payload_off: "OFF",
+          ...(deviceClass && { device_class: deviceClass }),
+        });
+        return { topic: `${prefix}/binary_sensor/${nodeId(device.id)}/${reading}/config`, payload: JSON.stringify(config), retain: true };
+      }
       const config = HaSensorConfig.parse({
         name: reading.replaceAll("_", " "),
         unique_id: `edgemesh_${nodeId(device.id)}_${reading}`,
@@ -140,6 +206,19 @@ export function discoveryMessages(device: BridgedDevice, options: DiscoveryOptio
       });
       return { topic: `${prefix}/sensor/${nodeId(device.id)}/${reading}/config`, payload: JSON.stringify(config), retain: true };
     });
+  return readings;
+}
+
+/** Home Assistant's device block of an edgemesh device: its entities group under it. */
+export function haDeviceOf(device: BridgedDevice, options: DiscoveryOptions = {}): z.infer<typeof HaDevice> {
+  return HaDevice.parse({
+    identifiers: [`edgemesh_${nodeId(device.id)}`],
+    name: device.name ?? device.id,
+    manufacturer: "edgemesh",
+    model: device.type,
+    ...(device.room && { suggested_area: device.room }),
+    ...(options.via && { via_device: `edgemesh_${nodeId(options.via)}` }),
+  });
 }
 
 /** Empty retained configs: Home Assistant removes the entities (a device no longer bridged). */
@@ -176,7 +255,7 @@ export class StateKeeper {
   update(
     device: string,
     readings: Record<string, unknown>,
-  ): { state: Record<string, unknown>; units: Record<string, string | undefined>; newReadings: boolean } {
+  ): { state: Record<string, unknown>; units: Record<string, string | undefined>; booleans: string[]; newReadings: boolean } {
     const known = this.#devices.get(device) ?? { readings: {}, units: {} };
     let newReadings = false;
     for (const [name, reading] of Object.entries(readings)) {
@@ -187,120 +266,7 @@ export class StateKeeper {
       known.units[name] = typeof unit === "string" ? unit : known.units[name];
     }
     this.#devices.set(device, known);
-    return { state: known.readings, units: known.units, newReadings };
+    const booleans = Object.keys(known.readings).filter((name) => typeof known.readings[name] === "boolean");
+    return { state: known.readings, units: known.units, booleans, newReadings };
   }
-}
-
-// ── In: Home Assistant's statestream and eventstream ─────────────────────────────────────────
-
-/** Which Home Assistant entity feeds which device and reading. */
-export const HaEntityMapping = z.strictObject({
-  entity_id: z.string().regex(/^[a-z_]+\.[a-z0-9_]+$/, { message: "must be an entity id like sensor.living_room_temperature" }),
-  device: z.string().min(1).max(64),
-  reading: z.string().regex(/^[a-z][a-z0-9_]{0,63}$/, { message: "must be a reading name (a-z, 0-9, _)" }),
-  /** Overrides the entity's unit_of_measurement attribute. */
-  unit: z.string().min(1).max(16).optional(),
-  /** Where the reading is routed; `sensors.homeassistant.<device>` by default (register the device with type `homeassistant`). */
-  routing_key: z.string().min(1).max(255).optional(),
-});
-export type HaEntityMapping = z.infer<typeof HaEntityMapping>;
-
-export type StatestreamOutcome =
-  | {
-      kind: "reading";
-      device: string;
-      routingKey: string;
-      item: { payload: Record<string, number | boolean | { value: number; unit: string }> };
-    }
-  | { kind: "attribute" }
-  | { kind: "skipped"; reason: "not_statestream" | "unmapped_entity" | "not_a_value"; entity?: string };
-
-/**
- * Turns statestream messages into readings. Attributes (the unit among them) arrive on topics of
- * their own, before or after the state, so the last unit seen per entity is remembered.
- */
-export class StatestreamReader {
-  readonly #base: string;
-  readonly #mappings: Map<string, HaEntityMapping>;
-  readonly #units = new Map<string, string>();
-
-  constructor(base: string, mappings: HaEntityMapping[]) {
-    this.#base = base.replace(/\/+$/, "");
-    this.#mappings = new Map(mappings.map((m) => [m.entity_id, m]));
-  }
-
-  /** The filter to subscribe to on the LAN broker. */
-  get filter(): string {
-    return `${this.#base}/#`;
-  }
-
-  read(topic: string, payload: string): StatestreamOutcome {
-    if (!topic.startsWith(`${this.#base}/`)) return { kind: "skipped", reason: "not_statestream" };
-    const parts = topic.slice(this.#base.length + 1).split("/");
-    if (parts.length !== 3) return { kind: "skipped", reason: "not_statestream" };
-    const [domain, object, attribute] = parts as [string, string, string];
-    const entity = `${domain}.${object}`;
-    if (attribute === "unit_of_measurement") {
-      // Attributes are JSON-encoded by statestream: `"°C"`.
-      const unit = parseJson(payload);
-      if (typeof unit === "string" && unit !== "") this.#units.set(entity, unit);
-      return { kind: "attribute" };
-    }
-    if (attribute !== "state") return { kind: "attribute" };
-    const mapping = this.#mappings.get(entity);
-    if (!mapping) return { kind: "skipped", reason: "unmapped_entity", entity };
-    // The state is the bare string Home Assistant holds: "21.5", "on", "unavailable".
-    const state = payload.trim();
-    let value: number | boolean;
-    if (state === "on" || state === "off") value = state === "on";
-    else if (state !== "" && Number.isFinite(Number(state))) value = Number(state);
-    else return { kind: "skipped", reason: "not_a_value", entity };
-    const unit = mapping.unit ?? this.#units.get(entity);
-    const reading = typeof value === "number" && unit ? { value, unit } : value;
-    return {
-      kind: "reading",
-      device: mapping.device,
-      routingKey: mapping.routing_key ?? `sensors.homeassistant.${mapping.device}`,
-      item: { payload: { [mapping.reading]: reading } },
-    };
-  }
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-}
-
-/** mqtt_eventstream's message: `{"event_type": "...", "event_data": {...}}`. */
-const HaEvent = z.looseObject({ event_type: z.string().min(1).max(64), event_data: z.record(z.string(), z.unknown()).default({}) });
-
-/**
- * An event Home Assistant published, as an edgemesh event of the given device (Home Assistant
- * itself, registered as a device): `event_type` folded to the edge's lowercase words
- * (`call_service` stays, `zha_event` stays, `My Event` → `my_event`).
- */
-export function eventFromHomeAssistant(payload: string): { payload: Record<string, unknown> } | undefined {
-  const parsed = HaEvent.safeParse(parseJson(payload));
-  if (!parsed.success) return undefined;
-  const eventType = parsed.data.event_type
-    .toLowerCase()
-    .replace(/[^a-z0-9_]/g, "_")
-    .replace(/^[^a-z]+/, "");
-  if (eventType === "") return undefined;
-  const data = parsed.data.event_data;
-  const entity = typeof data.entity_id === "string" ? data.entity_id.slice(0, 200) : undefined;
-  const state = (data.new_state as { state?: unknown } | undefined)?.state;
-  const previous = (data.old_state as { state?: unknown } | undefined)?.state;
-  return {
-    payload: {
-      event_type: eventType.slice(0, 64),
-      ...(entity && { entity_id: entity }),
-      ...(typeof state === "string" && { current_state: state.slice(0, 200) }),
-      ...(typeof previous === "string" && { previous_state: previous.slice(0, 200) }),
-      source: "home_assistant",
-    },
-  };
 }
