@@ -7,6 +7,7 @@ import { maintainSeries } from "../shared/series/maintenance";
 import { ApiError, errorResponse, onError } from "./errors";
 import type { AppEnv } from "./middleware/auth";
 import { observe } from "./middleware/observe";
+import { strictQueryKeys } from "./middleware/query-keys";
 import { agentRoutes } from "./routes/agent";
 import { aiRoutes } from "./routes/ai";
 import { alertRoutes } from "./routes/alerts";
@@ -36,6 +37,7 @@ export { RoomActor } from "../durable-objects/room";
 
 export const app = new Hono<AppEnv>()
   .use(observe)
+  .use(strictQueryKeys)
   .route("/v1", systemRoutes)
   .route("/v1", ingestRoutes)
   .route("/v1/devices", deviceRoutes)

@@ -31,6 +31,7 @@ npx tsc -p .
 npx tsc -p web
 npx tsc -p test/browser
 npx tsc -p tsconfig.node.json
+npx tsc -p test/fuzz
 
 # The browser tests drive Debian's chromium (browsers cannot be downloaded here). CI installs it
 # in .ci/run; elsewhere we install it when we can (root with apt-get), and otherwise say so.

@@ -22,7 +22,7 @@ import { readConfig } from "../../shared/config";
 import { bearerToken, parseDeviceToken } from "../../shared/credentials";
 import type { ErrorCode, Issue } from "../../shared/error-codes";
 import { CommandResultRequest, PresenceRequest } from "../../shared/schemas/twin";
-import { readLimitedText } from "../body";
+import { jsonLimits, parseJsonText, readLimitedText } from "../body";
 import { ApiError } from "../errors";
 import { type AppEnv, authFailed } from "../middleware/auth";
 import { twin } from "../registry";
@@ -92,11 +92,7 @@ async function readBody(c: Context<AppEnv>, maxBytes: number): Promise<unknown> 
     if (error instanceof ApiError) throw error;
     throw new ApiError("invalid_json", `the gzip body could not be inflated: ${(error as Error).message}`);
   }
-  try {
-    return JSON.parse(text);
-  } catch (error) {
-    throw new ApiError("invalid_json", `the body is not valid JSON: ${(error as Error).message}`);
-  }
+  return parseJsonText(text, jsonLimits(readConfig(c.env)));
 }
 
 export const agentRoutes = new Hono<AppEnv>()
@@ -177,14 +173,14 @@ export const agentRoutes = new Hono<AppEnv>()
   )
   .post("/devices/:id/commands/:command/result", async (c) => {
     const id = await bridgedDevice(c, await agentCredential(c));
-    const outcome = parseWith(CommandResultRequest, await jsonBody(c.req.raw));
+    const outcome = parseWith(CommandResultRequest, await jsonBody(c));
     const result = await twin(c.env, id).completeCommand(null, c.req.param("command"), outcome);
     if (!result.ok) return fail(result);
     return c.json({ command: result.command });
   })
   .post("/devices/:id/presence", async (c) => {
     const id = await bridgedDevice(c, await agentCredential(c));
-    const request = parseWith(PresenceRequest, await jsonBody(c.req.raw));
+    const request = parseWith(PresenceRequest, await jsonBody(c));
     await twin(c.env, id).signalPresence(request.status, request.reason ?? (request.status === "online" ? "connect" : "disconnect"));
     return c.json({ device: id, status: request.status });
   });

@@ -12,7 +12,7 @@ import { bearerToken, parseDeviceToken } from "../../shared/credentials";
 import { ERROR_CODES } from "../../shared/error-codes";
 import { metrics } from "../../shared/metrics";
 import type { MessageType } from "../../shared/schemas/message";
-import { bodyFormat, type ParsedBatch, parseBatch, readLimitedText } from "../body";
+import { bodyFormat, jsonLimits, type ParsedBatch, parseBatch, readLimitedText } from "../body";
 import { ApiError } from "../errors";
 import { type AppEnv, authFailed } from "../middleware/auth";
 import { twin } from "../registry";
@@ -52,7 +52,7 @@ async function ingestTimed(c: Context<AppEnv>, endpoint: Endpoint): Promise<Resp
   const device = twin(c.env, parsedToken.deviceId);
   let batch: ParsedBatch;
   try {
-    batch = parseBatch(await readLimitedText(c.req.raw, config.MAX_BODY_BYTES), format, config.MAX_BATCH_MESSAGES);
+    batch = parseBatch(await readLimitedText(c.req.raw, config.MAX_BODY_BYTES), format, config.MAX_BATCH_MESSAGES, jsonLimits(config));
   } catch (error) {
     // A bad body from a bad credential is an authentication failure first; from a good one it
     // is recorded against the device, like any rejected message (seed 003).
