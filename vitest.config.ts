@@ -89,7 +89,8 @@ export default defineConfig(async () => {
         {
           test: {
             name: "node",
-            include: ["test/node/**/*.test.ts"],
+            // test/fuzz: the property tests (fast-check) of shared code.
+            include: ["test/node/**/*.test.ts", "test/fuzz/**/*.test.ts"],
             environment: "node",
             testTimeout: 120_000,
             hookTimeout: 120_000,

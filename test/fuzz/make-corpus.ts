@@ -6,6 +6,7 @@
  * Placeholders the replay fills in: {device} (a temperature sensor), {agent} (an agent) and
  * {bridged} (a device the agent bridges) in paths; `auth` picks the credential.
  */
+import { spawnSync } from "node:child_process";
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { CorpusCase } from "./corpus-case.ts";
@@ -237,4 +238,8 @@ const dir = join(import.meta.dirname, "corpus");
 mkdirSync(dir, { recursive: true });
 for (const file of readdirSync(dir)) if (file.endsWith(".json")) rmSync(join(dir, file));
 for (const c of cases) writeFileSync(join(dir, `${c.name}.json`), `${JSON.stringify(c)}\n`);
+// In the project's format, so that `biome check` passes on the committed files.
+spawnSync(process.execPath, [join(import.meta.dirname, "../../node_modules/@biomejs/biome/bin/biome"), "format", "--write", dir], {
+  stdio: "ignore",
+});
 console.log(`wrote ${cases.length} cases to ${dir}`);
