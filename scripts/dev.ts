@@ -230,6 +230,8 @@ async function main(): Promise<void> {
     envFile: DEV_VARS,
     verbose: process.env.EDGEMESH_VERBOSE === "1",
     migrate: false,
+    // A registry of its own: another local edge on this machine (a test, a bench) cannot reach this one's queues.
+    registryPath: join(PROJECT_ROOT, ".wrangler", "registry"),
   });
   try {
     edge = await edgeStarting;

@@ -33,6 +33,12 @@ export interface LocalEdgeOptions {
   verbose?: boolean;
   /** Apply D1 migrations first (the edgemesh config only). */
   migrate?: boolean;
+  /**
+   * wrangler's dev registry (WRANGLER_REGISTRY_PATH): where local Workers find each other's
+   * service bindings and queue producers. Private to this edge by default (inside its storage
+   * folder), so two local edges on one machine never deliver into each other's queues.
+   */
+  registryPath?: string;
 }
 
 export interface LocalEdge {
@@ -115,9 +121,11 @@ export async function startLocalEdge(options: LocalEdgeOptions = {}): Promise<Lo
   ];
   for (const [key, value] of Object.entries(options.vars ?? {})) args.push("--var", `${key}:${value}`);
 
+  const registryPath = options.registryPath ?? join(persistDir, "dev-registry");
+  mkdirSync(registryPath, { recursive: true });
   const child = spawn(process.execPath, args, {
     cwd: PROJECT_ROOT,
-    env: { ...process.env, ...OFFLINE_ENV },
+    env: { ...process.env, ...OFFLINE_ENV, WRANGLER_REGISTRY_PATH: registryPath },
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
   });
