@@ -7,5 +7,7 @@ export interface CorpusCase {
   auth: "device" | "bad-device" | "agent" | "bad-agent" | "admin" | "none";
   headers?: Record<string, string>;
   body?: string;
+  /** A binary body (a gzip stream), base64: sent instead of `body`. */
+  body_base64?: string;
   expect: { status: number; code?: string; path?: string };
 }

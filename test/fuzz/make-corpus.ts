@@ -9,6 +9,7 @@
 import { spawnSync } from "node:child_process";
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { gzipSync } from "node:zlib";
 import type { CorpusCase } from "./corpus-case.ts";
 
 const deep = (levels: number, open = "[", close = "]", inner = "0") => open.repeat(levels) + inner + close.repeat(levels);
@@ -233,6 +234,35 @@ const junk: [string, string, string, CorpusCase["auth"], Record<string, string>,
 for (const [name, method, path, auth, headers, body, status, code] of junk) {
   add({ name: `junk-${name}`, method, path, auth, headers, body, expect: code ? { status, code } : { status } });
 }
+
+// The agent's gzip bodies: a deep one, a bomb (inflates past MAX_BODY_BYTES), and a broken stream.
+const gzipCases: [string, Buffer, number, string][] = [
+  ["gzip-deep", gzipSync(`{"messages":[{"device":"{bridged}","payload":${deep(3000)}}]}`), 400, "too_deep"],
+  ["gzip-bomb", gzipSync(Buffer.alloc(8 * 1_048_576, 0x20)), 413, "payload_too_large"],
+  ["gzip-proto", gzipSync(`{"messages":[{"device":"{bridged}","payload":{"__proto__":{"a":1}}}]}`), 400, "invalid_payload"],
+  ["gzip-broken", Buffer.from("1f8b0800000000000003ffffffff", "hex"), 400, "invalid_json"],
+];
+for (const [name, bytes, status, code] of gzipCases) {
+  add({
+    name: `agent-${name}`,
+    method: "POST",
+    path: "/v1/agent/messages",
+    auth: "agent",
+    headers: { ...json, "content-encoding": "gzip" },
+    body_base64: bytes.toString("base64"),
+    expect: { status, code },
+  });
+}
+// A bad credential with the wrong content type: counted as an authentication failure, not a 415.
+add({
+  name: "bad-secret-wrong-type",
+  method: "POST",
+  path: "/v1/telemetry",
+  auth: "bad-device",
+  headers: { "content-type": "text/plain" },
+  body: "x",
+  expect: { status: 401, code: "unauthorized" },
+});
 
 const dir = join(import.meta.dirname, "corpus");
 mkdirSync(dir, { recursive: true });

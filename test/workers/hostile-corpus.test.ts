@@ -52,6 +52,7 @@ async function replay(c: CorpusCase): Promise<Response> {
     method: c.method,
     headers: { ...credential(c.auth), "cf-connecting-ip": uniqueIp(), ...c.headers },
     ...(c.body !== undefined && { body: fill(c.body) }),
+    ...(c.body_base64 !== undefined && { body: Uint8Array.from(atob(c.body_base64), (ch) => ch.charCodeAt(0)) }),
   });
 }
 
