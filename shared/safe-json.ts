@@ -38,7 +38,9 @@ interface Frame {
   entries: number;
   /** In an object: whether the next string is a key. */
   expectKey: boolean;
-  key: string;
+  /** The current key, as the text's quoted slice (decoded only for an error's path). */
+  keyStart: number;
+  keyEnd: number;
 }
 
 const QUOTE = 34;
@@ -49,16 +51,29 @@ const OPEN_ARRAY = 91;
 const CLOSE_ARRAY = 93;
 const COMMA = 44;
 
-function pathOf(stack: readonly Frame[], extra?: string): string {
-  const parts = stack.map((f) => (f.array ? String(f.entries) : f.key));
-  if (extra !== undefined) parts.push(extra);
-  return parts.join(".");
+function keyOf(text: string, f: Frame): string {
+  const quoted = text.slice(f.keyStart, f.keyEnd + 1);
+  try {
+    return JSON.parse(quoted) as string;
+  } catch {
+    return quoted.slice(1, -1);
+  }
 }
+
+function pathOf(text: string, stack: readonly Frame[]): string {
+  return stack.map((f) => (f.array ? String(f.entries) : keyOf(text, f))).join(".");
+}
+
+/** Only keys of these lengths, or written with escapes, can be forbidden: the rest are never sliced. */
+const FORBIDDEN_LENGTHS = new Set([...FORBIDDEN_KEYS].map((k) => k.length));
 
 /** Checks the shape limits and keys without building anything; `undefined` when the text passes. */
 export function scanJson(text: string, limits: JsonLimits = DEFAULT_JSON_LIMITS): SafeJsonFailure | undefined {
   const stack: Frame[] = [];
   const length = text.length;
+  // The next backslash at or after the current position (Infinity when there is none).
+  let nextBackslash = text.indexOf("\\");
+  if (nextBackslash === -1) nextBackslash = Number.POSITIVE_INFINITY;
   let i = 0;
   while (i < length) {
     const c = text.charCodeAt(i);
@@ -72,21 +87,26 @@ export function scanJson(text: string, limits: JsonLimits = DEFAULT_JSON_LIMITS)
         end = text.indexOf('"', end + 1);
       }
       if (end === -1) return undefined; // unterminated: JSON.parse says so
+      if (nextBackslash < i) {
+        nextBackslash = text.indexOf("\\", i);
+        if (nextBackslash === -1) nextBackslash = Number.POSITIVE_INFINITY;
+      }
       const top = stack[stack.length - 1];
       if (top && !top.array && top.expectKey) {
-        const raw = text.slice(i + 1, end);
-        let key = raw;
-        if (raw.includes("\\")) {
+        top.keyStart = i;
+        top.keyEnd = end;
+        top.expectKey = false;
+        const escaped = nextBackslash < end;
+        if (escaped || FORBIDDEN_LENGTHS.has(end - i - 1)) {
+          let key: string;
           try {
-            key = JSON.parse(text.slice(i, end + 1)) as string;
+            key = escaped ? (JSON.parse(text.slice(i, end + 1)) as string) : text.slice(i + 1, end);
           } catch {
             return undefined; // a bad escape: JSON.parse says so
           }
-        }
-        top.key = key;
-        top.expectKey = false;
-        if (FORBIDDEN_KEYS.has(key)) {
-          return { ok: false, code: "forbidden_key", path: pathOf(stack), message: `"${key}" is not allowed as a key` };
+          if (FORBIDDEN_KEYS.has(key)) {
+            return { ok: false, code: "forbidden_key", path: pathOf(text, stack), message: `"${key}" is not allowed as a key` };
+          }
         }
       }
       i = end + 1;
@@ -97,11 +117,11 @@ export function scanJson(text: string, limits: JsonLimits = DEFAULT_JSON_LIMITS)
         return {
           ok: false,
           code: "too_deep",
-          path: pathOf(stack),
+          path: pathOf(text, stack),
           message: `nested deeper than the limit of ${limits.maxDepth} levels (MAX_JSON_DEPTH)`,
         };
       }
-      stack.push({ array: c === OPEN_ARRAY, entries: 0, expectKey: c === OPEN_OBJECT, key: "" });
+      stack.push({ array: c === OPEN_ARRAY, entries: 0, expectKey: c === OPEN_OBJECT, keyStart: 0, keyEnd: -1 });
     } else if (c === CLOSE_OBJECT || c === CLOSE_ARRAY) {
       stack.pop();
     } else if (c === COMMA) {
@@ -112,7 +132,7 @@ export function scanJson(text: string, limits: JsonLimits = DEFAULT_JSON_LIMITS)
           return {
             ok: false,
             code: "too_deep",
-            path: pathOf(stack.slice(0, -1)),
+            path: pathOf(text, stack.slice(0, -1)),
             message: `an ${top.array ? "array" : "object"} with more than the limit of ${limits.maxBreadth} entries (MAX_JSON_BREADTH)`,
           };
         }
