@@ -5,12 +5,12 @@
 import type { Rejection } from "../durable-objects/device-twin";
 import type { Config } from "../shared/config";
 import type { ErrorCode } from "../shared/error-codes";
-import { DEFAULT_JSON_LIMITS, type JsonLimits, parseJsonSafe, type SafeJsonFailure } from "../shared/safe-json";
+import { DEFAULT_JSON_LIMITS, type JsonLimits, jsonLimitsOf, parseJsonSafe, type SafeJsonFailure } from "../shared/safe-json";
 import { ApiError } from "./errors";
 
 /** The JSON limits of the edge's configuration (MAX_JSON_DEPTH, MAX_JSON_BREADTH). */
 export function jsonLimits(config?: Pick<Config, "MAX_JSON_DEPTH" | "MAX_JSON_BREADTH">): JsonLimits {
-  return config ? { maxDepth: config.MAX_JSON_DEPTH, maxBreadth: config.MAX_JSON_BREADTH } : DEFAULT_JSON_LIMITS;
+  return jsonLimitsOf(config);
 }
 
 /** The error code a failed safe parse answers with: a forbidden key is a field that does not match. */

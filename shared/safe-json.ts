@@ -19,6 +19,11 @@ export interface JsonLimits {
 
 export const DEFAULT_JSON_LIMITS: JsonLimits = { maxDepth: 32, maxBreadth: 10_000 };
 
+/** The limits of the edge's configuration (readConfig(env): MAX_JSON_DEPTH, MAX_JSON_BREADTH), e.g. for MQTT payloads. */
+export function jsonLimitsOf(config: { MAX_JSON_DEPTH: number; MAX_JSON_BREADTH: number } | undefined): JsonLimits {
+  return config ? { maxDepth: config.MAX_JSON_DEPTH, maxBreadth: config.MAX_JSON_BREADTH } : DEFAULT_JSON_LIMITS;
+}
+
 /** Keys no object read from outside may have. */
 export const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(["__proto__", "constructor", "prototype"]);
 
