@@ -4,7 +4,7 @@
  * apart from results.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -61,6 +61,30 @@ describe("the services the tests use", () => {
     ]) {
       expect(list).toContain(p);
     }
+  });
+});
+
+describe("scripts/install.sh", () => {
+  it("installs with npm install --no-save and leaves package-lock.json byte for byte as it was", () => {
+    const dir = mkdtempSync(join(tmpdir(), "edgemesh-install-"));
+    mkdirSync(join(dir, "scripts"));
+    for (const f of ["install.sh", "env.sh", "node24.sh"]) copyFileSync(join(PROJECT_ROOT, "scripts", f), join(dir, "scripts", f));
+    const lock = '{\n  "name": "edgemesh",\n  "lockfileVersion": 3\n}\n';
+    writeFileSync(join(dir, "package-lock.json"), lock);
+    // An npm that does what npm install does here: installs, and adds other platforms' binaries to the lock.
+    mkdirSync(join(dir, "bin"));
+    writeFileSync(
+      join(dir, "bin", "npm"),
+      '#!/bin/sh\necho "$@" > npm-args\nprintf \'{"packages":{"node_modules/@biomejs/cli-darwin-arm64":{}}}\' > package-lock.json\nmkdir -p node_modules && echo {} > node_modules/.package-lock.json\n',
+    );
+    chmodSync(join(dir, "bin", "npm"), 0o755);
+    execFileSync("bash", ["scripts/install.sh"], {
+      cwd: dir,
+      env: { ...process.env, PATH: `${join(dir, "bin")}:${process.env.PATH}` },
+      stdio: "pipe",
+    });
+    expect(readFileSync(join(dir, "npm-args"), "utf8")).toMatch(/^install --no-save/);
+    expect(readFileSync(join(dir, "package-lock.json"), "utf8")).toBe(lock);
   });
 });
 
