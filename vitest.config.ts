@@ -1,13 +1,18 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { exportJWK, generateKeyPair } from "jose";
 import { defineConfig } from "vitest/config";
 import { findPostgresBin, NO_POSTGRES_MESSAGE } from "./scripts/lib/postgres.ts";
-
-/** Drops structured info and debug lines from test output; warnings and errors still show. */
-const quietInfo = (log: string) => (/^\{"level":"(info|debug)"/.test(log) ? false : undefined);
+import { captureNoise, onConsoleLog } from "./scripts/lib/quiet-output.ts";
 
 export default defineConfig(async () => {
+  // Logs the tests provoke on purpose go to test-results/test-output.log (EDGEMESH_TEST_LOGS=1 prints them).
+  captureNoise();
+  // The workers pool's Miniflare, and any wrangler a test starts without its own, use a dev
+  // registry private to this run: never another local edge's (scripts/dev.sh, a bench).
+  process.env.WRANGLER_REGISTRY_PATH ??= mkdtempSync(join(tmpdir(), "edgemesh-test-registry-"));
   const migrations = await readD1Migrations(join(import.meta.dirname, "infra/migrations/d1"));
   // A Cloudflare Access stand-in: a real RSA key pair whose public half the Worker trusts, so the
   // assertion path runs real RS256 verification without reaching Cloudflare.
@@ -70,8 +75,8 @@ export default defineConfig(async () => {
   };
   return {
     test: {
-      // The pipeline's per-message info lines (shared/log.ts) would bury the test output.
-      onConsoleLog: quietInfo,
+      // The pipeline's structured log lines (shared/log.ts) would bury the results: captured instead.
+      onConsoleLog,
       projects: [
         {
           plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" }, miniflare: { bindings, queueConsumers } })],
@@ -89,7 +94,8 @@ export default defineConfig(async () => {
         {
           test: {
             name: "node",
-            include: ["test/node/**/*.test.ts"],
+            // test/fuzz: the property tests (fast-check) of shared code.
+            include: ["test/node/**/*.test.ts", "test/fuzz/**/*.test.ts"],
             environment: "node",
             testTimeout: 120_000,
             hookTimeout: 120_000,

@@ -3,7 +3,29 @@
  * a JSON array, or NDJSON (one message a line, where a bad line is rejected alone).
  */
 import type { Rejection } from "../durable-objects/device-twin";
+import type { Config } from "../shared/config";
+import type { ErrorCode } from "../shared/error-codes";
+import { DEFAULT_JSON_LIMITS, type JsonLimits, jsonLimitsOf, parseJsonSafe, type SafeJsonFailure } from "../shared/safe-json";
 import { ApiError } from "./errors";
+
+/** The JSON limits of the edge's configuration (MAX_JSON_DEPTH, MAX_JSON_BREADTH). */
+export function jsonLimits(config?: Pick<Config, "MAX_JSON_DEPTH" | "MAX_JSON_BREADTH">): JsonLimits {
+  return jsonLimitsOf(config);
+}
+
+/** The error code a failed safe parse answers with: a forbidden key is a field that does not match. */
+function failureCode(failure: SafeJsonFailure): ErrorCode {
+  return failure.code === "forbidden_key" ? "invalid_payload" : failure.code;
+}
+
+/** The one JSON entry of every route: parses under the depth, breadth and key limits, or throws a 400. */
+export function parseJsonText(text: string, limits: JsonLimits = DEFAULT_JSON_LIMITS, prefix = ""): unknown {
+  const result = parseJsonSafe(text, limits);
+  if (result.ok) return result.value;
+  const path = [prefix, result.path].filter(Boolean).join(".");
+  const message = result.code === "invalid_json" ? `the body is ${result.message}` : `${path || "body"}: ${result.message}`;
+  throw new ApiError(failureCode(result), message, { issues: result.code === "invalid_json" ? [] : [{ path, message: result.message }] });
+}
 
 export interface ParsedBatch {
   items: unknown[];
@@ -51,14 +73,9 @@ export function bodyFormat(contentType: string | undefined): BodyFormat {
   throw new ApiError("unsupported_media_type", `content type "${contentType ?? "(none)"}" is not application/json or application/x-ndjson`);
 }
 
-export function parseBatch(text: string, format: BodyFormat, maxMessages: number): ParsedBatch {
+export function parseBatch(text: string, format: BodyFormat, maxMessages: number, limits: JsonLimits = DEFAULT_JSON_LIMITS): ParsedBatch {
   if (format === "json") {
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch (error) {
-      throw new ApiError("invalid_json", `the body is not valid JSON: ${(error as Error).message}`);
-    }
+    const value = parseJsonText(text, limits);
     const single = !Array.isArray(value);
     const items = single ? [value] : (value as unknown[]);
     checkCount(items.length, maxMessages);
@@ -69,12 +86,17 @@ export function parseBatch(text: string, format: BodyFormat, maxMessages: number
   const items: unknown[] = [];
   const preRejected: Rejection[] = [];
   lines.forEach((line, index) => {
-    try {
-      items.push(JSON.parse(line));
-    } catch (error) {
-      items.push(null);
-      preRejected.push({ index, code: "invalid_json", issues: [{ path: "", message: `line ${index + 1}: ${(error as Error).message}` }] });
+    const result = parseJsonSafe(line, limits);
+    if (result.ok) {
+      items.push(result.value);
+      return;
     }
+    items.push(null);
+    preRejected.push({
+      index,
+      code: failureCode(result),
+      issues: [{ path: result.path, message: `line ${index + 1}: ${result.message}` }],
+    });
   });
   return { items, preRejected, single: false };
 }

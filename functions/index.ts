@@ -9,6 +9,7 @@ import { log } from "../shared/log";
 import { ApiError, errorResponse, onError } from "./errors";
 import type { AppEnv } from "./middleware/auth";
 import { observe } from "./middleware/observe";
+import { strictQueryKeys } from "./middleware/query-keys";
 import { agentRoutes } from "./routes/agent";
 import { aiRoutes } from "./routes/ai";
 import { alertRoutes } from "./routes/alerts";
@@ -20,6 +21,7 @@ import { deviceRoutes } from "./routes/devices";
 import { energyRoutes } from "./routes/energy";
 import { ingestRoutes } from "./routes/ingest";
 import { liveRoutes } from "./routes/live";
+import { localGate, localRoutes } from "./routes/local";
 import { messageRoutes } from "./routes/messages";
 import { metricsRoutes } from "./routes/metrics";
 import { mqttRoutes } from "./routes/mqtt";
@@ -38,6 +40,8 @@ export { RoomActor } from "../durable-objects/room";
 
 export const app = new Hono<AppEnv>()
   .use(observe)
+  .use(strictQueryKeys)
+  .use(localGate)
   .route("/v1", systemRoutes)
   .route("/v1", ingestRoutes)
   .route("/v1/devices", deviceRoutes)
@@ -57,6 +61,7 @@ export const app = new Hono<AppEnv>()
   .route("/v1/ai", aiRoutes)
   .route("/mqtt", mqttRoutes)
   .route("/metrics", metricsRoutes)
+  .route("/v1/local", localRoutes)
   .get("/", (c) => c.json({ name: "edgemesh", health: "/v1/health", topology: "/v1/topology" }))
   .notFound((c) => errorResponse(new ApiError("not_found", `no route ${c.req.method} ${new URL(c.req.url).pathname}`)))
   .onError(onError);

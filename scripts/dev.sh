@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Quick start: the local edge (wrangler dev: Worker, D1, Durable Objects, Queues) with a simulated
-# demo fleet posting readings, and curl examples to look at it. Ctrl-C stops everything.
+# demo fleet posting readings, and curl examples to look at it. Ctrl-C stops everything gracefully:
+# no new requests, the local queues drained (at most EDGEMESH_DRAIN_SECONDS, 60), then exit; a
+# second Ctrl-C stops at once and loses what is still queued (docs/development.md). wrangler runs
+# with a dev registry of its own (.wrangler/registry), so other local edges cannot reach it.
 #
 #   bash scripts/dev.sh                    # http://127.0.0.1:8787
 #   PORT=8788 bash scripts/dev.sh          # another port

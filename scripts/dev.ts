@@ -4,17 +4,23 @@
  * edge, provisions the demo fleet, runs the simulator, and prints how to look at it all.
  *
  * Environment: PORT (8787), EDGEMESH_DEMO=0 (edge only: no demo devices, no simulator),
- * EDGEMESH_INTERVAL_MS (5000, between simulator rounds), EDGEMESH_VERBOSE=1 (the edge's log).
+ * EDGEMESH_INTERVAL_MS (5000, between simulator rounds), EDGEMESH_VERBOSE=1 (the edge's log),
+ * EDGEMESH_DRAIN_SECONDS (60, the longest wait for the local queues on a stop), and for tests
+ * EDGEMESH_STATE_DIR (.wrangler/state) and EDGEMESH_DEV_VARS (.dev.vars).
+ *
+ * Stopping (Ctrl-C, SIGTERM, SIGHUP): the simulator stops, the edge stops taking requests (503
+ * with Retry-After), the local queues are drained (a progress line, at most EDGEMESH_DRAIN_SECONDS),
+ * and only then is wrangler stopped. A second Ctrl-C stops at once.
  */
 import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { join, relative } from "node:path";
+import { dirname, join, relative } from "node:path";
 import { buildWeb } from "./build-web.ts";
 import { applyMigrations, type LocalEdge, PROJECT_ROOT, startLocalEdge } from "./lib/local-edge.ts";
 import { DEMO_DEVICES, DEVICES_FILE, EdgeError, type ProvisionedDevice, provisionDevices, Simulator, saveDevicesFile } from "./simulate.ts";
 
-const STATE_DIR = join(PROJECT_ROOT, ".wrangler", "state");
-const DEV_VARS = join(PROJECT_ROOT, ".dev.vars");
+const STATE_DIR = process.env.EDGEMESH_STATE_DIR || join(PROJECT_ROOT, ".wrangler", "state");
+const DEV_VARS = process.env.EDGEMESH_DEV_VARS || join(PROJECT_ROOT, ".dev.vars");
 const rel = (path: string) => relative(PROJECT_ROOT, path) || ".";
 
 const say = (line = "") => console.log(line);
@@ -120,7 +126,7 @@ function banner(url: string, adminToken: string, devices: ProvisionedDevice[] | 
   out.push(`  Edge URL      ${url}`);
   out.push(`  Dashboard     ${url}/   (sign in with the admin token below)`);
   out.push(`  Admin token   ${adminToken}   (from .dev.vars)`);
-  out.push(`  State         ${rel(STATE_DIR)}/  (D1 registry, Durable Objects, queues; kept between runs)`);
+  out.push(`  State         ${rel(STATE_DIR)}/  (D1: registry, history, series; Durable Objects; kept between runs)`);
   if (devices) {
     out.push(`  Demo devices  tokens in ${rel(DEVICES_FILE)} (mode 0600); simulator posts every ${intervalMs / 1000} s`);
     for (const d of devices) {
@@ -145,7 +151,13 @@ function banner(url: string, adminToken: string, devices: ProvisionedDevice[] | 
   out.push("  Your own device (the token is shown once):");
   out.push(`    curl -s -X POST ${auth} -H 'content-type: application/json' \\`);
   out.push(`         -d '{"id":"office-thermo","type":"temperature","room":"office"}' ${url}/v1/devices`);
-  out.push("", "  Stop: Ctrl-C (state stays in .wrangler/state; `rm -rf .wrangler/state` starts over)", line);
+  out.push(
+    "",
+    `  Stop: Ctrl-C — stops taking requests, drains the local queues (at most ${drainSeconds()} s), then exits.`,
+    `        State stays in ${rel(STATE_DIR)}/ (\`rm -rf ${rel(STATE_DIR)}\` starts over). The queues themselves live in`,
+    "        memory: a second Ctrl-C or a kill -9 loses the readings still in them (docs/development.md).",
+    line,
+  );
   return out.join("\n");
 }
 
@@ -164,9 +176,26 @@ async function shutdown(code: number, why?: string): Promise<never> {
   if (why) info(why);
   await simulator?.stop();
   if (!edge && edgeStarting) edge = await edgeStarting.catch(() => undefined);
+  if (edge && edge.process.exitCode === null && edge.process.signalCode === null) {
+    try {
+      const result = await edge.drain({ timeoutMs: drainSeconds() * 1000, progress: info });
+      if (result.drained) info(`the local queues are drained (${(result.waitedMs / 1000).toFixed(1)} s); stopping the edge …`);
+      else
+        info(
+          `gave up waiting after ${drainSeconds()} s: ${result.left} message(s) still queued will be lost (EDGEMESH_DRAIN_SECONDS waits longer)`,
+        );
+    } catch (error) {
+      info(`could not drain the local queues (${(error as Error).message}); stopping the edge anyway`);
+    }
+  }
   await edge?.stop();
   if (code === 0 || code >= 128) info("stopped.");
   process.exit(code);
+}
+
+function drainSeconds(): number {
+  const seconds = Number(process.env.EDGEMESH_DRAIN_SECONDS ?? 60);
+  return Number.isFinite(seconds) && seconds >= 0 ? seconds : 60;
 }
 
 function killEdgeNow(): void {
@@ -183,7 +212,7 @@ async function main(): Promise<void> {
     ["SIGTERM", 143],
     ["SIGHUP", 129],
   ] as const) {
-    process.on(signal, () => void shutdown(code, `${signal === "SIGINT" ? "Ctrl-C" : signal}: stopping the simulator and the edge …`));
+    process.on(signal, () => void shutdown(code, `${signal === "SIGINT" ? "Ctrl-C" : signal}: stopping (again to stop at once) …`));
   }
   // Whatever happens, never leave wrangler running behind us (it runs in its own process group).
   process.on("exit", killEdgeNow);
@@ -222,6 +251,8 @@ async function main(): Promise<void> {
     envFile: DEV_VARS,
     verbose: process.env.EDGEMESH_VERBOSE === "1",
     migrate: false,
+    // A registry of its own: another local edge on this machine (a test, a bench) cannot reach this one's queues.
+    registryPath: join(dirname(STATE_DIR), "registry"),
   });
   try {
     edge = await edgeStarting;

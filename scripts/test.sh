@@ -7,16 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/env.sh
 bash scripts/install.sh
-# The archive tool's tests run against a real S3 server (versitygw), built once into the cache.
-if ! bash scripts/install-versitygw.sh >/dev/null; then
-  if [ "${CI:-}" = "true" ]; then echo "versitygw could not be built: the archive tool cannot be tested" >&2; exit 1; fi
-  echo "WARNING: versitygw could not be built; the archive tool's tests will be SKIPPED" >&2
-fi
-# The AI inference tests run against a real KServe v2 model server (MLServer), installed once into the cache.
-if ! bash scripts/install-mlserver.sh >/dev/null; then
-  if [ "${CI:-}" = "true" ]; then echo "MLServer could not be installed: the AI inference cannot be tested" >&2; exit 1; fi
-  echo "WARNING: MLServer could not be installed; the AI inference tests will be SKIPPED" >&2
-fi
+# Every service the tests use (Debian packages as root, then the cache steps): the one list in
+# scripts/lib/services.sh, shared with .ci/run. Under CI=true anything missing fails here.
+. scripts/lib/services.sh
+if [ "${CI:-}" = "true" ]; then install_services --strict; else install_services; fi
 
 # The dashboard's static assets: the Worker's [assets] directory must exist before wrangler or
 # the workers project reads wrangler.toml, and the browser tests serve them.
@@ -31,26 +25,22 @@ npx tsc -p .
 npx tsc -p web
 npx tsc -p test/browser
 npx tsc -p tsconfig.node.json
+npx tsc -p test/fuzz
 
-# The browser tests drive Debian's chromium (browsers cannot be downloaded here). CI installs it
-# in .ci/run; elsewhere we install it when we can (root with apt-get), and otherwise say so.
-# Skipped only when the arguments pick other tests (the browser tests themselves fail loudly too).
+# The browser tests drive Debian's chromium (installed above from the services list). Skipped
+# only when the arguments pick other tests (the browser tests themselves fail loudly too).
 CHROMIUM="${CHROMIUM_PATH:-/usr/bin/chromium}"
 needs_chromium=true
 if [ $# -gt 0 ]; then
   needs_chromium=false
   for arg in "$@"; do case "$arg" in *browser*) needs_chromium=true ;; esac; done
 fi
-if [ "$needs_chromium" = true ] && [ ! -x "$CHROMIUM" ] && [ "${CI:-}" != "true" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  echo "== installing Debian's chromium for the browser tests"
-  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || true
-fi
 if [ "$needs_chromium" = true ] && [ ! -x "$CHROMIUM" ]; then
   {
     echo
     echo "  ✗ The dashboard's browser tests need Debian's chromium at $CHROMIUM, and it is missing."
     echo "    Install it (as root):  apt-get update && apt-get install -y chromium"
-    echo "    or point CHROMIUM_PATH at another Chromium. CI installs it in .ci/run (APT_PACKAGES)."
+    echo "    or point CHROMIUM_PATH at another Chromium. scripts/lib/services.sh lists what the tests use."
     echo
   } >&2
   exit 1
@@ -66,4 +56,6 @@ if [ -z "${EDGEMESH_PG_BIN:-}" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/
   echo "SKIPPED: no PostgreSQL — the series suite ran against D1 only (apt-get install postgresql)"
 fi
 node scripts/lib/test-summary.ts test-results/vitest.json || status=$((status == 0 ? 1 : status))
+# The logs the tests provoke on purpose (rejections, dead letters, retries) were kept out of the way.
+[ -s test-results/test-output.log ] && echo "(expected log output of the tests: test-results/test-output.log)"
 exit "$status"

@@ -14,6 +14,8 @@ const ConfigSchema = z.object({
   MAX_BODY_BYTES: int(1_048_576, 1024, 100 * 1_048_576),
   MAX_MESSAGE_BYTES: int(65_536, 256, 120_000),
   MAX_BATCH_MESSAGES: int(500, 1, 10_000),
+  MAX_JSON_DEPTH: int(32, 4, 256),
+  MAX_JSON_BREADTH: int(10_000, 16, 1_000_000),
   DEVICE_RATE_PER_SECOND: z.coerce.number().positive().max(10_000).default(20),
   DEVICE_RATE_BURST: int(1_000, 1, 100_000),
   MAX_FUTURE_SKEW_SECONDS: int(300, 0, 86_400),

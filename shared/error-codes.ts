@@ -16,6 +16,7 @@ export const ERROR_CODES = {
   batch_too_large: { status: 413, message: "The batch has more messages than allowed" },
   unsupported_media_type: { status: 415, message: "Send application/json or application/x-ndjson" },
   invalid_json: { status: 400, message: "The body is not valid JSON" },
+  too_deep: { status: 400, message: "The JSON nests deeper, or holds more entries in one object or array, than allowed" },
   invalid_payload: { status: 400, message: "The message does not match its schema" },
   invalid_query: { status: 400, message: "A query parameter is invalid" },
   unknown_exchange: { status: 404, message: "No such exchange" },

@@ -26,7 +26,7 @@ import type { ErrorCode } from "../../shared/error-codes";
 import type { AgentResult as ApiAgentResult } from "../../shared/schemas/api/agent";
 import { AgentDeviceProvision } from "../../shared/schemas/device";
 import { CommandRequest, CommandResultRequest, PresenceRequest } from "../../shared/schemas/twin";
-import { readLimitedText } from "../body";
+import { jsonLimits, parseJsonText, readLimitedText } from "../body";
 import { ApiError } from "../errors";
 import { type AppEnv, authFailed } from "../middleware/auth";
 import { createDevice, getDevice, twin } from "../registry";
@@ -107,11 +107,7 @@ async function readBody(c: Context<AppEnv>, maxBytes: number): Promise<unknown> 
     if (error instanceof ApiError) throw error;
     throw new ApiError("invalid_json", `the gzip body could not be inflated: ${(error as Error).message}`);
   }
-  try {
-    return JSON.parse(text);
-  } catch (error) {
-    throw new ApiError("invalid_json", `the body is not valid JSON: ${(error as Error).message}`);
-  }
+  return parseJsonText(text, jsonLimits(readConfig(c.env)));
 }
 
 export const agentRoutes = new Hono<AppEnv>()
@@ -249,14 +245,14 @@ export const agentRoutes = new Hono<AppEnv>()
   })
   .post("/devices/:id/commands/:command/result", async (c) => {
     const id = await bridgedDevice(c, await agentCredential(c));
-    const outcome = parseWith(CommandResultRequest, await jsonBody(c.req.raw));
+    const outcome = parseWith(CommandResultRequest, await jsonBody(c));
     const result = await twin(c.env, id).completeCommand(null, c.req.param("command"), outcome);
     if (!result.ok) return fail(result);
     return c.json({ command: result.command });
   })
   .post("/devices/:id/presence", async (c) => {
     const id = await bridgedDevice(c, await agentCredential(c));
-    const request = parseWith(PresenceRequest, await jsonBody(c.req.raw));
+    const request = parseWith(PresenceRequest, await jsonBody(c));
     await twin(c.env, id).signalPresence(request.status, request.reason ?? (request.status === "online" ? "connect" : "disconnect"));
     return c.json({ device: id, status: request.status });
   });

@@ -17,7 +17,7 @@ import { type AppEnv, requireRole } from "../middleware/auth";
 import { jsonBody, parseWith } from "../validate";
 
 export const aiRoutes = new Hono<AppEnv>().post("/infer", requireRole("operator"), async (c) => {
-  const request = parseWith(InferenceRequestPayload, await jsonBody(c.req.raw));
+  const request = parseWith(InferenceRequestPayload, await jsonBody(c));
   const id = newMessageId();
   const result = await infer(c.env, request, { requestId: id });
   const now = new Date().toISOString();

@@ -67,7 +67,7 @@ async function replace(env: Env, id: string, input: AlertRuleInput, ifMatch: str
 
 export const alertRoutes = new Hono<AppEnv>()
   .post("/alert_rules", requireRole("operator"), async (c) => {
-    const input = parseWith(AlertRuleInput, await jsonBody(c.req.raw));
+    const input = parseWith(AlertRuleInput, await jsonBody(c));
     const rule = await insertRule(c.env.DB, newMessageId(), input, new Date().toISOString());
     c.header("location", `/api/monitoring/alert_rules/${rule.id}`);
     return c.json({ rule }, 201);
@@ -76,12 +76,12 @@ export const alertRoutes = new Hono<AppEnv>()
   .get("/alert_rules/:id", requireRole("viewer"), async (c) => c.json({ rule: await ruleOr404(c.env, c.req.param("id")) }))
   .put("/alert_rules/:id", requireRole("operator"), async (c) => {
     const id = idParam(c.req.param("id"), "an alert rule");
-    const input = parseWith(AlertRuleInput, await jsonBody(c.req.raw));
+    const input = parseWith(AlertRuleInput, await jsonBody(c));
     return c.json({ rule: await replace(c.env, id, input, c.req.header("if-match")) });
   })
   .patch("/alert_rules/:id", requireRole("operator"), async (c) => {
     const current = await ruleOr404(c.env, c.req.param("id"));
-    const patch = parseWith(AlertRulePatch, await jsonBody(c.req.raw));
+    const patch = parseWith(AlertRulePatch, await jsonBody(c));
     const { id, version, created_at: _c, updated_at: _u, ...body } = current;
     // The merged rule is checked whole: a patch may not leave it inconsistent.
     const merged = parseWith(AlertRuleInput, { ...body, ...Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)) });
@@ -104,7 +104,7 @@ export const alertRoutes = new Hono<AppEnv>()
   .post("/alerts/:id/acknowledge", requireRole("operator"), async (c) => {
     const id = idParam(c.req.param("id"), "an alert");
     // The body (a note) is optional.
-    if (c.req.header("content-length") !== "0" && c.req.header("content-type")) parseWith(AlertAck, await jsonBody(c.req.raw));
+    if (c.req.header("content-length") !== "0" && c.req.header("content-type")) parseWith(AlertAck, await jsonBody(c));
     const stored = await getAlert(c.env.DB, id);
     if (!stored) throw new ApiError("not_found", `no alert "${id}"`);
     const alert = await alertStub(c.env, stored.device).acknowledge(stored.rule_id, id, c.get("principal").sub);

@@ -24,7 +24,7 @@ const TokenRequest = z.discriminatedUnion("grant_type", [
 ]);
 
 export const authRoutes = new Hono<AppEnv>().post("/token", async (c) => {
-  const request = parseWith(TokenRequest, await jsonBody(c.req.raw));
+  const request = parseWith(TokenRequest, await jsonBody(c));
   const config = readConfig(c.env);
   const secret = c.env.JWT_SECRET;
   const access = async (sub: string, role: Role): Promise<AccessAnswer> => {

@@ -32,7 +32,7 @@ async function found(env: Env, raw: string) {
 
 export const automationRoutes = new Hono<AppEnv>()
   .post("/", requireRole("operator"), async (c) => {
-    const input = parseWith(AutomationInput, await jsonBody(c.req.raw));
+    const input = parseWith(AutomationInput, await jsonBody(c));
     const automation = await saveAutomation(c.env.DB, newMessageId(), input, new Date().toISOString(), true);
     if (!automation) throw new ApiError("internal", "the automation was not stored");
     resync(c);
@@ -43,7 +43,7 @@ export const automationRoutes = new Hono<AppEnv>()
   .get("/:id", requireRole("viewer"), async (c) => c.json({ automation: await found(c.env, c.req.param("id")) }))
   .put("/:id", requireRole("operator"), async (c) => {
     const id = idParam(c.req.param("id"));
-    const input = parseWith(AutomationInput, await jsonBody(c.req.raw));
+    const input = parseWith(AutomationInput, await jsonBody(c));
     const automation = await saveAutomation(c.env.DB, id, input, new Date().toISOString(), false);
     if (!automation) throw new ApiError("not_found", `no automation "${id}"`);
     resync(c);

@@ -97,7 +97,7 @@ export const deadLetterRoutes = new Hono<AppEnv>()
     });
   })
   .post("/replay", requireRole("admin"), async (c) => {
-    const parsed = ReplayBody.safeParse(await jsonBody(c.req.raw));
+    const parsed = ReplayBody.safeParse(await jsonBody(c));
     if (!parsed.success) throw ApiError.field("invalid_payload", "body", 'send {"ids": [1, 2]} or {"all": true, "queue"?: "…"}');
     const body = parsed.data;
     const rows =

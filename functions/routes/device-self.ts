@@ -12,7 +12,7 @@ import { bearerToken, parseDeviceToken } from "../../shared/credentials";
 import { CommandResultRequest, PresenceRequest, ReportedPatch } from "../../shared/schemas/twin";
 import { type AppEnv, authFailed } from "../middleware/auth";
 import { twin } from "../registry";
-import { fail, jsonBody, parseWith, validate } from "../validate";
+import { deviceBody, fail, validate } from "../validate";
 
 /** A command as a device (or the agent on its behalf) receives it. */
 export function deliveredCommand({ id, command, parameters, expires_at, attempts, correlation_id }: Command) {
@@ -35,21 +35,21 @@ export const deviceSelfRoutes = new Hono<AppEnv>()
   })
   .post("/commands/:id/result", async (c) => {
     const device = await deviceCredential(c);
-    const outcome = parseWith(CommandResultRequest, await jsonBody(c.req.raw));
+    const outcome = await deviceBody(c, device, CommandResultRequest);
     const result = await device.twin.completeCommand(device.secret, c.req.param("id"), outcome);
     if (!result.ok) return result.code === "unauthorized" ? authFailed(c, result.message) : fail(result);
     return c.json({ command: result.command });
   })
   .patch("/twin/reported", async (c) => {
     const device = await deviceCredential(c);
-    const { reported } = parseWith(ReportedPatch, await jsonBody(c.req.raw));
+    const { reported } = await deviceBody(c, device, ReportedPatch);
     const result = await device.twin.reportState(device.secret, reported);
     if (!result.ok) return result.code === "unauthorized" ? authFailed(c, result.message) : fail(result);
     return c.json(result.twin);
   })
   .post("/presence", async (c) => {
     const device = await deviceCredential(c);
-    const request = parseWith(PresenceRequest, await jsonBody(c.req.raw));
+    const request = await deviceBody(c, device, PresenceRequest);
     const result = await device.twin.presence(
       device.secret,
       request.status,

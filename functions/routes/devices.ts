@@ -22,7 +22,7 @@ const META_KEY = /^[A-Za-z0-9_-]{1,64}$/;
 
 export const deviceRoutes = new Hono<AppEnv>()
   .post("/", requireRole("admin"), async (c) => {
-    const input = parseWith(DeviceCreate, await jsonBody(c.req.raw));
+    const input = parseWith(DeviceCreate, await jsonBody(c));
     const { device, token } = await createDevice(c.env, input);
     c.header("location", `/v1/devices/${device.id}`);
     return c.json({ device, token, note: "the token is shown once; store it on the device now" }, 201);
@@ -44,7 +44,7 @@ export const deviceRoutes = new Hono<AppEnv>()
   .get("/:id", requireRole("viewer"), async (c) => c.json({ device: await getDevice(c.env, deviceIdParam(c.req.param("id"))) }))
   .patch("/:id", requireRole("admin"), async (c) => {
     const id = deviceIdParam(c.req.param("id"));
-    const patch = parseWith(DevicePatch, await jsonBody(c.req.raw));
+    const patch = parseWith(DevicePatch, await jsonBody(c));
     return c.json({ device: await patchDevice(c.env, id, patch) });
   })
   .delete("/:id", requireRole("admin"), async (c) => {

@@ -12,7 +12,7 @@ import { bearerToken, parseDeviceToken } from "../../shared/credentials";
 import { ERROR_CODES } from "../../shared/error-codes";
 import { metrics } from "../../shared/metrics";
 import type { MessageType } from "../../shared/schemas/message";
-import { bodyFormat, type ParsedBatch, parseBatch, readLimitedText } from "../body";
+import { bodyFormat, jsonLimits, type ParsedBatch, parseBatch, readLimitedText } from "../body";
 import { ApiError } from "../errors";
 import { type AppEnv, authFailed } from "../middleware/auth";
 import { twin } from "../registry";
@@ -44,7 +44,6 @@ async function ingest(c: Context<AppEnv>, endpoint: Endpoint): Promise<Response>
 
 async function ingestTimed(c: Context<AppEnv>, endpoint: Endpoint): Promise<Response> {
   const config = readConfig(c.env);
-  const format = bodyFormat(c.req.header("content-type"));
   const token = bearerToken(c.req.header("authorization"));
   const parsedToken = token ? parseDeviceToken(token) : undefined;
   if (!parsedToken) return authFailed(c, "send Authorization: Bearer <device token>");
@@ -52,7 +51,8 @@ async function ingestTimed(c: Context<AppEnv>, endpoint: Endpoint): Promise<Resp
   const device = twin(c.env, parsedToken.deviceId);
   let batch: ParsedBatch;
   try {
-    batch = parseBatch(await readLimitedText(c.req.raw, config.MAX_BODY_BYTES), format, config.MAX_BATCH_MESSAGES);
+    const format = bodyFormat(c.req.header("content-type"));
+    batch = parseBatch(await readLimitedText(c.req.raw, config.MAX_BODY_BYTES), format, config.MAX_BATCH_MESSAGES, jsonLimits(config));
   } catch (error) {
     // A bad body from a bad credential is an authentication failure first; from a good one it
     // is recorded against the device, like any rejected message (seed 003).

@@ -36,7 +36,7 @@ async function getRoom(env: Env, id: string): Promise<Room> {
 
 export const roomRoutes = new Hono<AppEnv>()
   .post("/", requireRole("admin"), async (c) => {
-    const input = parseWith(RoomCreate, await jsonBody(c.req.raw));
+    const input = parseWith(RoomCreate, await jsonBody(c));
     const result = await c.env.DB.prepare("INSERT OR IGNORE INTO rooms (id, name, metadata, created_at) VALUES (?, ?, ?, ?)")
       .bind(input.id, input.name ?? null, JSON.stringify(input.metadata), new Date().toISOString())
       .run();
@@ -95,7 +95,7 @@ export const roomRoutes = new Hono<AppEnv>()
   .post("/:id/commands", requireRole("operator"), async (c) => {
     const id = roomIdParam(c.req.param("id"));
     await getRoom(c.env, id);
-    const request = parseWith(CommandRequest, await jsonBody(c.req.raw));
+    const request = parseWith(CommandRequest, await jsonBody(c));
     const outcomes = await room(c.env, id).forwardCommand(request);
     return c.json({ room: id, outcomes }, 202);
   });

@@ -46,7 +46,7 @@ export const twinRoutes = new Hono<AppEnv>()
   })
   .patch("/:id/twin/desired", requireRole("operator"), async (c) => {
     const id = deviceIdParam(c.req.param("id"));
-    const { desired } = parseWith(DesiredPatch, await jsonBody(c.req.raw));
+    const { desired } = parseWith(DesiredPatch, await jsonBody(c));
     const result = await twin(c.env, id).patchDesired(desired, ifMatchVersion(c.req.header("if-match")));
     if (!result.ok) fail(result);
     c.header("etag", `"${result.twin.version}"`);
@@ -64,7 +64,7 @@ export const twinRoutes = new Hono<AppEnv>()
   })
   .post("/:id/commands", requireRole("operator"), async (c) => {
     const id = deviceIdParam(c.req.param("id"));
-    const request = parseWith(CommandRequest, await jsonBody(c.req.raw));
+    const request = parseWith(CommandRequest, await jsonBody(c));
     const device = twin(c.env, id);
     const queued = await device.enqueueCommand(request);
     if (!queued.ok) fail(queued);

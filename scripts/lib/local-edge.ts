@@ -9,6 +9,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { type DrainOptions, type DrainResult, drainEdge, drainStatus } from "./drain.ts";
 
 export const PROJECT_ROOT = resolve(import.meta.dirname, "../..");
 const WRANGLER = join(PROJECT_ROOT, "node_modules/wrangler/bin/wrangler.js");
@@ -33,6 +34,12 @@ export interface LocalEdgeOptions {
   verbose?: boolean;
   /** Apply D1 migrations first (the edgemesh config only). */
   migrate?: boolean;
+  /**
+   * wrangler's dev registry (WRANGLER_REGISTRY_PATH): where local Workers find each other's
+   * service bindings and queue producers. Private to this edge by default (inside its storage
+   * folder), so two local edges on one machine never deliver into each other's queues.
+   */
+  registryPath?: string;
 }
 
 export interface LocalEdge {
@@ -47,6 +54,12 @@ export interface LocalEdge {
   log(): string;
   /** A call with the admin token, answered as its status and JSON body (null when it has none). */
   admin<T = Record<string, unknown>>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }>;
+  /**
+   * Takes no more requests (503) and waits until the local queues hold no more than they did at
+   * the start and the consumers are idle (scripts/lib/drain.ts); the edge keeps running.
+   */
+  drain(options?: Omit<DrainOptions, "baseline">): Promise<DrainResult>;
+  /** Stops wrangler at once (SIGTERM to its process group, SIGKILL after 5 s): what is in the local queues is lost. */
   stop(): Promise<void>;
 }
 
@@ -113,11 +126,15 @@ export async function startLocalEdge(options: LocalEdgeOptions = {}): Promise<Lo
     "--inspector-port",
     String(await freePort()),
   ];
-  for (const [key, value] of Object.entries(options.vars ?? {})) args.push("--var", `${key}:${value}`);
+  // EDGEMESH_LOCAL=1 opens the local-only routes (the drain of functions/routes/local.ts).
+  const vars = options.config === undefined ? { EDGEMESH_LOCAL: "1", ...options.vars } : (options.vars ?? {});
+  for (const [key, value] of Object.entries(vars)) args.push("--var", `${key}:${value}`);
 
+  const registryPath = options.registryPath ?? join(persistDir, "dev-registry");
+  mkdirSync(registryPath, { recursive: true });
   const child = spawn(process.execPath, args, {
     cwd: PROJECT_ROOT,
-    env: { ...process.env, ...OFFLINE_ENV },
+    env: { ...process.env, ...OFFLINE_ENV, WRANGLER_REGISTRY_PATH: registryPath },
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
   });
@@ -169,5 +186,8 @@ export async function startLocalEdge(options: LocalEdgeOptions = {}): Promise<Lo
     const text = await res.text();
     return { status: res.status, body: (text ? JSON.parse(text) : null) as T };
   };
-  return { url, port, adminToken, jwtSecret, metricsToken, persistDir, process: child, log: () => output, admin, stop };
+  // What the queues held at the start (an earlier hard stop's loss): the drain never waits for it.
+  const baseline = options.config === undefined ? (await drainStatus(url, adminToken).catch(() => undefined))?.pending : undefined;
+  const drain = (drainOptions: Omit<DrainOptions, "baseline"> = {}) => drainEdge(url, adminToken, { ...drainOptions, baseline });
+  return { url, port, adminToken, jwtSecret, metricsToken, persistDir, process: child, log: () => output, admin, drain, stop };
 }
