@@ -158,6 +158,8 @@ const envelopeFields = {
   received_at: Timestamp,
   metadata: Metadata.default({}),
   schema_version: z.literal(SCHEMA_VERSION),
+  /** Delivery attempts so far, carried when a consumer re-sends a pack member (1 when absent). */
+  attempts: z.int().min(1).max(1000).optional(),
 };
 
 function envelopeOf<T extends MessageType, P extends z.ZodType>(type: T, payload: P) {
@@ -200,6 +202,16 @@ export const InboundMessage = z.strictObject({
   schema_version: z.literal(SCHEMA_VERSION).optional(),
 });
 export type InboundMessage = z.infer<typeof InboundMessage>;
+
+/**
+ * A queue message holding many envelopes bound for the same queue (issue 13): at most 100 and
+ * under 120 KB serialized. Consumers still accept a bare Envelope as a queue message body.
+ */
+export const QueuePack = z.strictObject({
+  pack: z.literal(1),
+  messages: z.array(Envelope).min(1).max(100),
+});
+export type QueuePack = z.infer<typeof QueuePack>;
 
 /** A message that failed on a queue after its retries, with where it was going and why. */
 export const DeadLetter = z.strictObject({
