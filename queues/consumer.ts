@@ -24,6 +24,11 @@ export interface ConsumerContext {
   queue: QueueDef;
   /** Delivery attempts per message id (1 on the first), for handlers that record their own outcome. */
   attempts?: ReadonlyMap<string, number>;
+  /**
+   * History steps a handler adds (e.g. `stored`): recorded with the consumer's own steps in the
+   * batch's one history statement, so a message's row is written once per batch.
+   */
+  steps?: StepRecord[];
 }
 
 /** Handles the messages of one batch that parsed; throws per message or returns per-message errors. */
@@ -115,17 +120,18 @@ function unpack(batch: MessageBatch<unknown>): Unit[] {
 }
 
 /** Runs the handler on every valid unit and records each unit's error, if any. */
-async function handle(units: Unit[], ctx: ConsumerContext, handler: BatchHandler): Promise<void> {
+async function handle(units: Unit[], ctx: ConsumerContext, handler: BatchHandler): Promise<StepRecord[]> {
+  const noted: StepRecord[] = [];
   const valid = units.filter((u): u is Unit & { envelope: Envelope } => u.envelope !== undefined && u.error === undefined);
   for (const { envelope } of valid) {
     const lag = (Date.now() - Date.parse(envelope.received_at)) / 1000;
     if (Number.isFinite(lag)) metrics.observe("edgemesh_routing_lag_seconds", Math.max(0, lag), { queue: ctx.queue.name });
   }
-  if (valid.length === 0) return;
+  if (valid.length === 0) return noted;
   try {
     const errors = await handler(
       valid.map((v) => v.envelope),
-      { ...ctx, attempts: new Map(valid.map((v) => [v.envelope.id, v.attempts])) },
+      { ...ctx, attempts: new Map(valid.map((v) => [v.envelope.id, v.attempts])), steps: noted },
     );
     for (const v of valid) {
       const error = errors?.get(v.envelope.id);
@@ -135,6 +141,7 @@ async function handle(units: Unit[], ctx: ConsumerContext, handler: BatchHandler
     const failure = ConsumerError.from(error);
     for (const v of valid) v.error = failure;
   }
+  return noted;
 }
 
 /** A queue message's fate: acked, retried whole, or waiting on its re-sends and dead letters. */
@@ -153,12 +160,12 @@ interface Fate {
 export async function consume(batch: MessageBatch<unknown>, ctx: ConsumerContext, handler: BatchHandler): Promise<void> {
   const units = unpack(batch);
   const started = performance.now();
-  await handle(units, ctx, handler);
+  const noted = await handle(units, ctx, handler);
   metrics.observe("edgemesh_sink_duration_seconds", (performance.now() - started) / 1000, { queue: ctx.queue.name });
 
   const fates = new Map<Message<unknown>, Fate>();
   for (const msg of batch.messages) fates.set(msg, { msg, resend: [], resendDelay: 0, letters: [], safe: true });
-  const steps: StepRecord[] = [];
+  const steps: StepRecord[] = [...noted];
   let delivered = 0;
   let retried = 0;
   let deadLettered = 0;
