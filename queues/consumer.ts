@@ -227,7 +227,10 @@ export async function consume(batch: MessageBatch<unknown>, ctx: ConsumerContext
   await settle(ctx, [...fates.values()]);
   const counts = { delivered, retried, dead_lettered: deadLettered };
   for (const [outcome, n] of Object.entries(counts)) metrics.inc("edgemesh_sink_messages_total", { queue: ctx.queue.name, outcome }, n);
-  if (delivered > 0) log("debug", "delivered", { queue: ctx.queue.name, messages: delivered });
+  // Debug level: off the hot path wherever the log level is info or above (issue 13).
+  for (const step of steps)
+    if (step.step === "delivered")
+      log("debug", "delivered", { correlation_id: step.message.correlation_id, message_id: step.message.id, queue: ctx.queue.name });
   await recordSteps(ctx.env, steps, { queue: ctx.queue.name, counts });
   await flushMetrics(ctx.env.DB, flushEvery(ctx.env));
 }
