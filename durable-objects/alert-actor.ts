@@ -75,6 +75,7 @@ const SCHEMA = `
 const OUTBOX_RETRY_MS = 5_000;
 
 const SEEN_KEPT = 2_000;
+const SEEN_PRUNE_EVERY = 500;
 const ANOMALY_WINDOW_MAX = 500;
 
 function compare(op: Comparison, a: number, b: number): boolean {
@@ -109,6 +110,8 @@ function describe(condition: AlertCondition, metric: string | undefined, value: 
 export class AlertActor extends DurableObject<Env> {
   #flushing: Promise<boolean> = Promise.resolve(true);
   #detectors = new Map<string, RollingDetector>();
+  /** The newest `seen` seq: read once per wake-up, then counted here (no MAX(seq) scan per reading). */
+  #seq: number | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -160,11 +163,10 @@ export class AlertActor extends DurableObject<Env> {
     let evaluated = 0;
     const touchedWindows = new Set<string>();
     for (const obs of observations) {
-      const fresh = this.ctx.storage.sql.exec(
-        "INSERT OR IGNORE INTO seen (id, seq) VALUES (?, COALESCE((SELECT MAX(seq) FROM seen), 0) + 1)",
-        obs.id,
-      ).rowsWritten;
-      if (fresh === 0) continue;
+      this.#seq ??= this.ctx.storage.sql.exec<{ s: number | null }>("SELECT MAX(seq) AS s FROM seen").one().s ?? 0;
+      if (this.ctx.storage.sql.exec("INSERT OR IGNORE INTO seen (id, seq) VALUES (?, ?)", obs.id, this.#seq + 1).rowsWritten === 0)
+        continue;
+      this.#seq++;
       evaluated++;
       // Anomaly scores are taken against the window before this reading joins it.
       const scores = new Map<string, number>();
@@ -206,7 +208,9 @@ export class AlertActor extends DurableObject<Env> {
         JSON.stringify(this.#detector(metric).values),
       );
     }
-    this.ctx.storage.sql.exec("DELETE FROM seen WHERE seq <= (SELECT MAX(seq) FROM seen) - ?", SEEN_KEPT);
+    // Pruned every SEEN_PRUNE_EVERY ids: one scan of the table then, none per reading.
+    if (evaluated > 0 && this.#seq !== undefined && this.#seq % SEEN_PRUNE_EVERY < evaluated)
+      this.ctx.storage.sql.exec("DELETE FROM seen WHERE seq <= ?", this.#seq - SEEN_KEPT);
     await this.#emit(outgoing);
     await this.#schedule();
     return { evaluated, changes: outgoing.length };
