@@ -13,7 +13,7 @@ import { toIssues } from "../shared/error-codes";
 import { log } from "../shared/log";
 import { flushEvery, flushMetrics, metrics } from "../shared/metrics";
 import type { DeadLetter, QueuePack, RawDeadLetter } from "../shared/schemas/message";
-import { Envelope } from "../shared/schemas/message";
+import { Envelope, MAX_PACK_MESSAGES } from "../shared/schemas/message";
 import { ConsumerError } from "./errors";
 import { sendToQueue } from "./exchange";
 import { recordSteps, type StepRecord } from "./history";
@@ -51,8 +51,6 @@ interface Unit {
   error?: ConsumerError;
 }
 
-const MAX_PACK = 100;
-
 function invalid(issues: Parameters<typeof toIssues>[0], what: string): ConsumerError {
   const detail = toIssues(issues)
     .map((i) => `${i.path}: ${i.message}`)
@@ -78,8 +76,8 @@ function unpack(batch: MessageBatch<unknown>): Unit[] {
     const body = msg.body;
     if (isPack(body)) {
       const members = body.messages;
-      if (body.pack !== 1 || !Array.isArray(members) || members.length === 0 || members.length > MAX_PACK) {
-        const error = new ConsumerError("invalid_pack", `a pack is {"pack": 1, "messages": [1-${MAX_PACK} envelopes]}`, {
+      if (body.pack !== 1 || !Array.isArray(members) || members.length === 0 || members.length > MAX_PACK_MESSAGES) {
+        const error = new ConsumerError("invalid_pack", `a pack is {"pack": 1, "messages": [1-${MAX_PACK_MESSAGES} envelopes]}`, {
           retriable: false,
         });
         units.push({ msg, packed: false, envelope: undefined, raw: body, attempts: msg.attempts, error });
