@@ -162,9 +162,22 @@ describe("consume() with packs", () => {
 
   it("dead-letters a member that is no envelope as it came, and handles the others", async () => {
     const [a, b] = [uniqueId("pa"), uniqueId("pb")];
-    const { result, seen } = await runPack([envelope(a), { hello: "pack" }, envelope(b)], () => undefined);
+    const marker = uniqueId("raw");
+    const { result, seen } = await runPack([envelope(a), { hello: marker }, envelope(b)], () => undefined);
     expect(seen.map((s) => s.id)).toEqual([a, b]);
     expect(result.explicitAcks).toEqual(["p1"]);
+    const raw = await eventually(
+      async () => {
+        const body = await json<{ dead_letters: { replayable: boolean; error: { code: string }; message: unknown }[] }>(
+          await call("/v1/dead-letters?queue=metrics.system&limit=1000", { headers: ADMIN }),
+        );
+        return body.dead_letters.find((d) => JSON.stringify(d.message).includes(marker));
+      },
+      10_000,
+      "the raw dead letter",
+    );
+    expect(raw).toMatchObject({ replayable: false, error: { code: "invalid_message" }, message: { hello: marker } });
+    expect(await storedLetter(a)).toBeUndefined();
   });
 
   it("re-sends only the members that failed retriably, as a smaller pack with a delay and their attempt count", async () => {
