@@ -30,6 +30,9 @@ const ROWS_PER_STATEMENT = 1000;
 /** The span of one packed row: 10 minutes (divides an hour, so rollups and retention see whole blocks). */
 export const BLOCK_MS = 10 * 60_000;
 
+/** A block row is sealed past this size and the block goes on in its next part (D1 rows hold 2 MB). */
+const SEAL_BYTES = 1_000_000;
+
 /** A block's entries: message id → [room, [[offset_ms, metric, value, unit], ...]]. */
 type BlockEntries = Record<string, [room: string | null, readings: [offset: number, metric: string, value: number, unit: string][]]>;
 
@@ -80,9 +83,11 @@ function where(filter: SeriesFilter, timeColumn: string, range: TimeRange): { sq
 export class D1SeriesStore implements SeriesStore {
   readonly kind = "d1";
   readonly #db: D1Database;
+  readonly #sealBytes: number;
 
-  constructor(db: D1Database) {
+  constructor(db: D1Database, options: { sealBytes?: number } = {}) {
     this.#db = db;
+    this.#sealBytes = options.sealBytes ?? SEAL_BYTES;
   }
 
   async write(rows: readonly SeriesRow[]): Promise<number> {
@@ -104,14 +109,35 @@ export class D1SeriesStore implements SeriesStore {
           )
           .bind(JSON.stringify(present)),
       );
+      // Into the newest part of each block, merged (json_patch), leaving out messages an older
+      // part holds: one statement, so nothing can slip between the check and the write.
+      const entries = chunk.flatMap((b) => Object.entries(b.entries).map(([id, entry]) => [b.device, b.block, id, entry]));
       statements.push(
         this.#db
           .prepare(
-            `INSERT INTO reading_blocks (device, block, readings)
-             SELECT value ->> 0, value ->> 1, json(value ->> 2) FROM json_each(?1) WHERE true
-             ON CONFLICT (device, block) DO UPDATE SET readings = json_patch(readings, excluded.readings)`,
+            `INSERT INTO reading_blocks (device, block, part, readings)
+             SELECT e.device, e.block, e.part, json_group_object(e.id, json(e.entry))
+             FROM (SELECT j.value ->> 0 AS device, j.value ->> 1 AS block, j.value ->> 2 AS id, j.value ->> 3 AS entry,
+                     coalesce((SELECT max(p.part) FROM reading_blocks p WHERE p.device = j.value ->> 0 AND p.block = j.value ->> 1), 0) AS part
+                   FROM json_each(?1) j) e
+             WHERE NOT EXISTS (SELECT 1 FROM reading_blocks s WHERE s.device = e.device AND s.block = e.block AND s.part < e.part
+                                 AND json_type(s.readings, '$."' || e.id || '"') IS NOT NULL)
+             GROUP BY e.device, e.block, e.part
+             ON CONFLICT (device, block, part) DO UPDATE SET readings = json_patch(readings, excluded.readings)`,
           )
-          .bind(JSON.stringify(chunk.map((b) => [b.device, b.block, b.entries]))),
+          .bind(JSON.stringify(entries)),
+      );
+      // A newest part past the seal size gets an empty successor, where the next writes go.
+      statements.push(
+        this.#db
+          .prepare(
+            `INSERT OR IGNORE INTO reading_blocks (device, block, part, readings)
+             SELECT b.device, b.block, b.part + 1, '{}' FROM reading_blocks b
+             JOIN (SELECT DISTINCT value ->> 0 AS device, value ->> 1 AS block FROM json_each(?1)) k ON b.device = k.device AND b.block = k.block
+             WHERE length(b.readings) > ?2
+               AND NOT EXISTS (SELECT 1 FROM reading_blocks n WHERE n.device = b.device AND n.block = b.block AND n.part > b.part)`,
+          )
+          .bind(JSON.stringify(chunk.map((b) => [b.device, b.block])), this.#sealBytes),
       );
       chunk = [];
       inChunk = 0;
@@ -145,7 +171,7 @@ export class D1SeriesStore implements SeriesStore {
     // One batch is one transaction: rows, rollup marks and latest values land together or not at all.
     const results = await this.#db.batch(statements);
     let existing = 0;
-    for (let i = 0; i < inserts; i += 2) existing += (results[i]?.results?.[0] as { existing: number } | undefined)?.existing ?? 0;
+    for (let i = 0; i < inserts; i += 3) existing += (results[i]?.results?.[0] as { existing: number } | undefined)?.existing ?? 0;
     return total - existing;
   }
 

@@ -49,6 +49,26 @@ describe("packed series rows on D1", () => {
     expect(blocks?.n).toBe(1);
   });
 
+  it("continues a full block in its next part, and stores nothing twice across the parts", async () => {
+    // A tiny seal size stands in for D1's 2 MB row limit: every batch of 10 messages fills a part.
+    const store = new D1SeriesStore(env.DB, { sealBytes: 1_000 });
+    const device = uniqueId("meter");
+    const base = Math.floor(Date.now() / BLOCK_MS) * BLOCK_MS - 4 * BLOCK_MS;
+    const batches = Array.from({ length: 5 }, (_, b) =>
+      Array.from({ length: 10 }, (_, k) => rowsOf(meterMessage(device, b * 10 + k, base + (b * 10 + k) * 1000))).flat(),
+    );
+    for (const rows of batches) expect(await store.write(rows)).toBe(40);
+    const parts = await env.DB.prepare("SELECT count(*) AS n FROM reading_blocks WHERE device = ?").bind(device).first<{ n: number }>();
+    expect(parts?.n).toBeGreaterThanOrEqual(5);
+    // Every batch again, and all of them at once: each message is in an older part by now.
+    for (const rows of batches) expect(await store.write(rows)).toBe(0);
+    expect(await store.write(batches.flat())).toBe(0);
+    const { results } = await env.DB.prepare("SELECT count(*) AS n, count(DISTINCT message_id) AS m FROM readings WHERE device = ?")
+      .bind(device)
+      .all<{ n: number; m: number }>();
+    expect(results[0]).toEqual({ n: 200, m: 50 });
+  });
+
   it("costs a few rows written per batch and under 80 bytes per stored reading at seed 004's meter load", async () => {
     const device = uniqueId("meter");
     const base = Math.floor(Date.now() / BLOCK_MS) * BLOCK_MS - 3 * BLOCK_MS;

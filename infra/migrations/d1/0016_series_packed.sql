@@ -8,14 +8,19 @@
 -- the message id. Each entry: [room, [[offset_ms, metric, value, unit], ...]], offset_ms from
 -- the block's start. Tags are not kept in D1 (no query reads them; the archive and PostgreSQL
 -- keep the whole message).
+--
+-- `part`: a block row is sealed at ~1 MB (D1 rows hold 2 MB) and the block continues in part + 1,
+-- so a device sending many readings a second never outgrows a row. Writes go to the newest part
+-- and skip messages an older part holds (shared/series/d1.ts), so idempotency spans the parts.
 DROP VIEW energy_readings;
 ALTER TABLE readings RENAME TO readings_v1;
 
 CREATE TABLE reading_blocks (
   device TEXT NOT NULL,
   block INTEGER NOT NULL,
+  part INTEGER NOT NULL DEFAULT 0,
   readings TEXT NOT NULL,
-  PRIMARY KEY (device, block)
+  PRIMARY KEY (device, block, part)
 ) WITHOUT ROWID;
 CREATE INDEX reading_blocks_block ON reading_blocks (block);
 
