@@ -249,14 +249,17 @@ export class D1SeriesStore implements SeriesStore {
       db.prepare(`DELETE FROM readings_hourly WHERE bucket IN (${claimed} AND hour >= ?2)`).bind(nowHour, horizon),
       db
         .prepare(
-          `INSERT INTO readings_hourly (bucket, device, metric, room, unit, count, sum, min, max, last_time, last_value)
+          // The dirty hours' readings first (materialized, so the planner unpacks only their
+          // blocks through the block index instead of walking every block in key order).
+          `WITH hours AS MATERIALIZED (
+             SELECT d.hour, r.device, r.metric, r.room, r.unit, r.time, r.value
+             FROM series_dirty_hours d JOIN readings r ON r.block >= d.hour AND r.block < d.hour + ${HOUR_MS}
+               AND r.time >= d.hour AND r.time < d.hour + ${HOUR_MS}
+             WHERE d.hour >= ?2 AND d.hour < ?1)
+           INSERT INTO readings_hourly (bucket, device, metric, room, unit, count, sum, min, max, last_time, last_value)
            SELECT hour, device, metric, room, max(unit), count(*), sum(value), min(value), max(value), max(time),
              max(CASE WHEN rn = 1 THEN value END)
-           FROM (SELECT d.hour, r.device, r.metric, r.room, r.unit, r.time, r.value,
-                   row_number() OVER (PARTITION BY d.hour, r.device, r.metric, r.room ORDER BY r.time DESC) AS rn
-                 FROM series_dirty_hours d JOIN readings r ON r.block >= d.hour AND r.block < d.hour + ${HOUR_MS}
-                   AND r.time >= d.hour AND r.time < d.hour + ${HOUR_MS}
-                 WHERE d.hour >= ?2 AND d.hour < ?1)
+           FROM (SELECT *, row_number() OVER (PARTITION BY hour, device, metric, room ORDER BY time DESC) AS rn FROM hours)
            GROUP BY hour, device, metric, room`,
         )
         .bind(nowHour, horizon),
