@@ -275,6 +275,23 @@ describe("the dead-letter store", () => {
     expect(letter).toMatchObject({ queue: "(consumer-crashed)", error: { code: "consumer_crashed" } });
   });
 
+  it("keeps each member of a pack Cloudflare dead-lettered after consumer crashes as its own replayable letter", async () => {
+    const [a, b] = [uniqueId("crashpack"), uniqueId("crashpack")];
+    await env.Q_DEAD_LETTER_QUEUE.send({ pack: 1, messages: [envelope(a), { ...envelope(b), attempts: 3 }] }, { contentType: "json" });
+    const first = await eventually(() => storedLetter(a), 10_000, "the first member's letter");
+    const second = await eventually(() => storedLetter(b), 10_000, "the second member's letter");
+    expect(first).toMatchObject({ queue: "(consumer-crashed)", error: { code: "consumer_crashed" }, attempts: 1 });
+    expect(second).toMatchObject({ queue: "(consumer-crashed)", attempts: 3 });
+    const listed = await json<{ dead_letters: { message_id: string; replayable: boolean; message: { attempts?: number } }[] }>(
+      await call("/v1/dead-letters?queue=(consumer-crashed)&limit=1000", { headers: ADMIN }),
+    );
+    const ours = listed.dead_letters.filter((d) => d.message_id === a || d.message_id === b);
+    expect(ours.map((d) => [d.replayable, d.message.attempts])).toEqual([
+      [true, undefined],
+      [true, undefined],
+    ]);
+  });
+
   it("stores the same dead letter once however often it is delivered", async () => {
     const id = uniqueId("twice");
     const letter = {
