@@ -229,9 +229,10 @@ describe("message history", () => {
         const body = await json<{
           messages: { id: string; type: string; routing_key: string; steps: { queue: string; status: string }[] }[];
         }>(await admin("GET", `/v1/messages?correlation_id=c-${device.id}`));
-        return body.messages.length >= 1 && body.messages.every((m) => m.steps.some((s) => s.status === "stored"))
-          ? body.messages
-          : undefined;
+        // The twin records `accepted` after its answer, the consumer `delivered` and `stored`: either may land first.
+        const done = (m: { steps: { status: string }[] }) =>
+          ["accepted", "stored"].every((status) => m.steps.some((s) => s.status === status));
+        return body.messages.length >= 1 && body.messages.every(done) ? body.messages : undefined;
       },
       15_000,
       "the message, stored",
