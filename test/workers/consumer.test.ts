@@ -267,6 +267,45 @@ describe("consume() with packs", () => {
   });
 });
 
+describe("a pack through the real queue and consumer", () => {
+  it("stores the good readings of a meter's pack once each and dead-letters only the member that is no reading", async () => {
+    const meter = uniqueId("packmeter");
+    const at = (i: number) => new Date(Date.now() - 60_000 + i * 1000).toISOString();
+    const reading = (i: number) => ({
+      ...envelope(`${meter}-r${i}`),
+      source: meter,
+      type: "telemetry",
+      exchange: "sensors",
+      routing_key: "sensors.energy.utility",
+      timestamp: at(i),
+      payload: { power_kw: { value: 3 + i / 10, unit: "kW" }, voltage: { value: 230, unit: "V" } },
+    });
+    const event = {
+      ...envelope(`${meter}-ev`),
+      source: meter,
+      type: "event",
+      exchange: "sensors",
+      routing_key: "sensors.energy.utility",
+      payload: { event_type: "door_opened" },
+    };
+    await env.Q_SENSORS_ENERGY.send({ pack: 1, messages: [reading(0), reading(1), event, reading(2)] }, { contentType: "json" });
+    const letter = await eventually(() => storedLetter(`${meter}-ev`), 15_000, "the event's dead letter");
+    expect(letter).toMatchObject({ queue: "sensors.energy", error: { code: "unexpected_type" } });
+    const stored = await eventually(
+      async () => {
+        const { results } = await env.DB.prepare("SELECT message_id, count(*) AS n FROM readings WHERE device = ? GROUP BY message_id")
+          .bind(meter)
+          .all<{ message_id: string; n: number }>();
+        return results.length === 3 ? Object.fromEntries(results.map((r) => [r.message_id, r.n])) : undefined;
+      },
+      15_000,
+      "the stored readings",
+    );
+    expect(stored).toEqual({ [`${meter}-r0`]: 2, [`${meter}-r1`]: 2, [`${meter}-r2`]: 2 });
+    for (const id of [`${meter}-r0`, `${meter}-r1`, `${meter}-r2`]) expect(await storedLetter(id)).toBeUndefined();
+  });
+});
+
 describe("the dead-letter store", () => {
   it("keeps a bare envelope that Cloudflare dead-lettered after consumer crashes, replayable through its exchange", async () => {
     const id = uniqueId("crashed");
