@@ -12,42 +12,18 @@
 import { DurableObject } from "cloudflare:workers";
 import { publish } from "../queues/exchange";
 import { RollingDetector } from "../shared/anomaly";
-import { newMessageId } from "../shared/ids";
 import { alertOfPayload, rulesById, saveAlert } from "../shared/repos/alerts";
-import type { Alert, AlertCondition, AlertRule, Comparison } from "../shared/schemas/alerts";
+import type { Alert, AlertRule } from "../shared/schemas/alerts";
 import type { EnvelopeOf } from "../shared/schemas/message";
+import type { Observation, Phase, State } from "./alert-actor/rules";
+import * as machine from "./alert-actor/rules";
 
-/** A reading as the consumer hands it in: the numbers of one message. */
-export interface Observation {
-  id: string;
-  routing_key: string;
-  /** Edge time of the message, ms. */
-  at: number;
-  readings: Record<string, number>;
-  /** The rules (of those handed in) whose routing key, device and metric this message matches. */
-  rules: string[];
-}
+export type { Observation } from "./alert-actor/rules";
 
 export type AlertActorApi = Pick<AlertActor, "evaluate" | "acknowledge" | "states" | "alarm" | "recheck">;
 
 export function alertStub(env: Env, device: string): AlertActorApi {
   return env.ALERT_ACTOR.getByName(device) as unknown as AlertActorApi;
-}
-
-type Phase = "ok" | "pending" | "active" | "acknowledged";
-
-interface State {
-  rule_id: string;
-  phase: Phase;
-  /** When the condition started to hold (pending), ms. */
-  since: number | null;
-  /** The last matching reading (absence; rate of change), ms and value. */
-  last_at: number | null;
-  last_value: number | null;
-  alert: Alert | null;
-  next_notify: number | null;
-  escalate_at: number | null;
-  rule: AlertRule;
 }
 
 interface StateRow {
@@ -75,40 +51,14 @@ const SCHEMA = `
 const OUTBOX_RETRY_MS = 5_000;
 
 const SEEN_KEPT = 2_000;
+const SEEN_PRUNE_EVERY = 500;
 const ANOMALY_WINDOW_MAX = 500;
-
-function compare(op: Comparison, a: number, b: number): boolean {
-  switch (op) {
-    case "gt":
-      return a > b;
-    case "gte":
-      return a >= b;
-    case "lt":
-      return a < b;
-    case "lte":
-      return a <= b;
-  }
-}
-
-const OP_TEXT: Record<Comparison, string> = { gt: ">", gte: "≥", lt: "<", lte: "≤" };
-
-function describe(condition: AlertCondition, metric: string | undefined, value: number | undefined): string {
-  const shown = value === undefined ? "" : ` (${Number(value.toFixed(4))})`;
-  switch (condition.type) {
-    case "threshold":
-      return `${metric} ${OP_TEXT[condition.op]} ${condition.value}${shown}`;
-    case "rate_of_change":
-      return `${metric} changing ${OP_TEXT[condition.op]} ${condition.value} per ${condition.per_seconds} s${shown}`;
-    case "absence":
-      return `no ${metric ?? "data"} for ${condition.seconds} s`;
-    case "anomaly":
-      return `${metric} anomalous: robust z ≥ ${condition.score}${shown}`;
-  }
-}
 
 export class AlertActor extends DurableObject<Env> {
   #flushing: Promise<boolean> = Promise.resolve(true);
   #detectors = new Map<string, RollingDetector>();
+  /** The newest `seen` seq: read once per wake-up, then counted here (no MAX(seq) scan per reading). */
+  #seq: number | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -160,11 +110,10 @@ export class AlertActor extends DurableObject<Env> {
     let evaluated = 0;
     const touchedWindows = new Set<string>();
     for (const obs of observations) {
-      const fresh = this.ctx.storage.sql.exec(
-        "INSERT OR IGNORE INTO seen (id, seq) VALUES (?, COALESCE((SELECT MAX(seq) FROM seen), 0) + 1)",
-        obs.id,
-      ).rowsWritten;
-      if (fresh === 0) continue;
+      this.#seq ??= this.ctx.storage.sql.exec<{ s: number | null }>("SELECT MAX(seq) AS s FROM seen").one().s ?? 0;
+      if (this.ctx.storage.sql.exec("INSERT OR IGNORE INTO seen (id, seq) VALUES (?, ?)", obs.id, this.#seq + 1).rowsWritten === 0)
+        continue;
+      this.#seq++;
       evaluated++;
       // Anomaly scores are taken against the window before this reading joins it.
       const scores = new Map<string, number>();
@@ -187,13 +136,13 @@ export class AlertActor extends DurableObject<Env> {
         if (!obs.rules.includes(rule.id)) continue;
         const value = rule.metric === undefined ? undefined : obs.readings[rule.metric];
         if (rule.condition.type !== "absence" && value === undefined) continue;
-        const state = this.#load(rule.id) ?? this.#fresh(rule);
+        const state = this.#load(rule.id) ?? machine.fresh(rule);
         state.rule = rule;
-        const holds = this.#holds(rule, state, obs, value, scores.get(`${rule.metric}:${rule.id}`));
+        const holds = machine.holds(rule, state, obs, value, scores.get(`${rule.metric}:${rule.id}`));
         state.last_at = obs.at;
         if (value !== undefined) state.last_value = value;
         const shown = rule.condition.type === "anomaly" ? scores.get(`${rule.metric}:${rule.id}`) : value;
-        const change = this.#step(device, state, holds, obs.at, shown, obs.id);
+        const change = machine.step(device, state, holds, obs.at, shown, obs.id);
         if (change) outgoing.push(change);
         this.#save(state);
       }
@@ -206,98 +155,12 @@ export class AlertActor extends DurableObject<Env> {
         JSON.stringify(this.#detector(metric).values),
       );
     }
-    this.ctx.storage.sql.exec("DELETE FROM seen WHERE seq <= (SELECT MAX(seq) FROM seen) - ?", SEEN_KEPT);
+    // Pruned every SEEN_PRUNE_EVERY ids: one scan of the table then, none per reading.
+    if (evaluated > 0 && this.#seq !== undefined && this.#seq % SEEN_PRUNE_EVERY < evaluated)
+      this.ctx.storage.sql.exec("DELETE FROM seen WHERE seq <= ?", this.#seq - SEEN_KEPT);
     await this.#emit(outgoing);
     await this.#schedule();
     return { evaluated, changes: outgoing.length };
-  }
-
-  #fresh(rule: AlertRule): State {
-    return {
-      rule_id: rule.id,
-      phase: "ok",
-      since: null,
-      last_at: null,
-      last_value: null,
-      alert: null,
-      next_notify: null,
-      escalate_at: null,
-      rule,
-    };
-  }
-
-  /** Whether the rule's condition holds for this reading (absence: data arrived, so it does not). */
-  #holds(rule: AlertRule, state: State, obs: Observation, value: number | undefined, score: number | undefined): boolean {
-    const c = rule.condition;
-    switch (c.type) {
-      case "threshold":
-        return value !== undefined && compare(c.op, value, c.value);
-      case "rate_of_change": {
-        if (value === undefined || state.last_at === null || state.last_value === null || obs.at <= state.last_at) return false;
-        const rate = ((value - state.last_value) / ((obs.at - state.last_at) / 1000)) * c.per_seconds;
-        return compare(c.op, rate, c.value);
-      }
-      case "absence":
-        return false;
-      case "anomaly":
-        return score !== undefined && score >= c.score;
-    }
-  }
-
-  /** One step of the lifecycle; returns the message to publish when the alert changed. */
-  #step(device: string, s: State, holds: boolean, now: number, value: number | undefined, cause?: string): EnvelopeOf<"alert"> | undefined {
-    if (holds) {
-      if (s.phase === "ok") {
-        s.phase = "pending";
-        s.since = now;
-      }
-      if (s.phase === "pending" && now - (s.since ?? now) >= s.rule.for_seconds * 1000) return this.#fire(device, s, now, value, cause);
-      if ((s.phase === "active" || s.phase === "acknowledged") && s.alert && value !== undefined) s.alert.value = value;
-      return undefined;
-    }
-    if (s.phase === "pending") {
-      s.phase = "ok";
-      s.since = null;
-      return undefined;
-    }
-    if (s.phase === "active" || s.phase === "acknowledged") return this.#clear(s, now, cause);
-    return undefined;
-  }
-
-  #fire(device: string, s: State, now: number, value: number | undefined, cause?: string): EnvelopeOf<"alert"> {
-    const at = new Date(now).toISOString();
-    const rule = s.rule;
-    s.phase = "active";
-    s.since = null;
-    s.alert = {
-      id: newMessageId(),
-      rule_id: rule.id,
-      rule_name: rule.name,
-      device,
-      status: "active",
-      severity: rule.severity,
-      metric: rule.metric,
-      value,
-      title: `${rule.name}: ${describe(rule.condition, rule.metric, value)} on ${device}`,
-      started_at: at,
-      updated_at: at,
-      escalated: false,
-      notifications: 1,
-    };
-    s.next_notify = rule.renotify_seconds ? now + rule.renotify_seconds * 1000 : null;
-    s.escalate_at = rule.escalate_after_seconds ? now + rule.escalate_after_seconds * 1000 : null;
-    return this.#message(s.alert, "fired", cause);
-  }
-
-  #clear(s: State, now: number, cause?: string): EnvelopeOf<"alert"> | undefined {
-    const alert = s.alert;
-    s.phase = "ok";
-    s.alert = null;
-    s.next_notify = null;
-    s.escalate_at = null;
-    if (!alert) return undefined;
-    const at = new Date(now).toISOString();
-    return this.#message({ ...alert, status: "cleared", cleared_at: at, updated_at: at }, "cleared", cause);
   }
 
   /** Acknowledges the rule's current alert (when it is the one named); stops re-notification and escalation. */
@@ -311,7 +174,7 @@ export class AlertActor extends DurableObject<Env> {
     s.next_notify = null;
     s.escalate_at = null;
     this.#save(s);
-    await this.#emit([this.#message(s.alert, "acknowledged")]);
+    await this.#emit([machine.message(s.alert, "acknowledged")]);
     await this.#schedule();
     return s.alert;
   }
@@ -346,13 +209,13 @@ export class AlertActor extends DurableObject<Env> {
       if (!s) continue;
       const rule = current.get(rule_id);
       if (!rule?.enabled) {
-        const cleared = this.#clear(s, now);
+        const cleared = machine.clear(s, now);
         if (cleared) outgoing.push(cleared);
         this.ctx.storage.sql.exec("DELETE FROM state WHERE rule_id = ?", rule_id);
         continue;
       }
       s.rule = rule;
-      const change = this.#due(device, s, now);
+      const change = machine.due(device, s, now);
       if (change) outgoing.push(change);
       this.#save(s);
     }
@@ -360,59 +223,11 @@ export class AlertActor extends DurableObject<Env> {
     await this.#schedule();
   }
 
-  #due(device: string, s: State, now: number): EnvelopeOf<"alert"> | undefined {
-    const c = s.rule.condition;
-    if (c.type === "absence" && s.last_at !== null && now - s.last_at >= c.seconds * 1000) {
-      if (s.phase === "ok") {
-        // The silence itself is the condition: it started `seconds` after the last reading.
-        s.phase = "pending";
-        s.since = s.last_at + c.seconds * 1000;
-      }
-      if (s.phase === "pending" && now - (s.since ?? now) >= s.rule.for_seconds * 1000) return this.#fire(device, s, now, undefined);
-      return undefined;
-    }
-    if (s.phase === "pending" && s.since !== null && now - s.since >= s.rule.for_seconds * 1000 && c.type !== "absence") {
-      // The condition held at the last reading and nothing said otherwise since.
-      return this.#fire(device, s, now, s.last_value ?? undefined);
-    }
-    if (s.phase !== "active" || !s.alert) return undefined;
-    if (s.escalate_at !== null && now >= s.escalate_at && !s.alert.escalated) {
-      s.escalate_at = null;
-      s.alert = {
-        ...s.alert,
-        severity: "critical",
-        escalated: true,
-        notifications: s.alert.notifications + 1,
-        updated_at: new Date(now).toISOString(),
-      };
-      return this.#message(s.alert, "escalated");
-    }
-    if (s.next_notify !== null && now >= s.next_notify) {
-      s.next_notify = s.rule.renotify_seconds ? now + s.rule.renotify_seconds * 1000 : null;
-      s.alert = { ...s.alert, notifications: s.alert.notifications + 1, updated_at: new Date(now).toISOString() };
-      return this.#message(s.alert, "renotified");
-    }
-    return undefined;
-  }
-
-  #nextDue(s: State): number | null {
-    const times: number[] = [];
-    const c = s.rule.condition;
-    if (c.type === "absence" && s.last_at !== null && s.phase !== "active" && s.phase !== "acknowledged")
-      times.push(s.last_at + (c.seconds + s.rule.for_seconds) * 1000);
-    if (s.phase === "pending" && s.since !== null) times.push(s.since + s.rule.for_seconds * 1000);
-    if (s.phase === "active") {
-      if (s.escalate_at !== null) times.push(s.escalate_at);
-      if (s.next_notify !== null) times.push(s.next_notify);
-    }
-    return times.length ? Math.min(...times) : null;
-  }
-
   async #schedule(): Promise<void> {
     const rows = this.ctx.storage.sql.exec<StateRow>("SELECT * FROM state").toArray();
     let next: number | null = null;
     for (const row of rows) {
-      const due = this.#nextDue({
+      const due = machine.nextDue({
         ...row,
         alert: row.alert ? (JSON.parse(row.alert) as Alert) : null,
         rule: JSON.parse(row.rule) as AlertRule,
@@ -423,36 +238,6 @@ export class AlertActor extends DurableObject<Env> {
     if (unsent > 0) next = Math.min(next ?? Number.POSITIVE_INFINITY, Date.now() + OUTBOX_RETRY_MS);
     if (next === null) await this.ctx.storage.deleteAlarm();
     else await this.ctx.storage.setAlarm(Math.max(next, Date.now() + 10));
-  }
-
-  #message(alert: Alert, transition: string, cause?: string): EnvelopeOf<"alert"> {
-    const now = new Date().toISOString();
-    return {
-      // Stable per alert and transition, so a retried publish is the same message.
-      id: `${alert.id}.${transition}.${alert.notifications}`,
-      correlation_id: alert.id,
-      ...(cause ? { causation_id: cause } : {}),
-      source: "alert-manager",
-      exchange: "alerts",
-      routing_key: `alerts.${alert.severity}.${alert.device}`,
-      type: "alert",
-      timestamp: alert.updated_at,
-      received_at: now,
-      metadata: { transition, alert_id: alert.id },
-      schema_version: 1,
-      payload: {
-        ...alert,
-        severity: alert.severity,
-        title: alert.title,
-        status: alert.status,
-        rule_id: alert.rule_id,
-        device: alert.device,
-        metric: alert.metric,
-        value: alert.value,
-        alert_id: alert.id,
-        transition,
-      },
-    };
   }
 
   /**

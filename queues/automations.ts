@@ -9,7 +9,7 @@
 import { twinStub } from "../durable-objects/device-twin";
 import { roomStub } from "../durable-objects/room";
 import { derivedId } from "../shared/ids";
-import { crossed, findRun, forgetCrossing, listAutomations, recordRun } from "../shared/repos/automations";
+import { findRun, forgetCrossing, listAutomations, recordRun } from "../shared/repos/automations";
 import type { Action, ActionOutcome, Automation, AutomationRun, Condition, Decision, Trigger } from "../shared/schemas/automations";
 import type { Envelope, EnvelopeOf } from "../shared/schemas/message";
 import { matchesPattern } from "../shared/topics";
@@ -26,7 +26,8 @@ function depthOf(message: Envelope): number {
   return typeof depth === "number" ? depth : 0;
 }
 
-async function triggered(env: Env, automation: Automation, message: Envelope): Promise<boolean> {
+/** Whether a message triggers an event or alert automation (pure; thresholds are set-based, below). */
+function triggered(automation: Automation, message: Envelope): boolean {
   const t = automation.trigger;
   switch (t.type) {
     case "event": {
@@ -34,22 +35,15 @@ async function triggered(env: Env, automation: Automation, message: Envelope): P
       if (!t.event_type) return true;
       return message.type === "event" && message.payload.event_type === t.event_type;
     }
-    case "threshold": {
-      if (t.device && t.device !== message.source) return false;
-      if (t.routing_key && !matchesPattern(t.routing_key, message.routing_key)) return false;
-      const value = numbersOf(message)[t.metric];
-      if (value === undefined) return false;
-      const past = t.op === "gt" ? value > t.value : t.op === "gte" ? value >= t.value : t.op === "lt" ? value < t.value : value <= t.value;
-      return crossed(env.DB, automation.id, message.source, past);
-    }
-    case "schedule":
-      // Run by the AutomationClock, never by a message.
-      return false;
     case "alert": {
       if (message.type !== "alert") return false;
       const p = message.payload;
       return p.status === t.status && (!t.severity || p.severity === t.severity) && (!t.rule_id || p.rule_id === t.rule_id);
     }
+    case "threshold":
+    case "schedule":
+      // Thresholds: thresholdCrossings; schedules: run by the AutomationClock, never by a message.
+      return false;
   }
 }
 
@@ -249,14 +243,75 @@ export async function runAutomation(env: Env, automation: Automation, message: E
 }
 
 /** Runs every enabled automation of this trigger type that the messages trigger. */
+/**
+ * The threshold crossings of a batch, set-based: each automation's condition is checked on each
+ * message in JS, then ONE D1 batch (a transaction) reads the stored states of the (automation,
+ * device) pairs involved and writes their final states. A crossing is a change from not holding
+ * to holding, walked in message order from the stored state, so two crossings in one batch count
+ * twice and two batches at once cannot both see one crossing. Returns `automation id, message id` keys.
+ */
+async function thresholdCrossings(env: Env, automations: readonly Automation[], messages: readonly Envelope[]): Promise<Set<string>> {
+  const sequences = new Map<string, { automation: string; device: string; steps: { message: string; past: boolean }[] }>();
+  for (const automation of automations) {
+    const t = automation.trigger;
+    if (t.type !== "threshold") continue;
+    for (const message of messages) {
+      if (t.device && t.device !== message.source) continue;
+      if (t.routing_key && !matchesPattern(t.routing_key, message.routing_key)) continue;
+      const value = numbersOf(message)[t.metric];
+      if (value === undefined) continue;
+      const past = t.op === "gt" ? value > t.value : t.op === "gte" ? value >= t.value : t.op === "lt" ? value < t.value : value <= t.value;
+      const key = `${automation.id}\u0000${message.source}`;
+      let sequence = sequences.get(key);
+      if (!sequence) {
+        sequence = { automation: automation.id, device: message.source, steps: [] };
+        sequences.set(key, sequence);
+      }
+      sequence.steps.push({ message: message.id, past });
+    }
+  }
+  const crossings = new Set<string>();
+  if (sequences.size === 0) return crossings;
+  const pairs = [...sequences.values()];
+  const finals = pairs.map((p) => [p.automation, p.device, p.steps.at(-1)?.past ? 1 : 0]);
+  const [before] = await env.DB.batch([
+    env.DB.prepare(
+      `SELECT automation_id, device, holding FROM automation_edges
+       WHERE (automation_id, device) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?1))`,
+    ).bind(JSON.stringify(finals)),
+    env.DB.prepare(
+      `INSERT INTO automation_edges (automation_id, device, holding) SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?1) WHERE true
+       ON CONFLICT (automation_id, device) DO UPDATE SET holding = excluded.holding WHERE automation_edges.holding != excluded.holding`,
+    ).bind(JSON.stringify(finals)),
+  ]);
+  const stored = new Map(
+    ((before?.results ?? []) as { automation_id: string; device: string; holding: number }[]).map((r) => [
+      `${r.automation_id}\u0000${r.device}`,
+      r.holding === 1,
+    ]),
+  );
+  for (const [key, sequence] of sequences) {
+    let holding = stored.get(key) ?? false;
+    for (const step of sequence.steps) {
+      if (step.past && !holding) crossings.add(`${sequence.automation}\u0000${step.message}`);
+      holding = step.past;
+    }
+  }
+  return crossings;
+}
+
 export async function runAutomations(env: Env, messages: readonly Envelope[], trigger: Trigger["type"]): Promise<AutomationRun[]> {
   const candidates = messages.filter((m) => depthOf(m) < MAX_CHAIN_DEPTH);
   if (candidates.length === 0) return [];
   const automations = await listAutomations(env.DB, trigger);
+  if (automations.length === 0) return [];
+  const crossings = trigger === "threshold" ? await thresholdCrossings(env, automations, candidates) : undefined;
   const runs: AutomationRun[] = [];
   for (const message of candidates) {
     for (const automation of automations) {
-      if (!(await triggered(env, automation, message))) continue;
+      if (automation.trigger.type === "threshold") {
+        if (!crossings?.has(`${automation.id}\u0000${message.id}`)) continue;
+      } else if (!triggered(automation, message)) continue;
       try {
         runs.push(await runAutomation(env, automation, message));
       } catch (error) {

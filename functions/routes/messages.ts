@@ -26,15 +26,23 @@ interface MessageRow {
   routing_key: string;
   timestamp: string;
   received_at: string;
+  /** JSON: [queue, status, at, detail][] (queues/history.ts). */
+  steps: string;
 }
 
-interface StepRow {
-  source: string;
-  message_id: string;
-  queue: string;
-  status: string;
-  at: string;
-  detail: string | null;
+type StoredStep = [queue: string, status: string, at: string, detail: string | null];
+
+function stepsOf(json: string): { queue: string; status: string; at: string; detail: string | null }[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(json);
+  } catch {
+    return [];
+  }
+  if (!Array.isArray(parsed)) return [];
+  return (parsed as StoredStep[])
+    .map(([queue, status, at, detail]) => ({ queue, status, at, detail: detail ?? null }))
+    .sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
 }
 
 export const messageRoutes = new Hono<AppEnv>().get("/", requireRole("viewer"), validate("query", MessagesQuery), async (c) => {
@@ -43,31 +51,18 @@ export const messageRoutes = new Hono<AppEnv>().get("/", requireRole("viewer"), 
   const params: unknown[] = [];
   if (q.device) where.push("source = ?") && params.push(q.device);
   if (q.type) where.push("type = ?") && params.push(q.type);
-  if (q.correlation_id) where.push("correlation_id = ?") && params.push(q.correlation_id);
+  // A message whose correlation id is its own is found by its key; the partial index holds the rest.
+  if (q.correlation_id)
+    where.push("(id = ? AND correlation_id = id OR correlation_id = ? AND correlation_id <> id)") &&
+      params.push(q.correlation_id, q.correlation_id);
   if (q.id) where.push("id = ?") && params.push(q.id);
   if (q.since) where.push("received_at >= ?") && params.push(new Date(q.since).toISOString());
   const clause = where.length ? `WHERE ${where.join(" AND ")}` : "";
-  const { results: messages } = await c.env.DB.prepare(`SELECT * FROM messages ${clause} ORDER BY received_at DESC, id DESC LIMIT ?`)
+  const { results: messages } = await c.env.DB.prepare(
+    `SELECT id, correlation_id, source, type, exchange, routing_key, timestamp, received_at, steps
+       FROM message_log ${clause} ORDER BY received_at DESC, id DESC LIMIT ?`,
+  )
     .bind(...params, q.limit)
     .all<MessageRow>();
-  const { results: steps } = messages.length
-    ? await c.env.DB.prepare(
-        `SELECT e.* FROM message_events e JOIN json_each(?) k
-           ON e.source = k.value ->> 0 AND e.message_id = k.value ->> 1 ORDER BY e.at`,
-      )
-        .bind(JSON.stringify(messages.map((m) => [m.source, m.id])))
-        .all<StepRow>()
-    : { results: [] as StepRow[] };
-  const byMessage = Map.groupBy(steps, (s) => `${s.source}\u001f${s.message_id}`);
-  return c.json({
-    messages: messages.map((m) => ({
-      ...m,
-      steps: (byMessage.get(`${m.source}\u001f${m.id}`) ?? []).map((s) => ({
-        queue: s.queue,
-        status: s.status,
-        at: s.at,
-        detail: s.detail,
-      })),
-    })),
-  });
+  return c.json({ messages: messages.map(({ steps, ...m }) => ({ ...m, steps: stepsOf(steps) })) });
 });

@@ -59,7 +59,7 @@ export function archivable(kind: ArchiveKind, messages: readonly Envelope[]): En
   return messages.filter((m) => kindOf(m.type) === kind && !isArchiveReplay(m));
 }
 
-export const archive: BatchHandler = async (messages, { env, queue }) => {
+export const archive: BatchHandler = async (messages, { env, queue, steps: noted }) => {
   const kind = KIND_BY_QUEUE[queue.name];
   if (!kind) throw new ConsumerError("misrouted", `the archive consumer does not archive queue "${queue.name}"`, { retriable: false });
   const objects = await buildArchiveObjects(kind, archivable(kind, messages));
@@ -89,6 +89,7 @@ export const archive: BatchHandler = async (messages, { env, queue }) => {
       }
     }),
   );
-  await recordSteps(env, steps);
+  if (noted) noted.push(...steps);
+  else await recordSteps(env, steps);
   return errors;
 };

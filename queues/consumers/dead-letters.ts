@@ -19,40 +19,65 @@ export const UNKNOWN = "(unknown)";
 
 type Stored = { kind: "letter"; letter: DeadLetter } | { kind: "raw"; letter: RawDeadLetter };
 
-function classify(msg: Message<unknown>): Stored {
-  const letter = DeadLetter.safeParse(msg.body);
-  if (letter.success) return { kind: "letter", letter: letter.data };
-  const raw = RawDeadLetter.safeParse(msg.body);
-  if (raw.success) return { kind: "raw", letter: raw.data };
-  const now = new Date().toISOString();
-  const bare = Envelope.safeParse(msg.body);
-  if (bare.success) {
-    return {
-      kind: "letter",
-      letter: {
-        message: bare.data,
-        exchange: bare.data.exchange,
-        routing_key: bare.data.routing_key,
-        queue: CRASHED,
-        error: {
-          code: "consumer_crashed",
-          message: "a consumer crashed or timed out on every attempt; Cloudflare dead-lettered the message",
-        },
-        attempts: msg.attempts,
-        failed_at: now,
-      },
-    };
-  }
+/** A body Cloudflare dead-lettered bare: the envelope as it was on the queue whose consumer crashed. */
+function crashed(message: Envelope, attempts: number, now: string): Stored {
   return {
-    kind: "raw",
+    kind: "letter",
     letter: {
-      raw: msg.body,
-      queue: UNKNOWN,
-      error: { code: "invalid_message", message: "not an envelope or a dead letter" },
-      attempts: msg.attempts,
+      message,
+      exchange: message.exchange,
+      routing_key: message.routing_key,
+      queue: CRASHED,
+      error: {
+        code: "consumer_crashed",
+        message: "a consumer crashed or timed out on every attempt; Cloudflare dead-lettered the message",
+      },
+      attempts,
       failed_at: now,
     },
   };
+}
+
+function unknown(raw: unknown, attempts: number, now: string): Stored {
+  return {
+    kind: "raw",
+    letter: {
+      raw,
+      queue: UNKNOWN,
+      error: { code: "invalid_message", message: "not an envelope or a dead letter" },
+      attempts,
+      failed_at: now,
+    },
+  };
+}
+
+/**
+ * What one queue message holds: a dead letter, or a bare envelope or pack Cloudflare dead-lettered
+ * after consumer crashes — a pack's members each become their own letter, replayable alone.
+ */
+function classify(msg: Message<unknown>): Stored[] {
+  const letter = DeadLetter.safeParse(msg.body);
+  if (letter.success) return [{ kind: "letter", letter: letter.data }];
+  const raw = RawDeadLetter.safeParse(msg.body);
+  if (raw.success) return [{ kind: "raw", letter: raw.data }];
+  const now = new Date().toISOString();
+  const bare = Envelope.safeParse(msg.body);
+  if (bare.success) return [crashed(withoutAttempts(bare.data), msg.attempts, now)];
+  const body = msg.body as { pack?: unknown; messages?: unknown } | null;
+  if (typeof body === "object" && body !== null && body.pack === 1 && Array.isArray(body.messages) && body.messages.length > 0) {
+    return body.messages.map((member) => {
+      const parsed = Envelope.safeParse(member);
+      if (!parsed.success) return unknown(member, msg.attempts, now);
+      return crashed(withoutAttempts(parsed.data), (parsed.data.attempts ?? 1) + msg.attempts - 1, now);
+    });
+  }
+  return [unknown(msg.body, msg.attempts, now)];
+}
+
+function withoutAttempts(message: Envelope): Envelope {
+  if (message.attempts === undefined) return message;
+  const { attempts: _carried, ...rest } = message;
+  return rest as Envelope;
 }
 
 function row(db: D1Database, stored: Stored, queueMessageId: string): D1PreparedStatement {
@@ -125,11 +150,14 @@ async function announce(env: Env, letters: Stored[]): Promise<void> {
 }
 
 export async function storeDeadLetters(batch: MessageBatch<unknown>, env: Env): Promise<void> {
-  const stored = batch.messages.map((msg) => ({ msg, stored: classify(msg) }));
+  // A raw member of a pack is keyed by the queue message's id and its place in the pack.
+  const stored = batch.messages.flatMap((msg) =>
+    classify(msg).map((one, i, all) => ({ msg, stored: one, key: all.length > 1 ? `${msg.id}.${i}` : msg.id })),
+  );
   try {
-    await env.DB.batch(stored.map((s) => row(env.DB, s.stored, s.msg.id)));
+    await env.DB.batch(stored.map((s) => row(env.DB, s.stored, s.key)));
+    for (const msg of batch.messages) msg.ack();
     for (const s of stored) {
-      s.msg.ack();
       const letter = s.stored.kind === "letter" ? s.stored.letter : undefined;
       log("warn", "dead letter stored", {
         correlation_id: letter?.message.correlation_id,
@@ -140,7 +168,7 @@ export async function storeDeadLetters(batch: MessageBatch<unknown>, env: Env): 
     }
   } catch (error) {
     // The store is the end of the line: never drop a dead letter; retry until D1 is back.
-    for (const s of stored) s.msg.retry({ delaySeconds: backoffSeconds(s.msg.attempts) });
+    for (const msg of batch.messages) msg.retry({ delaySeconds: backoffSeconds(msg.attempts) });
     console.error(JSON.stringify({ level: "error", msg: "dead letters not stored, retrying", error: String(error) }));
     return;
   }

@@ -18,7 +18,7 @@ import { recordSteps } from "../history";
 
 /** The sink, with the store and breaker injectable for tests; `series` is the one the queues use. */
 export function seriesSink(options: CallOptions = {}): BatchHandler {
-  return async (messages, { env, queue }) => {
+  return async (messages, { env, queue, steps }) => {
     const errors = new Map<string, unknown>();
     const rows: SeriesRow[] = [];
     const storable: { message: Envelope; readings: number }[] = [];
@@ -43,15 +43,15 @@ export function seriesSink(options: CallOptions = {}): BatchHandler {
       throw new ConsumerError(code, error.message, { retriable: true, cause: error });
     }
     const backend = options.open ? "injected store" : seriesBackend(env);
-    await recordSteps(
-      env,
-      storable.map(({ message, readings }) => ({
-        message,
-        queue: queue.name,
-        step: "stored" as const,
-        detail: `${readings} reading${readings === 1 ? "" : "s"} in ${backend} (batch: ${inserted} new of ${rows.length})`,
-      })),
-    );
+    const stored = storable.map(({ message, readings }) => ({
+      message,
+      queue: queue.name,
+      step: "stored" as const,
+      detail: `${readings} reading${readings === 1 ? "" : "s"} in ${backend} (batch: ${inserted} new of ${rows.length})`,
+    }));
+    // Under consume(), with the batch's own history statement; called on its own, on its own.
+    if (steps) steps.push(...stored);
+    else await recordSteps(env, stored);
     return errors;
   };
 }

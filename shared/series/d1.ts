@@ -2,6 +2,11 @@
  * The series store on D1, the embedded default. Rows travel as one JSON parameter per statement
  * (`json_each`), so a batch of any size is a handful of statements, never hundreds, and no
  * value is ever spliced into SQL; only whitelisted column and table names are.
+ *
+ * Readings are stored packed (infra/migrations/d1/0016_series_packed.sql): one row per device and
+ * 10-minute block, a JSON object keyed by message id merged with json_patch (idempotent on the
+ * message id). Queries read the `readings` view that unpacks them, bounded by block as well as
+ * by time so that only the blocks of the range are unpacked.
  */
 import type { SeriesRow } from "../schemas/series";
 import type {
@@ -22,12 +27,54 @@ import { distinctHours, newestPerKey } from "./write-plan";
 /** Rows per statement: keeps the JSON parameter well under D1's 2 MB value limit. */
 const ROWS_PER_STATEMENT = 1000;
 
+/** The span of one packed row: 10 minutes (divides an hour, so rollups and retention see whole blocks). */
+export const BLOCK_MS = 10 * 60_000;
+
+/** A block row is sealed past this size and the block goes on in its next part (D1 rows hold 2 MB). */
+const SEAL_BYTES = 1_000_000;
+
+/** A block's entries: message id → [room, [[offset_ms, metric, value, unit], ...]]. */
+type BlockEntries = Record<string, [room: string | null, readings: [offset: number, metric: string, value: number, unit: string][]]>;
+
+interface Block {
+  device: string;
+  block: number;
+  entries: BlockEntries;
+  /** Readings in it, per message id (for counting what was new). */
+  counts: Map<string, number>;
+}
+
+/** Groups rows into their blocks; a reading named twice (same message, metric and time) counts once. */
+export function packRows(rows: readonly SeriesRow[]): Block[] {
+  const blocks = new Map<string, Block>();
+  const seen = new Set<string>();
+  for (const r of rows) {
+    const block = r.time - (((r.time % BLOCK_MS) + BLOCK_MS) % BLOCK_MS);
+    const key = `${r.device}\u0000${block}`;
+    const reading = `${key}\u0000${r.message_id}\u0000${r.metric}\u0000${r.time}`;
+    if (seen.has(reading)) continue;
+    seen.add(reading);
+    let b = blocks.get(key);
+    if (!b) {
+      b = { device: r.device, block, entries: {}, counts: new Map() };
+      blocks.set(key, b);
+    }
+    const entry = b.entries[r.message_id] ?? [r.room, []];
+    b.entries[r.message_id] = entry;
+    entry[1].push([r.time - block, r.metric, r.value, r.unit]);
+    b.counts.set(r.message_id, (b.counts.get(r.message_id) ?? 0) + 1);
+  }
+  return [...blocks.values()];
+}
+
 const TABLES: Record<Source, string> = { raw: "readings", hour: "readings_hourly", day: "readings_daily" };
 const GROUP_COLUMNS = { device: "device", room: "room" } as const;
 
 function where(filter: SeriesFilter, timeColumn: string, range: TimeRange): { sql: string; params: unknown[] } {
   const clauses = [`metric = ?`, `${timeColumn} >= ?`, `${timeColumn} < ?`];
   const params: unknown[] = [filter.metric, range.start, range.end];
+  // Raw readings: only the blocks that can hold the range are unpacked.
+  if (timeColumn === "time") clauses.push("block > ?", "block < ?") && params.push(range.start - BLOCK_MS, range.end);
   if (filter.device !== undefined) clauses.push("device = ?") && params.push(filter.device);
   if (filter.room !== undefined) clauses.push("room = ?") && params.push(filter.room);
   return { sql: clauses.join(" AND "), params };
@@ -36,28 +83,73 @@ function where(filter: SeriesFilter, timeColumn: string, range: TimeRange): { sq
 export class D1SeriesStore implements SeriesStore {
   readonly kind = "d1";
   readonly #db: D1Database;
+  readonly #sealBytes: number;
 
-  constructor(db: D1Database) {
+  constructor(db: D1Database, options: { sealBytes?: number } = {}) {
     this.#db = db;
+    this.#sealBytes = options.sealBytes ?? SEAL_BYTES;
   }
 
   async write(rows: readonly SeriesRow[]): Promise<number> {
     if (rows.length === 0) return 0;
+    const blocks = packRows(rows);
     const statements: D1PreparedStatement[] = [];
-    for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) {
-      const chunk = rows
-        .slice(i, i + ROWS_PER_STATEMENT)
-        .map((r) => [r.time, r.device, r.metric, r.value, r.unit, r.message_id, r.room, JSON.stringify(r.tags)]);
+    let chunk: Block[] = [];
+    let inChunk = 0;
+    const flush = () => {
+      if (chunk.length === 0) return;
+      const present = chunk.flatMap((b) => [...b.counts].map(([id, n]) => [b.device, b.block, id, n]));
+      // Read first, in the same transaction: the readings of messages a block holds already.
       statements.push(
         this.#db
           .prepare(
-            `INSERT OR IGNORE INTO readings (time, device, metric, value, unit, message_id, room, tags)
-             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7
-             FROM json_each(?1)`,
+            `SELECT coalesce(sum(j.value ->> 3), 0) AS existing FROM json_each(?1) j
+             JOIN reading_blocks b ON b.device = j.value ->> 0 AND b.block = j.value ->> 1
+             WHERE json_type(b.readings, '$."' || (j.value ->> 2) || '"') IS NOT NULL`,
           )
-          .bind(JSON.stringify(chunk)),
+          .bind(JSON.stringify(present)),
       );
+      // Into the newest part of each block, merged (json_patch), leaving out messages an older
+      // part holds: one statement, so nothing can slip between the check and the write.
+      const entries = chunk.flatMap((b) => Object.entries(b.entries).map(([id, entry]) => [b.device, b.block, id, entry]));
+      statements.push(
+        this.#db
+          .prepare(
+            `INSERT INTO reading_blocks (device, block, part, readings)
+             SELECT e.device, e.block, e.part, json_group_object(e.id, json(e.entry))
+             FROM (SELECT j.value ->> 0 AS device, j.value ->> 1 AS block, j.value ->> 2 AS id, j.value ->> 3 AS entry,
+                     coalesce((SELECT max(p.part) FROM reading_blocks p WHERE p.device = j.value ->> 0 AND p.block = j.value ->> 1), 0) AS part
+                   FROM json_each(?1) j) e
+             WHERE NOT EXISTS (SELECT 1 FROM reading_blocks s WHERE s.device = e.device AND s.block = e.block AND s.part < e.part
+                                 AND json_type(s.readings, '$."' || e.id || '"') IS NOT NULL)
+             GROUP BY e.device, e.block, e.part
+             ON CONFLICT (device, block, part) DO UPDATE SET readings = json_patch(readings, excluded.readings)`,
+          )
+          .bind(JSON.stringify(entries)),
+      );
+      // A newest part past the seal size gets an empty successor, where the next writes go.
+      statements.push(
+        this.#db
+          .prepare(
+            `INSERT OR IGNORE INTO reading_blocks (device, block, part, readings)
+             SELECT b.device, b.block, b.part + 1, '{}' FROM reading_blocks b
+             JOIN (SELECT DISTINCT value ->> 0 AS device, value ->> 1 AS block FROM json_each(?1)) k ON b.device = k.device AND b.block = k.block
+             WHERE length(b.readings) > ?2
+               AND NOT EXISTS (SELECT 1 FROM reading_blocks n WHERE n.device = b.device AND n.block = b.block AND n.part > b.part)`,
+          )
+          .bind(JSON.stringify(chunk.map((b) => [b.device, b.block])), this.#sealBytes),
+      );
+      chunk = [];
+      inChunk = 0;
+    };
+    for (const b of blocks) {
+      const n = [...b.counts.values()].reduce((a, c) => a + c, 0);
+      if (inChunk + n > ROWS_PER_STATEMENT) flush();
+      chunk.push(b);
+      inChunk += n;
     }
+    flush();
+    const total = blocks.reduce((a, b) => a + [...b.counts.values()].reduce((x, c) => x + c, 0), 0);
     const inserts = statements.length;
     statements.push(
       this.#db
@@ -78,7 +170,9 @@ export class D1SeriesStore implements SeriesStore {
     );
     // One batch is one transaction: rows, rollup marks and latest values land together or not at all.
     const results = await this.#db.batch(statements);
-    return results.slice(0, inserts).reduce((n, r) => n + (r.meta.changes ?? 0), 0);
+    let existing = 0;
+    for (let i = 0; i < inserts; i += 3) existing += (results[i]?.results?.[0] as { existing: number } | undefined)?.existing ?? 0;
+    return total - existing;
   }
 
   async partials(filter: SeriesFilter, range: TimeRange, bucketMs: number, source: Source): Promise<PartialAggregate[]> {
@@ -155,13 +249,17 @@ export class D1SeriesStore implements SeriesStore {
       db.prepare(`DELETE FROM readings_hourly WHERE bucket IN (${claimed} AND hour >= ?2)`).bind(nowHour, horizon),
       db
         .prepare(
-          `INSERT INTO readings_hourly (bucket, device, metric, room, unit, count, sum, min, max, last_time, last_value)
+          // The dirty hours' readings first (materialized, so the planner unpacks only their
+          // blocks through the block index instead of walking every block in key order).
+          `WITH hours AS MATERIALIZED (
+             SELECT d.hour, r.device, r.metric, r.room, r.unit, r.time, r.value
+             FROM series_dirty_hours d JOIN readings r ON r.block >= d.hour AND r.block < d.hour + ${HOUR_MS}
+               AND r.time >= d.hour AND r.time < d.hour + ${HOUR_MS}
+             WHERE d.hour >= ?2 AND d.hour < ?1)
+           INSERT INTO readings_hourly (bucket, device, metric, room, unit, count, sum, min, max, last_time, last_value)
            SELECT hour, device, metric, room, max(unit), count(*), sum(value), min(value), max(value), max(time),
              max(CASE WHEN rn = 1 THEN value END)
-           FROM (SELECT d.hour, r.device, r.metric, r.room, r.unit, r.time, r.value,
-                   row_number() OVER (PARTITION BY d.hour, r.device, r.metric, r.room ORDER BY r.time DESC) AS rn
-                 FROM series_dirty_hours d JOIN readings r ON r.time >= d.hour AND r.time < d.hour + ${HOUR_MS}
-                 WHERE d.hour >= ?2 AND d.hour < ?1)
+           FROM (SELECT *, row_number() OVER (PARTITION BY hour, device, metric, room ORDER BY time DESC) AS rn FROM hours)
            GROUP BY hour, device, metric, room`,
         )
         .bind(nowHour, horizon),
@@ -188,12 +286,17 @@ export class D1SeriesStore implements SeriesStore {
   }
 
   async prune(cutoffs: { raw: number; rollup: number }): Promise<{ raw: number; rollup: number }> {
-    const [raw, hourly, daily] = await this.#db.batch([
-      this.#db.prepare("DELETE FROM readings WHERE time < ?").bind(cutoffs.raw),
+    // Whole blocks go, those that end by the cutoff (all of them for the whole-hour cutoffs of
+    // maintenance); the readings in them are counted first.
+    const lastBlock = cutoffs.raw - BLOCK_MS;
+    const [counted, , hourly, daily] = await this.#db.batch([
+      this.#db.prepare("SELECT count(*) AS n FROM readings WHERE block <= ?").bind(lastBlock),
+      this.#db.prepare("DELETE FROM reading_blocks WHERE block <= ?").bind(lastBlock),
       this.#db.prepare("DELETE FROM readings_hourly WHERE bucket < ?").bind(cutoffs.rollup),
       this.#db.prepare("DELETE FROM readings_daily WHERE bucket < ?").bind(cutoffs.rollup),
     ]);
-    return { raw: raw?.meta.changes ?? 0, rollup: (hourly?.meta.changes ?? 0) + (daily?.meta.changes ?? 0) };
+    const raw = (counted?.results?.[0] as { n: number } | undefined)?.n ?? 0;
+    return { raw, rollup: (hourly?.meta.changes ?? 0) + (daily?.meta.changes ?? 0) };
   }
 
   async close(): Promise<void> {}

@@ -85,21 +85,22 @@ async function runArchive(queueName: "archive.events" | "archive.metrics", bodie
 }
 
 describe("the archive, through the real path", () => {
-  it("archives a transformed temperature reading under archive/metrics, its hour, and its manifest", async () => {
+  it("archives a temperature reading, normalized, under archive/metrics, its hour, and its manifest", async () => {
     const { device, token } = await createDevice({ id: uniqueId("arch"), type: "temperature", room: "lab" });
     const { hour, at } = uniqueHour();
     const inputId = `t-${device.id}`;
     const res = await post("/v1/telemetry", token, { id: inputId, timestamp: at(7), payload: { temperature: { value: 68, unit: "°F" } } });
     expect(res.status).toBe(202);
 
-    const outputId = await derivedId(device.id, inputId, "transformer");
-    const found = await eventually(() => findArchived("metrics", hour, outputId), 15_000, "the archived metric");
+    // One hop (issue 13): the reading is archived as it was consumed, with canonical units; no
+    // transformed copy with a derived id exists any more.
+    const outputId = inputId;
+    const found = await eventually(() => findArchived("metrics", hour, outputId), 15_000, "the archived reading");
     expect(found.line).toMatchObject({
-      id: outputId,
-      causation_id: inputId,
-      type: "metric",
-      exchange: "metrics",
-      routing_key: "metrics.sensors.temperature.lab",
+      id: inputId,
+      type: "telemetry",
+      exchange: "sensors",
+      routing_key: "sensors.temperature.lab",
       source: device.id,
       timestamp: at(7),
       payload: { temperature: { value: 20, unit: "°C", original: { value: 68, unit: "°F" } } },
@@ -110,8 +111,8 @@ describe("the archive, through the real path", () => {
     expect(found.entry).toMatchObject({ count: found.lines.length, first: expect.any(String), last: expect.any(String) });
     // Both archive queues get every archived message (seed 001 binds both to `#`); only one keeps it.
     expect(await findArchived("events", hour, outputId)).toBeUndefined();
-    // The raw reading is not archived: its transformed form (with the original value) is.
-    expect(await findArchived("metrics", hour, inputId)).toBeUndefined();
+    // No transformed copy is archived beside it.
+    expect(await findArchived("metrics", hour, await derivedId(device.id, inputId, "transformer"))).toBeUndefined();
 
     const history = await eventually(
       async () => {

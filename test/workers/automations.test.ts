@@ -151,6 +151,58 @@ describe("automation runs", () => {
     expect(skipped?.reason).toContain("desired.power");
   });
 
+  it("threshold triggers are evaluated set-based: two D1 round trips per batch however many messages and automations", async () => {
+    const fan = await createDevice({ id: uniqueId("fan"), type: "fan" });
+    const sensor = uniqueId("temp");
+    const automations = await Promise.all(
+      [28, 40, 50].map((value) =>
+        createAutomation({
+          name: `over ${value}`,
+          trigger: { type: "threshold", metric: "temperature", op: "gt", value, device: sensor },
+          actions: [{ type: "command", device: fan.device.id, command: "start" }],
+        }),
+      ),
+    );
+    // The real D1, with its round trips counted.
+    let roundTrips = 0;
+    const counted = (statement: D1PreparedStatement): D1PreparedStatement =>
+      new Proxy(statement, {
+        get(target, key) {
+          const value = Reflect.get(target, key, target);
+          if (typeof value !== "function") return value;
+          if (key === "bind") return (...args: unknown[]) => counted(value.apply(target, args));
+          if (key === "first" || key === "all" || key === "run" || key === "raw")
+            return (...args: unknown[]) => {
+              roundTrips++;
+              return value.apply(target, args);
+            };
+          return value.bind(target);
+        },
+      });
+    const db = new Proxy(env.DB, {
+      get(target, key) {
+        if (key === "prepare") return (sql: string) => counted(target.prepare(sql));
+        if (key === "batch")
+          return (statements: D1PreparedStatement[]) => {
+            roundTrips++;
+            return target.batch(statements);
+          };
+        return Reflect.get(target, key, target);
+      },
+    });
+    const cool = Array.from({ length: 30 }, (_, i) =>
+      message("metric", sensor, "metrics.sensors.temperature.lab", { temperature: 10 + i / 10 }),
+    );
+    expect(await runAutomations({ ...env, DB: db }, cool, "threshold")).toEqual([]);
+    // The automations (one query) and every crossing state read and written (one batch).
+    expect(roundTrips).toBe(2);
+    // In message order inside one batch: hot, cool, hot crosses twice for the first automation.
+    const [hot1, cooler, hot2] = [30, 20, 29].map((t) => message("metric", sensor, "metrics.sensors.temperature.lab", { temperature: t }));
+    await runAutomations(env, [hot1, cooler, hot2] as Envelope[], "threshold");
+    expect((await runsOf(automations[0]?.id ?? "")).map((r) => r.trigger_message_id).sort()).toEqual([hot1?.id, hot2?.id].sort());
+    expect(await runsOf(automations[1]?.id ?? "")).toEqual([]);
+  });
+
   it("alert trigger → desired state, a published event, and a failed action recorded", async () => {
     const heater = await createDevice({ id: uniqueId("heat"), type: "heater" });
     const ruleId = crypto.randomUUID();

@@ -243,11 +243,28 @@ async function deliveredTo(queue: string): Promise<number> {
 }
 
 describe("the transformer", () => {
-  it("consumes temperature readings and feeds the metrics path", async () => {
+  it("consumes temperature readings in one hop: stored, converted, under their own id, with no metrics.sensors copy", async () => {
     const { token } = await createDevice({ id: uniqueId("thermo"), type: "temperature", room: "lab" });
-    const before = await deliveredTo("metrics.sensors");
-    const res = await post("/v1/telemetry", token, { payload: { temperature: { value: 212, unit: "°F" } } });
+    const id = uniqueId("t");
+    const res = await post("/v1/telemetry", token, { id, payload: { temperature: { value: 212, unit: "°F" } } });
     expect(res.status).toBe(202);
-    await eventually(async () => ((await deliveredTo("metrics.sensors")) > before ? true : undefined), 10_000, "a transformed metric");
+    const steps = await eventually(
+      async () => {
+        const body = await json<{ messages: { steps: { queue: string; status: string; detail: string | null }[] }[] }>(
+          await call(`/v1/messages?id=${id}`, { headers: ADMIN }),
+        );
+        const found = body.messages[0]?.steps ?? [];
+        return found.some((s) => s.status === "stored" && s.queue === "sensors.temperature") ? found : undefined;
+      },
+      10_000,
+      "the stored reading",
+    );
+    expect(steps).toContainEqual(expect.objectContaining({ queue: "sensors.temperature", status: "delivered" }));
+    expect(steps).toContainEqual(
+      expect.objectContaining({ queue: "sensors.temperature", status: "stored", detail: expect.stringContaining("1 reading") }),
+    );
+    // Nothing was re-published: the flow is this one message.
+    const flow = await json<{ messages: { id: string }[] }>(await call(`/v1/messages?correlation_id=${id}`, { headers: ADMIN }));
+    expect(flow.messages.map((m) => m.id)).toEqual([id]);
   });
 });

@@ -9,7 +9,6 @@ import worker from "../../../functions/index";
 import { consume } from "../../../queues/consumer";
 import { series } from "../../../queues/consumers/series";
 import { findQueue } from "../../../queues/topology";
-import { derivedId } from "../../../shared/ids";
 import { rowsOf } from "../../../shared/series/rows";
 import { DAY_MS, HOUR_MS } from "../../../shared/series/time";
 import { ADMIN, call, createDevice, eventually, json, post, uniqueId } from "../helpers";
@@ -47,12 +46,13 @@ async function consumeOn(queueName: "metrics.sensors" | "metrics.system", messag
 }
 
 describe(`the series sink (${label})`, () => {
-  it("stores a sensor's readings from ingest through the transformer, converted, with a stored step in the history", async () => {
+  it("stores a sensor's readings from ingest in one hop, converted, under the message's id, with a stored step in the history", async () => {
     const where = room();
     const { device, token } = await createDevice({ id: uniqueId("thermo"), type: "temperature", room: where });
     const res = await post("/v1/telemetry", token, { id: "t-1", payload: { temperature: { value: 71.6, unit: "°F" }, battery: 78 } });
     expect(res.status).toBe(202);
-    const stored = await derivedId(device.id, "t-1", "transformer");
+    // One hop (issue 13): the sensor queue's consumer stores the reading under its own id.
+    const stored = "t-1";
     expect(await eventually(async () => ((await rowsPerMessage(device.id))[stored] === 2 ? true : undefined), 15_000, "the rows")).toBe(
       true,
     );
@@ -67,9 +67,10 @@ describe(`the series sink (${label})`, () => {
         await get(`/v1/messages?id=${stored}`),
       );
       // The archiver records a stored step too (on archive.metrics); this is the series sink's.
-      return body.messages[0]?.steps.find((s) => s.status === "stored" && s.queue === "metrics.sensors");
+      return body.messages[0]?.steps.find((s) => s.status === "stored" && s.queue === "sensors.temperature");
     });
-    expect(history).toMatchObject({ queue: "metrics.sensors", detail: expect.stringContaining("2 readings") });
+    expect(history).toMatchObject({ queue: "sensors.temperature", detail: expect.stringContaining("2 readings") });
+    expect(await rowsPerMessage(device.id)).toEqual({ "t-1": 2 });
   });
 
   it("stores nothing twice when a batch is redelivered, and acks both deliveries", async () => {
