@@ -10,9 +10,9 @@
  * fanout exchange, where the notifier and the alert feed (archive, dashboard) take it.
  */
 import { DurableObject } from "cloudflare:workers";
-import { publish } from "../queues/exchange";
 import { alertOfPayload, rulesById, saveAlert } from "../shared/alert-store";
 import { RollingDetector } from "../shared/anomaly";
+import { publish } from "../shared/bus/exchange";
 import { newMessageId } from "../shared/ids";
 import type { Alert, AlertCondition, AlertRule, Comparison } from "../shared/schemas/alerts";
 import type { EnvelopeOf } from "../shared/schemas/message";

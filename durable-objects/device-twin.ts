@@ -12,9 +12,9 @@
  * alarms), and the durable command outbox.
  */
 import { DurableObject } from "cloudflare:workers";
-import { publish } from "../queues/exchange";
 import { recordSteps } from "../queues/history";
-import { findExchange } from "../queues/topology";
+import { publish } from "../shared/bus/exchange";
+import { findExchange } from "../shared/bus/topology";
 import { availabilityTimeouts, readConfig } from "../shared/config";
 import { secretMatches } from "../shared/credentials";
 import { buildEnvelope } from "../shared/envelope";

@@ -9,12 +9,12 @@
 import { twinStub } from "../durable-objects/device-twin";
 import { roomStub } from "../durable-objects/room";
 import { crossed, findRun, forgetCrossing, listAutomations, recordRun } from "../shared/automation-store";
+import { publish } from "../shared/bus/exchange";
 import { derivedId } from "../shared/ids";
 import type { Action, ActionOutcome, Automation, AutomationRun, Condition, Decision, Trigger } from "../shared/schemas/automations";
 import type { Envelope, EnvelopeOf } from "../shared/schemas/message";
 import { matchesPattern } from "../shared/topics";
 import { numbersOf } from "./alert-rules";
-import { publish } from "./exchange";
 import { infer } from "./inference";
 import { notify } from "./notify";
 

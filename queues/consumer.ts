@@ -5,15 +5,15 @@
  * routing key, queue, error and attempts, and only then acknowledged.
  */
 
+import { sendToQueue } from "../shared/bus/exchange";
+import { DEAD_LETTER_QUEUE, MAX_RETRIES, type QueueDef } from "../shared/bus/topology";
 import { toIssues } from "../shared/error-codes";
 import { log } from "../shared/log";
 import { flushEvery, flushMetrics, metrics } from "../shared/metrics";
 import type { DeadLetter, RawDeadLetter } from "../shared/schemas/message";
 import { Envelope } from "../shared/schemas/message";
 import { ConsumerError } from "./errors";
-import { sendToQueue } from "./exchange";
 import { recordSteps, type StepRecord } from "./history";
-import { DEAD_LETTER_QUEUE, MAX_RETRIES, type QueueDef } from "./topology";
 
 export interface ConsumerContext {
   env: Env;

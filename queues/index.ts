@@ -1,4 +1,6 @@
 /** The Worker's queue() entry: one dispatcher for every queue of the topology. */
+
+import { DEAD_LETTER_QUEUE, queueForCloudflareName } from "../shared/bus/topology";
 import { type BatchHandler, consume } from "./consumer";
 import { alertFeed } from "./consumers/alert-feed";
 import { archive } from "./consumers/archive";
@@ -10,7 +12,6 @@ import { metrics } from "./consumers/metrics";
 import { notifier } from "./consumers/notifier";
 import { series } from "./consumers/series";
 import { transformer } from "./consumers/transformer";
-import { DEAD_LETTER_QUEUE, queueForCloudflareName } from "./topology";
 
 const HANDLERS: Record<string, BatchHandler> = {
   transformer,

@@ -8,7 +8,7 @@
 import { Hono } from "hono";
 import { hubName, hubStub } from "../../durable-objects/live-hub";
 import { readQueueStats } from "../../queues/history";
-import { QUEUES } from "../../queues/topology";
+import { QUEUES } from "../../shared/bus/topology";
 import { bearerToken } from "../../shared/credentials";
 import { BUCKETS, FAMILIES, type Labels, labelText, parseLabelText } from "../../shared/metrics";
 import { ApiError } from "../errors";

@@ -9,6 +9,7 @@
  */
 import { twinStub } from "../../durable-objects/device-twin";
 import { alertOfPayload, deliveredChannels, getRule, recordDelivery } from "../../shared/alert-store";
+import { MAX_RETRIES } from "../../shared/bus/topology";
 import { readConfig } from "../../shared/config";
 import type { Alert } from "../../shared/schemas/alerts";
 import type { Envelope } from "../../shared/schemas/message";
@@ -16,7 +17,6 @@ import type { BatchHandler } from "../consumer";
 import { ConsumerError } from "../errors";
 import { infer } from "../inference";
 import { type AlertContext, NotifyFailed, notify } from "../notify";
-import { MAX_RETRIES } from "../topology";
 
 const RECENT_SHOWN = 10;
 

@@ -6,12 +6,13 @@
  * redelivered input produces the same output and the series sink stores it once. The outputs are
  * also sent to the archive (queues/consumers/archive-feed.ts).
  */
+
+import { publish } from "../../shared/bus/exchange";
 import { derivedId } from "../../shared/ids";
 import type { Envelope, EnvelopeOf } from "../../shared/schemas/message";
 import { normalizeReadings } from "../../shared/units";
 import type { BatchHandler } from "../consumer";
 import { ConsumerError } from "../errors";
-import { publish } from "../exchange";
 import { toArchive } from "./archive-feed";
 
 export async function transform(message: Envelope): Promise<EnvelopeOf<"metric">> {

@@ -178,6 +178,22 @@ export const Envelope = z.discriminatedUnion("type", [
 export type Envelope = z.infer<typeof Envelope>;
 export type EnvelopeOf<T extends MessageType> = Extract<Envelope, { type: T }>;
 
+/** At most this many envelopes in one pack (docs/topology.md, "Packs"). */
+export const MAX_PACK_MESSAGES = 100;
+/** A pack's serialized size stays under this (one Cloudflare queue message holds 128 KB). */
+export const MAX_PACK_BYTES = 120_000;
+
+/**
+ * A queue message body holding many envelopes bound for the same queue: `{ pack: 1, messages }`.
+ * A body is either one Envelope or a pack; every member is still handled, retried and
+ * dead-lettered on its own by the consumer.
+ */
+export const QueuePack = z.strictObject({
+  pack: z.literal(1),
+  messages: z.array(Envelope).min(1).max(MAX_PACK_MESSAGES),
+});
+export type QueuePack = z.infer<typeof QueuePack>;
+
 /**
  * What a sender posts: the envelope's fields the sender may choose. The edge fills in the rest
  * (id when absent, source from the credential, received_at, schema_version, exchange and routing

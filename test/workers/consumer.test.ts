@@ -4,7 +4,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { backoffSeconds, consume } from "../../queues/consumer";
 import { ConsumerError } from "../../queues/errors";
-import { findQueue } from "../../queues/topology";
+import { findQueue } from "../../shared/bus/topology";
 import { ADMIN, call, eventually, json, uniqueId } from "./helpers";
 
 const found = findQueue("metrics.system");

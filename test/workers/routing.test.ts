@@ -1,8 +1,8 @@
 /** The seed-001 topology, as drawn, through the real exchanges and Cloudflare Queues. */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { bindingsFor } from "../../queues/exchange";
-import { BINDINGS, EXCHANGES, findQueue, QUEUES } from "../../queues/topology";
+import { bindingsFor } from "../../shared/bus/exchange";
+import { BINDINGS, EXCHANGES, findQueue, QUEUES } from "../../shared/bus/topology";
 import { ADMIN, call, createDevice, eventually, json, post, uniqueId } from "./helpers";
 
 /** Every seed-001 binding, with a routing key it must take and one it must not. */

@@ -11,7 +11,7 @@ import postgres from "postgres";
 import { afterEach, describe, expect, it } from "vitest";
 import { consume } from "../../../queues/consumer";
 import { seriesSink } from "../../../queues/consumers/series";
-import { findQueue } from "../../../queues/topology";
+import { findQueue } from "../../../shared/bus/topology";
 import {
   breakerFor,
   type CallOptions,
