@@ -28,12 +28,6 @@ export interface Observation {
   rules: string[];
 }
 
-export type AlertActorApi = Pick<AlertActor, "evaluate" | "acknowledge" | "states" | "alarm" | "recheck">;
-
-export function alertStub(env: Env, device: string): AlertActorApi {
-  return env.ALERT_ACTOR.getByName(device) as unknown as AlertActorApi;
-}
-
 type Phase = "ok" | "pending" | "active" | "acknowledged";
 
 interface State {

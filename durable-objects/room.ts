@@ -6,7 +6,7 @@
 import { DurableObject } from "cloudflare:workers";
 import type { CommandRequest } from "../shared/schemas/twin";
 import type { Command } from "./command-outbox";
-import { twinStub } from "./device-twin";
+import { twinStub } from "./stubs";
 import type { ReportedReading } from "./twin-document";
 
 export type { MetricAggregate } from "../shared/api-types";
@@ -18,13 +18,6 @@ export interface RoomCommandOutcome {
   ok: boolean;
   command?: Command;
   error?: { code: string; message: string };
-}
-
-/** The room as callers see it over RPC (see TwinApi for why the class's own signatures). */
-export type RoomApi = Pick<RoomActor, "join" | "leave" | "members" | "report" | "aggregates" | "forwardCommand" | "forget">;
-
-export function roomStub(env: Env, roomId: string): RoomApi {
-  return env.ROOM.getByName(roomId) as unknown as RoomApi;
 }
 
 const SCHEMA = `
@@ -58,21 +51,25 @@ export class RoomActor extends DurableObject<Env> {
 
   /** A member's twin reports readings that changed; older ones never overwrite newer. */
   async report(device: string, readings: Record<string, ReportedReading>): Promise<void> {
-    const member = this.ctx.storage.sql.exec("SELECT 1 FROM members WHERE device = ?", device).toArray().length > 0;
-    if (!member) return;
-    for (const [metric, r] of Object.entries(readings)) {
-      this.ctx.storage.sql.exec(
-        `INSERT INTO latest (device, metric, value, is_bool, unit, at) VALUES (?, ?, ?, ?, ?, ?)
-         ON CONFLICT (device, metric) DO UPDATE SET value = excluded.value, is_bool = excluded.is_bool,
-           unit = excluded.unit, at = excluded.at WHERE excluded.at >= latest.at`,
-        device,
-        metric,
-        Number(r.value),
-        typeof r.value === "boolean" ? 1 : 0,
-        r.unit ?? null,
-        r.at,
-      );
+    await this.reportAll({ [device]: readings });
+  }
+
+  /** Changed readings of many members at once (the room's live hub gathers them, live-hub.ts). */
+  async reportAll(byDevice: Record<string, Record<string, ReportedReading>>): Promise<void> {
+    const rows: [string, string, number, number, string | null, string][] = [];
+    for (const [device, readings] of Object.entries(byDevice)) {
+      for (const [metric, r] of Object.entries(readings))
+        rows.push([device, metric, Number(r.value), typeof r.value === "boolean" ? 1 : 0, r.unit ?? null, r.at]);
     }
+    if (rows.length === 0) return;
+    this.ctx.storage.sql.exec(
+      `INSERT INTO latest (device, metric, value, is_bool, unit, at)
+       SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5 FROM json_each(?)
+       WHERE value ->> 0 IN (SELECT device FROM members)
+       ON CONFLICT (device, metric) DO UPDATE SET value = excluded.value, is_bool = excluded.is_bool,
+         unit = excluded.unit, at = excluded.at WHERE excluded.at >= latest.at`,
+      JSON.stringify(rows),
+    );
   }
 
   /** Live aggregates over the members' latest readings, per metric. */

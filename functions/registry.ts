@@ -4,8 +4,8 @@
  * the twin first, so a credential never works in the registry's name before the twin knows it.
  */
 
-import { type TwinProfile, twinStub as twin } from "../durable-objects/device-twin";
-import { roomStub as room } from "../durable-objects/room";
+import type { TwinProfile } from "../durable-objects/device-twin";
+import { roomStub as room, twinStub as twin } from "../durable-objects/stubs";
 import { readConfig } from "../shared/config";
 import { issueDeviceToken } from "../shared/credentials";
 import { type Device, type DeviceCreate, type DevicePatch, defaultPublish } from "../shared/schemas/device";
@@ -68,8 +68,7 @@ function agentOf(metadata: string): string | null {
   return typeof agent === "string" ? agent : null;
 }
 
-export { twinStub as twin } from "../durable-objects/device-twin";
-export { roomStub as room } from "../durable-objects/room";
+export { roomStub as room, twinStub as twin } from "../durable-objects/stubs";
 
 /** Naming a room on a device creates it when it does not exist yet, as people expect. */
 async function ensureRoom(env: Env, roomId: string): Promise<void> {

@@ -6,8 +6,7 @@
  * through the inference path and its cache), runs the actions in order, and records the run with its outcome and latency — once
  * per automation and trigger message, so a redelivered trigger does not act twice.
  */
-import { twinStub } from "../durable-objects/device-twin";
-import { roomStub } from "../durable-objects/room";
+import { roomStub, twinStub } from "../durable-objects/stubs";
 import { crossed, findRun, forgetCrossing, listAutomations, recordRun } from "../shared/automation-store";
 import { publish } from "../shared/bus/exchange";
 import { derivedId } from "../shared/ids";

@@ -14,6 +14,7 @@ import type { DeadLetter, RawDeadLetter } from "../shared/schemas/message";
 import { Envelope } from "../shared/schemas/message";
 import { ConsumerError } from "./errors";
 import { recordSteps, type StepRecord } from "./history";
+import { unpack } from "./unpack";
 
 export interface ConsumerContext {
   env: Env;
@@ -34,7 +35,8 @@ export async function consume(batch: MessageBatch<unknown>, ctx: ConsumerContext
   const valid: { msg: Message<unknown>; envelope: Envelope }[] = [];
   const failures: { msg: Message<unknown>; envelope: Envelope | undefined; error: ConsumerError }[] = [];
 
-  for (const msg of batch.messages) {
+  const messages = unpack(batch.messages);
+  for (const msg of messages) {
     const parsed = Envelope.safeParse(msg.body);
     if (parsed.success) valid.push({ msg, envelope: parsed.data });
     else {
@@ -142,7 +144,7 @@ export async function consume(batch: MessageBatch<unknown>, ctx: ConsumerContext
   for (const step of steps)
     if (step.step === "delivered")
       log("info", "delivered", { correlation_id: step.message.correlation_id, message_id: step.message.id, queue: ctx.queue.name });
-  const counts = { delivered: batch.messages.length - failures.length, retried, dead_lettered: deadLetters.length };
+  const counts = { delivered: messages.length - failures.length, retried, dead_lettered: deadLetters.length };
   for (const [outcome, n] of Object.entries(counts)) metrics.inc("edgemesh_sink_messages_total", { queue: ctx.queue.name, outcome }, n);
   await recordSteps(ctx.env, steps, { queue: ctx.queue.name, counts });
   await flushMetrics(ctx.env.DB, flushEvery(ctx.env));

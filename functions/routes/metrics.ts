@@ -6,7 +6,7 @@
  * METRICS_TOKEN secret (a scraper's credential that can do nothing else) or an admin token.
  */
 import { Hono } from "hono";
-import { hubName, hubStub } from "../../durable-objects/live-hub";
+import { hubName, hubStub } from "../../durable-objects/stubs";
 import { readQueueStats } from "../../queues/history";
 import { QUEUES } from "../../shared/bus/topology";
 import { bearerToken } from "../../shared/credentials";

@@ -7,7 +7,7 @@
  * (2, 8, 32 s) — seed 003's "queue for retry" — and after the last retry the consumer discipline
  * dead-letters it, which the alert records too. Acknowledgements are not notified.
  */
-import { twinStub } from "../../durable-objects/device-twin";
+import { twinStub } from "../../durable-objects/stubs";
 import { alertOfPayload, deliveredChannels, getRule, recordDelivery } from "../../shared/alert-store";
 import { MAX_RETRIES } from "../../shared/bus/topology";
 import { readConfig } from "../../shared/config";

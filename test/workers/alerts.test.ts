@@ -2,7 +2,8 @@
 import { createExecutionContext, createMessageBatch, getQueueResult, runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { alertStub, type Observation } from "../../durable-objects/alert-actor";
+import type { Observation } from "../../durable-objects/alert-actor";
+import { alertStub } from "../../durable-objects/stubs";
 import { consume } from "../../queues/consumer";
 import { enrich, notifier } from "../../queues/consumers/notifier";
 import { cacheKey, inferenceCache } from "../../queues/inference";
