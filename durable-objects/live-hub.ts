@@ -74,7 +74,10 @@ export class LiveHub extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     ctx.storage.sql.exec(SCHEMA);
-    this.#seq = Number(ctx.storage.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'seq'").toArray()[0]?.value ?? 0);
+    // The newest update kept is the sequence (the ring is never emptied); `meta.seq` is what older versions wrote.
+    const kept = ctx.storage.sql.exec<{ seq: number | null }>("SELECT MAX(seq) AS seq FROM updates").one().seq ?? 0;
+    const written = Number(ctx.storage.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'seq'").toArray()[0]?.value ?? 0);
+    this.#seq = Math.max(kept, written);
     // Answered by the runtime without waking the hub from hibernation.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair('{"type":"ping"}', '{"type":"pong"}'));
   }
@@ -117,7 +120,6 @@ export class LiveHub extends DurableObject<Env> {
       this.ctx.storage.sql.exec("INSERT INTO updates (seq, body) VALUES (?, ?)", item.seq, JSON.stringify(item));
       this.#remember(item);
     }
-    this.ctx.storage.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('seq', ?)", String(this.#seq));
     this.ctx.storage.sql.exec("DELETE FROM updates WHERE seq <= ?", this.#seq - config.LIVE_REPLAY_KEPT);
     let behind = false;
     for (const ws of this.ctx.getWebSockets()) {
