@@ -29,6 +29,8 @@ export default defineConfig(async () => {
     ACCESS_ADMINS: "boss@example.com",
     TEST_ACCESS_PRIVATE_JWK: JSON.stringify(accessPrivate),
     TEST_MIGRATIONS: migrations,
+    // The twin packs archive messages for 30 s; tests wait 1 s, as for the archivers below.
+    ARCHIVE_PACK_SECONDS: "1",
   };
   // The archivers batch for 30 s in wrangler.toml; tests wait 1 s, like every other queue.
   const queueConsumers = Object.fromEntries(

@@ -64,7 +64,3 @@ export class AgentLink extends DurableObject<Env> {
     }
   }
 }
-
-export function agentLinkStub(env: Env, agentId: string): DurableObjectStub<AgentLink> {
-  return env.AGENT_LINK.getByName(agentId);
-}

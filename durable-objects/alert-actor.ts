@@ -10,8 +10,8 @@
  * fanout exchange, where the notifier and the alert feed (archive, dashboard) take it.
  */
 import { DurableObject } from "cloudflare:workers";
-import { publish } from "../queues/exchange";
 import { RollingDetector } from "../shared/anomaly";
+import { publish } from "../shared/bus/exchange";
 import { alertOfPayload, rulesById, saveAlert } from "../shared/repos/alerts";
 import type { Alert, AlertRule } from "../shared/schemas/alerts";
 import type { EnvelopeOf } from "../shared/schemas/message";
@@ -19,12 +19,6 @@ import type { Observation, Phase, State } from "./alert-actor/rules";
 import * as machine from "./alert-actor/rules";
 
 export type { Observation } from "./alert-actor/rules";
-
-export type AlertActorApi = Pick<AlertActor, "evaluate" | "acknowledge" | "states" | "alarm" | "recheck">;
-
-export function alertStub(env: Env, device: string): AlertActorApi {
-  return env.ALERT_ACTOR.getByName(device) as unknown as AlertActorApi;
-}
 
 interface StateRow {
   rule_id: string;

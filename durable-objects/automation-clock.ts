@@ -13,12 +13,6 @@ import { listAutomations } from "../shared/repos/automations";
 import type { Automation } from "../shared/schemas/automations";
 import type { EnvelopeOf } from "../shared/schemas/message";
 
-export type AutomationClockApi = Pick<AutomationClock, "sync" | "schedule">;
-
-export function clockStub(env: Env): AutomationClockApi {
-  return env.AUTOMATION_CLOCK.getByName("clock") as unknown as AutomationClockApi;
-}
-
 type ScheduleTrigger = Extract<Automation["trigger"], { type: "schedule" }>;
 type Scheduled = Automation & { trigger: ScheduleTrigger };
 

@@ -14,6 +14,18 @@ import { readConfig } from "../shared/config";
 import { toIssues } from "../shared/error-codes";
 import { type HubUpdate, LiveClientMessage, type LiveStream } from "../shared/schemas/live";
 import { matchesPattern } from "../shared/topics";
+import { roomStub } from "./stubs";
+import { mergeReadings, type ReportedReading } from "./twin-document";
+
+/** A twin's changed readings for its room's aggregates, carried by the same call as its live update. */
+export interface RoomReport {
+  room: string;
+  device: string;
+  readings: Record<string, ReportedReading>;
+}
+
+/** Room reports are gathered this long and handed to the room actors in one call per room. */
+const ROOM_REPORT_MS = 1_000;
 
 export const CLOSE = { tokenExpired: 4001, forbidden: 4003, tooSlow: 4008, internal: 1011 } as const;
 const ALL_STREAMS: LiveStream[] = ["twin", "availability", "command", "dead_letter", "alert"];
@@ -55,11 +67,17 @@ const SCHEMA = `
 export class LiveHub extends DurableObject<Env> {
   #seq: number;
   #flows = new Map<WebSocket, Flow>();
+  /** Room → device → its newest readings not yet handed to the room actor. */
+  #roomReports = new Map<string, Map<string, Record<string, ReportedReading>>>();
+  #roomTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     ctx.storage.sql.exec(SCHEMA);
-    this.#seq = Number(ctx.storage.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'seq'").toArray()[0]?.value ?? 0);
+    // The newest update kept is the sequence (the ring is never emptied); `meta.seq` is what older versions wrote.
+    const kept = ctx.storage.sql.exec<{ seq: number | null }>("SELECT MAX(seq) AS seq FROM updates").one().seq ?? 0;
+    const written = Number(ctx.storage.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'seq'").toArray()[0]?.value ?? 0);
+    this.#seq = Math.max(kept, written);
     // Answered by the runtime without waking the hub from hibernation.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair('{"type":"ping"}', '{"type":"pong"}'));
   }
@@ -87,8 +105,13 @@ export class LiveHub extends DurableObject<Env> {
     return new Response(null, { status: 101, webSocket: client, headers: { "sec-websocket-protocol": "edgemesh.v1" } });
   }
 
-  /** Publishers (twins, the dead-letter store) hand updates in; each gets the next sequence number. */
-  async publish(updates: HubUpdate[]): Promise<number> {
+  /**
+   * Publishers (twins, the dead-letter store) hand updates in; each gets the next sequence number.
+   * A twin's changed readings come along for its room's aggregates: the hub hands those to the
+   * room actor within ROOM_REPORT_MS, one call per room (the twin makes one call, not two).
+   */
+  async publish(updates: HubUpdate[], report?: RoomReport): Promise<number> {
+    if (report) this.#gather(report);
     const config = readConfig(this.env);
     const sequenced: Sequenced[] = [];
     for (const update of updates) {
@@ -97,7 +120,6 @@ export class LiveHub extends DurableObject<Env> {
       this.ctx.storage.sql.exec("INSERT INTO updates (seq, body) VALUES (?, ?)", item.seq, JSON.stringify(item));
       this.#remember(item);
     }
-    this.ctx.storage.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('seq', ?)", String(this.#seq));
     this.ctx.storage.sql.exec("DELETE FROM updates WHERE seq <= ?", this.#seq - config.LIVE_REPLAY_KEPT);
     let behind = false;
     for (const ws of this.ctx.getWebSockets()) {
@@ -108,6 +130,27 @@ export class LiveHub extends DurableObject<Env> {
     }
     if (behind) await this.#scheduleChecks();
     return this.#seq;
+  }
+
+  #gather(report: RoomReport): void {
+    const devices = this.#roomReports.get(report.room) ?? new Map<string, Record<string, ReportedReading>>();
+    this.#roomReports.set(report.room, devices);
+    const readings = devices.get(report.device) ?? {};
+    mergeReadings(readings, report.readings);
+    devices.set(report.device, readings);
+    this.#roomTimer ??= setTimeout(() => {
+      this.#roomTimer = undefined;
+      const reports = this.#roomReports;
+      this.#roomReports = new Map();
+      for (const [room, byDevice] of reports) {
+        // The aggregates are a live view: a lost report is mended by the device's next reading.
+        roomStub(this.env, room)
+          .reportAll(Object.fromEntries(byDevice))
+          .catch((error: unknown) =>
+            console.warn(JSON.stringify({ level: "warn", msg: "room update failed", room, error: String(error) })),
+          );
+      }
+    }, ROOM_REPORT_MS);
   }
 
   override async webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
@@ -354,15 +397,4 @@ function send(ws: WebSocket, message: unknown): boolean {
     } catch {}
     return false;
   }
-}
-
-/** The hub as callers see it over RPC (see TwinApi for why the class's own signatures). */
-export type HubApi = Pick<LiveHub, "publish" | "stats">;
-
-export function hubName(room: string | null | undefined): string {
-  return `room:${room ?? "unassigned"}`;
-}
-
-export function hubStub(env: Env, name: string): HubApi & { fetch(request: Request): Promise<Response> } {
-  return env.LIVE_HUB.getByName(name) as unknown as HubApi & { fetch(request: Request): Promise<Response> };
 }

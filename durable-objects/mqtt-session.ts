@@ -36,7 +36,7 @@ import {
 import type { MessageType } from "../shared/schemas/message";
 import { mapTopic, mqttTopicProblem } from "../shared/topics";
 import type { Command } from "./command-outbox";
-import { type TwinApi, twinStub } from "./device-twin";
+import { type TwinApi, twinStub } from "./stubs";
 
 type Version = 3 | 4 | 5;
 
@@ -241,10 +241,6 @@ function toDelivery(command: Command): MqttCommandDelivery {
     correlation_id: command.correlation_id,
     expires_at: command.expires_at,
   };
-}
-
-export function sessionStub(env: Env, deviceId: string): DurableObjectStub<MqttSession> {
-  return env.MQTT_SESSION.getByName(deviceId);
 }
 
 export class MqttSession extends DurableObject<Env> {

@@ -6,8 +6,8 @@
 import { DurableObject } from "cloudflare:workers";
 import type { CommandRequest } from "../shared/schemas/twin";
 import type { Command } from "./command-outbox";
-import { twinStub } from "./device-twin";
-import type { ReportedReading } from "./twin-document";
+import { twinStub } from "./stubs";
+import { mergeReadings, type ReportedReading } from "./twin-document";
 
 export type { MetricAggregate } from "../shared/api-types";
 
@@ -20,24 +20,35 @@ export interface RoomCommandOutcome {
   error?: { code: string; message: string };
 }
 
-/** The room as callers see it over RPC (see TwinApi for why the class's own signatures). */
-export type RoomApi = Pick<RoomActor, "join" | "leave" | "members" | "report" | "aggregates" | "forwardCommand" | "forget">;
-
-export function roomStub(env: Env, roomId: string): RoomApi {
-  return env.ROOM.getByName(roomId) as unknown as RoomApi;
-}
-
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS members (device TEXT PRIMARY KEY);
-  CREATE TABLE IF NOT EXISTS latest (
-    device TEXT NOT NULL, metric TEXT NOT NULL, value REAL NOT NULL, is_bool INTEGER NOT NULL,
-    unit TEXT, at TEXT NOT NULL, PRIMARY KEY (device, metric));
+  CREATE TABLE IF NOT EXISTS member_readings (device TEXT PRIMARY KEY, readings TEXT NOT NULL);
 `;
 
+type Readings = Record<string, ReportedReading>;
+
 export class RoomActor extends DurableObject<Env> {
+  /** Each member's latest readings: one row per member (not per reading), mirrored in memory. */
+  #latest = new Map<string, Readings>();
+
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    ctx.storage.sql.exec(SCHEMA);
+    const sql = ctx.storage.sql;
+    sql.exec(SCHEMA);
+    // Versions before kept a row per member and reading (`latest`): folded into one row per member.
+    if (sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'latest'").toArray().length > 0) {
+      sql.exec(
+        `INSERT OR REPLACE INTO member_readings (device, readings)
+         SELECT device, json_group_object(metric, json_object('value', CASE is_bool WHEN 1 THEN json(iif(value != 0, 'true', 'false')) ELSE value END, 'unit', unit, 'at', at))
+         FROM latest GROUP BY device`,
+      );
+      sql.exec("DROP TABLE latest");
+    }
+    for (const row of sql.exec<{ device: string; readings: string }>("SELECT device, readings FROM member_readings")) {
+      const readings = JSON.parse(row.readings) as Record<string, ReportedReading & { unit?: string | null }>;
+      for (const r of Object.values(readings)) if (r.unit === null) delete r.unit;
+      this.#latest.set(row.device, readings);
+    }
   }
 
   async join(device: string): Promise<void> {
@@ -46,7 +57,8 @@ export class RoomActor extends DurableObject<Env> {
 
   async leave(device: string): Promise<void> {
     this.ctx.storage.sql.exec("DELETE FROM members WHERE device = ?", device);
-    this.ctx.storage.sql.exec("DELETE FROM latest WHERE device = ?", device);
+    this.ctx.storage.sql.exec("DELETE FROM member_readings WHERE device = ?", device);
+    this.#latest.delete(device);
   }
 
   async members(): Promise<string[]> {
@@ -57,49 +69,52 @@ export class RoomActor extends DurableObject<Env> {
   }
 
   /** A member's twin reports readings that changed; older ones never overwrite newer. */
-  async report(device: string, readings: Record<string, ReportedReading>): Promise<void> {
-    const member = this.ctx.storage.sql.exec("SELECT 1 FROM members WHERE device = ?", device).toArray().length > 0;
-    if (!member) return;
-    for (const [metric, r] of Object.entries(readings)) {
-      this.ctx.storage.sql.exec(
-        `INSERT INTO latest (device, metric, value, is_bool, unit, at) VALUES (?, ?, ?, ?, ?, ?)
-         ON CONFLICT (device, metric) DO UPDATE SET value = excluded.value, is_bool = excluded.is_bool,
-           unit = excluded.unit, at = excluded.at WHERE excluded.at >= latest.at`,
-        device,
-        metric,
-        Number(r.value),
-        typeof r.value === "boolean" ? 1 : 0,
-        r.unit ?? null,
-        r.at,
-      );
+  async report(device: string, readings: Readings): Promise<void> {
+    await this.reportAll({ [device]: readings });
+  }
+
+  /** Changed readings of many members at once (the room's live hub gathers them, live-hub.ts): a row per member. */
+  async reportAll(byDevice: Record<string, Readings>): Promise<void> {
+    const members = new Set(await this.members());
+    for (const [device, readings] of Object.entries(byDevice)) {
+      if (!members.has(device)) continue;
+      const current = this.#latest.get(device) ?? {};
+      if (mergeReadings(current, readings).length === 0) continue;
+      this.#latest.set(device, current);
+      this.ctx.storage.sql.exec("INSERT OR REPLACE INTO member_readings (device, readings) VALUES (?, ?)", device, JSON.stringify(current));
     }
   }
 
   /** Live aggregates over the members' latest readings, per metric. */
   async aggregates(): Promise<MetricAggregate[]> {
-    const rows = this.ctx.storage.sql
-      .exec<{ device: string; metric: string; value: number; is_bool: number; unit: string | null; at: string }>(
-        "SELECT device, metric, value, is_bool, unit, at FROM latest ORDER BY metric, at DESC",
-      )
-      .toArray();
-    const byMetric = new Map<string, typeof rows>();
-    for (const row of rows) byMetric.set(row.metric, [...(byMetric.get(row.metric) ?? []), row]);
-    return [...byMetric].map(([metric, list]) => {
-      const newest = list[0] as (typeof rows)[number];
-      const numeric = list.filter((r) => !r.is_bool).map((r) => r.value);
-      const aggregate: MetricAggregate = {
-        metric,
-        unit: newest.unit,
-        devices: list.length,
-        latest: { device: newest.device, value: newest.is_bool ? newest.value !== 0 : newest.value, at: newest.at },
-      };
-      if (numeric.length > 0) {
-        aggregate.min = Math.min(...numeric);
-        aggregate.max = Math.max(...numeric);
-        aggregate.mean = Number.parseFloat((numeric.reduce((a, b) => a + b, 0) / numeric.length).toPrecision(12));
+    type Row = { device: string; value: number | boolean; unit: string | null; at: string };
+    const byMetric = new Map<string, Row[]>();
+    for (const [device, readings] of this.#latest) {
+      for (const [metric, r] of Object.entries(readings)) {
+        const list = byMetric.get(metric) ?? [];
+        list.push({ device, value: r.value, unit: r.unit ?? null, at: r.at });
+        byMetric.set(metric, list);
       }
-      return aggregate;
-    });
+    }
+    return [...byMetric]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([metric, list]) => {
+        list.sort((a, b) => Date.parse(b.at) - Date.parse(a.at));
+        const newest = list[0] as Row;
+        const numeric = list.flatMap((r) => (typeof r.value === "number" ? [r.value] : []));
+        const aggregate: MetricAggregate = {
+          metric,
+          unit: newest.unit,
+          devices: list.length,
+          latest: { device: newest.device, value: newest.value, at: newest.at },
+        };
+        if (numeric.length > 0) {
+          aggregate.min = Math.min(...numeric);
+          aggregate.max = Math.max(...numeric);
+          aggregate.mean = Number.parseFloat((numeric.reduce((a, b) => a + b, 0) / numeric.length).toPrecision(12));
+        }
+        return aggregate;
+      });
   }
 
   /** Forwards a command to every member and reports each device's outcome (seed 002). */
@@ -123,6 +138,7 @@ export class RoomActor extends DurableObject<Env> {
   }
 
   async forget(): Promise<void> {
+    this.#latest.clear();
     await this.ctx.storage.deleteAll();
     this.ctx.storage.sql.exec(SCHEMA);
   }

@@ -5,8 +5,8 @@
  * registry's name before the twin knows it.
  */
 
-import { type TwinProfile, twinStub as twin } from "../durable-objects/device-twin";
-import { roomStub as room } from "../durable-objects/room";
+import type { TwinProfile } from "../durable-objects/device-twin";
+import { roomStub as room, twinStub as twin } from "../durable-objects/stubs";
 import { readConfig } from "../shared/config";
 import { issueDeviceToken } from "../shared/credentials";
 import {
@@ -43,8 +43,7 @@ function agentOf(metadata: string): string | null {
   return typeof agent === "string" ? agent : null;
 }
 
-export { twinStub as twin } from "../durable-objects/device-twin";
-export { roomStub as room } from "../durable-objects/room";
+export { roomStub as room, twinStub as twin } from "../durable-objects/stubs";
 
 export async function createDevice(env: Env, input: DeviceCreate): Promise<{ device: Device; token: string }> {
   const config = readConfig(env);

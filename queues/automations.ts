@@ -6,15 +6,14 @@
  * through the inference path and its cache), runs the actions in order, and records the run with its outcome and latency — once
  * per automation and trigger message, so a redelivered trigger does not act twice.
  */
-import { twinStub } from "../durable-objects/device-twin";
-import { roomStub } from "../durable-objects/room";
+import { roomStub, twinStub } from "../durable-objects/stubs";
+import { publish } from "../shared/bus/exchange";
 import { derivedId } from "../shared/ids";
 import { findRun, forgetCrossing, listAutomations, recordRun } from "../shared/repos/automations";
 import type { Action, ActionOutcome, Automation, AutomationRun, Condition, Decision, Trigger } from "../shared/schemas/automations";
 import type { Envelope, EnvelopeOf } from "../shared/schemas/message";
 import { matchesPattern } from "../shared/topics";
 import { numbersOf } from "./alert-rules";
-import { publish } from "./exchange";
 import { infer } from "./inference";
 import { notify } from "./notify";
 

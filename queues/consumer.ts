@@ -9,15 +9,15 @@
  * and dead letters are safe; only if they fail is the whole pack retried (sinks are idempotent).
  */
 
+import { sendToQueue } from "../shared/bus/exchange";
+import { DEAD_LETTER_QUEUE, MAX_RETRIES, type QueueDef } from "../shared/bus/topology";
 import { toIssues } from "../shared/error-codes";
 import { log } from "../shared/log";
 import { flushEvery, flushMetrics, metrics } from "../shared/metrics";
 import type { DeadLetter, QueuePack, RawDeadLetter } from "../shared/schemas/message";
 import { Envelope, MAX_PACK_MESSAGES } from "../shared/schemas/message";
 import { ConsumerError } from "./errors";
-import { sendToQueue } from "./exchange";
 import { recordSteps, type StepRecord } from "./history";
-import { DEAD_LETTER_QUEUE, MAX_RETRIES, type QueueDef } from "./topology";
 
 export interface ConsumerContext {
   env: Env;

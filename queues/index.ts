@@ -1,4 +1,5 @@
 /** The Worker's queue() entry: one dispatcher for every queue of the topology. */
+import { DEAD_LETTER_QUEUE, queueForCloudflareName } from "../shared/bus/topology";
 import { log } from "../shared/log";
 import { type BatchHandler, consume } from "./consumer";
 import { alertFeed } from "./consumers/alert-feed";
@@ -10,7 +11,6 @@ import { inference } from "./consumers/inference";
 import { metrics } from "./consumers/metrics";
 import { notifier } from "./consumers/notifier";
 import { transformer } from "./consumers/transformer";
-import { DEAD_LETTER_QUEUE, queueForCloudflareName } from "./topology";
 
 const HANDLERS: Record<string, BatchHandler> = {
   transformer,

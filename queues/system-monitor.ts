@@ -10,7 +10,7 @@
  * raise an alert.
  */
 import { CircuitState } from "cockatiel";
-import { agentLinkStub } from "../durable-objects/agent-link";
+import { agentLinkStub } from "../durable-objects/stubs";
 import { breakerFor, type CallOptions, readWithRetries, SeriesUnavailable } from "../platform/series/resilience";
 import type { Envelope } from "../shared/schemas/message";
 import { evaluateAlerts } from "./alert-rules";

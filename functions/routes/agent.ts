@@ -19,7 +19,7 @@
 import type { Context } from "hono";
 import { Hono } from "hono";
 import { z } from "zod";
-import { agentLinkStub } from "../../durable-objects/agent-link";
+import { agentLinkStub } from "../../durable-objects/stubs";
 import { readConfig } from "../../shared/config";
 import { bearerToken, parseDeviceToken } from "../../shared/credentials";
 import type { ErrorCode } from "../../shared/error-codes";

@@ -7,8 +7,8 @@
  */
 import { Hono } from "hono";
 import { resultMessage } from "../../queues/consumers/inference";
-import { publish } from "../../queues/exchange";
 import { infer } from "../../queues/inference";
+import { publish } from "../../shared/bus/exchange";
 import { newMessageId } from "../../shared/ids";
 import { log } from "../../shared/log";
 import { InferenceRequestPayload } from "../../shared/schemas/message";

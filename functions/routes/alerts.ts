@@ -4,7 +4,7 @@
  */
 import { Hono } from "hono";
 import { z } from "zod";
-import { alertStub } from "../../durable-objects/alert-actor";
+import { alertStub } from "../../durable-objects/stubs";
 import { newMessageId } from "../../shared/ids";
 import { deleteRule, getAlert, getRule, insertRule, listAlerts, listRules, replaceRule } from "../../shared/repos/alerts";
 import { AlertAck, AlertRuleInput, AlertRulePatch, AlertStatus } from "../../shared/schemas/alerts";

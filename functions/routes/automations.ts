@@ -1,7 +1,7 @@
 /** Automations (seed 000 flow 3): create, list, get, replace, delete, and their recorded runs. docs/automations.md. */
 import { type Context, Hono } from "hono";
 import { z } from "zod";
-import { clockStub } from "../../durable-objects/automation-clock";
+import { clockStub } from "../../durable-objects/stubs";
 import { newMessageId } from "../../shared/ids";
 import { log } from "../../shared/log";
 import { deleteAutomation, getAutomation, listAutomations, listRuns, saveAutomation } from "../../shared/repos/automations";

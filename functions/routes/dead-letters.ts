@@ -6,9 +6,9 @@
  */
 import { Hono } from "hono";
 import { z } from "zod";
-import { bindingsFor, publish, sendToQueue } from "../../queues/exchange";
 import { recordSteps } from "../../queues/history";
-import { findQueue } from "../../queues/topology";
+import { bindingsFor, publish, sendToQueue } from "../../shared/bus/exchange";
+import { findQueue } from "../../shared/bus/topology";
 import { log } from "../../shared/log";
 import type { DeadLetter } from "../../shared/schemas/api/dead-letter";
 import { Envelope, UNROUTABLE } from "../../shared/schemas/message";

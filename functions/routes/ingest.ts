@@ -6,7 +6,7 @@
 import type { Context } from "hono";
 import { Hono } from "hono";
 import type { IngestOutcome } from "../../durable-objects/device-twin";
-import { findExchange } from "../../queues/topology";
+import { findExchange } from "../../shared/bus/topology";
 import { readConfig } from "../../shared/config";
 import { bearerToken, parseDeviceToken } from "../../shared/credentials";
 import { ERROR_CODES } from "../../shared/error-codes";

@@ -3,7 +3,7 @@
  * the token, the role and the Origin, then hands the request to the hub with who is connecting.
  */
 import { Hono } from "hono";
-import { hubName, hubStub } from "../../durable-objects/live-hub";
+import { hubName, hubStub } from "../../durable-objects/stubs";
 import { readConfig } from "../../shared/config";
 import { Slug } from "../../shared/schemas/device";
 import { ApiError } from "../errors";

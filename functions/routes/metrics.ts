@@ -6,9 +6,9 @@
  * METRICS_TOKEN secret (a scraper's credential that can do nothing else) or an admin token.
  */
 import { Hono } from "hono";
-import { hubName, hubStub } from "../../durable-objects/live-hub";
+import { hubName, hubStub } from "../../durable-objects/stubs";
 import { readQueueStats } from "../../queues/history";
-import { QUEUES } from "../../queues/topology";
+import { QUEUES } from "../../shared/bus/topology";
 import { bearerToken } from "../../shared/credentials";
 import { BUCKETS, FAMILIES, type Labels, labelText, parseLabelText } from "../../shared/metrics";
 import { ApiError } from "../errors";

@@ -1,7 +1,7 @@
 /** Health and the topology as the edge runs it: exchanges, bindings, queues and their counts. */
 import { Hono } from "hono";
 import { readQueueStats } from "../../queues/history";
-import { BINDINGS, EXCHANGES, QUEUES } from "../../queues/topology";
+import { BINDINGS, EXCHANGES, QUEUES } from "../../shared/bus/topology";
 import { readConfig } from "../../shared/config";
 import { log } from "../../shared/log";
 import type { AppEnv } from "../middleware/auth";

@@ -4,7 +4,7 @@
  * `alert` stream, where the dashboard watches alerts (docs/live.md), and runs the automations
  * alerts trigger.
  */
-import { hubStub } from "../../durable-objects/live-hub";
+import { hubStub } from "../../durable-objects/stubs";
 import { runAutomations } from "../automations";
 import type { BatchHandler } from "../consumer";
 import { toArchive } from "./archive-feed";

@@ -8,9 +8,10 @@
  * The archive exchange routes on `archive.<type>.<routing key>`; the body goes unchanged, with its
  * id, so a redelivered input re-publishes the same message and the archive can tell.
  */
+
+import { type Routed, republish } from "../../shared/bus/exchange";
 import type { Envelope } from "../../shared/schemas/message";
 import type { BatchHandler } from "../consumer";
-import { type Routed, republish } from "../exchange";
 
 export function archiveRoutingKey(message: Envelope): string {
   return `archive.${message.type}.${message.routing_key}`;

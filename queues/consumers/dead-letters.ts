@@ -5,12 +5,12 @@
  * dead-lettered after consumer crashes, and bodies that are no valid envelope at all (kept as
  * they came, marked not replayable). Idempotent: one message failing on one queue is one row.
  */
-import { hubStub } from "../../durable-objects/live-hub";
+import { hubStub } from "../../durable-objects/stubs";
+import { DEAD_LETTER_QUEUE } from "../../shared/bus/topology";
 import { log } from "../../shared/log";
 import { DeadLetter, Envelope, RawDeadLetter, UNROUTABLE } from "../../shared/schemas/message";
 import { backoffSeconds } from "../consumer";
 import { recordSteps } from "../history";
-import { DEAD_LETTER_QUEUE } from "../topology";
 
 /** The queue recorded for messages Cloudflare itself dead-lettered after a consumer crashed. */
 export const CRASHED = "(consumer-crashed)";

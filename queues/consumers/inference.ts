@@ -4,11 +4,12 @@
  * `ai.result.<model>`, from where `ai.inference.results` takes it to the archive. The result's id
  * is derived from the request's, so a redelivered request publishes the same result message.
  */
+
+import { publish } from "../../shared/bus/exchange";
 import { derivedId } from "../../shared/ids";
 import type { Envelope, EnvelopeOf } from "../../shared/schemas/message";
 import type { BatchHandler } from "../consumer";
 import { ConsumerError } from "../errors";
-import { publish } from "../exchange";
 import { type InferenceResult, infer } from "../inference";
 
 export async function resultMessage(request: Envelope, result: InferenceResult): Promise<EnvelopeOf<"inference_result">> {

@@ -7,7 +7,8 @@
  * (2, 8, 32 s) — seed 003's "queue for retry" — and after the last retry the consumer discipline
  * dead-letters it, which the alert records too. Acknowledgements are not notified.
  */
-import { twinStub } from "../../durable-objects/device-twin";
+import { twinStub } from "../../durable-objects/stubs";
+import { MAX_RETRIES } from "../../shared/bus/topology";
 import { readConfig } from "../../shared/config";
 import { alertOfPayload, deliveredChannels, getRule, recordDelivery } from "../../shared/repos/alerts";
 import type { Alert } from "../../shared/schemas/alerts";
@@ -16,7 +17,6 @@ import type { BatchHandler } from "../consumer";
 import { ConsumerError } from "../errors";
 import { infer } from "../inference";
 import { type AlertContext, NotifyFailed, notify } from "../notify";
-import { MAX_RETRIES } from "../topology";
 
 const RECENT_SHOWN = 10;
 

@@ -9,6 +9,7 @@
  * under that routing key. The metrics queues keep serving system and application metrics (and
  * anything published on `metrics.sensors.…` directly). docs/topology.md has the flow.
  */
+
 import { derivedId } from "../../shared/ids";
 import type { Envelope, EnvelopeOf } from "../../shared/schemas/message";
 import { normalizeReadings } from "../../shared/units";
@@ -16,7 +17,6 @@ import { evaluateAlerts } from "../alert-rules";
 import { runAutomations } from "../automations";
 import type { BatchHandler } from "../consumer";
 import { ConsumerError } from "../errors";
-import { toArchive } from "./archive-feed";
 import { series } from "./series";
 
 /** The metrics exchange's routing key of a sensor reading: `sensors.<type>.<room>` → `metrics.sensors.<type>.<room>`. */
@@ -79,6 +79,7 @@ export const transformer: BatchHandler = async (messages, ctx) => {
   const stored = readings.filter((m) => !errors.has(m.id));
   const asMetrics = stored.map((m) => ({ ...m, routing_key: metricsKeyOf(m.routing_key) }));
   // Each idempotent on message ids: a batch retried for any of them does no harm.
-  await Promise.all([evaluateAlerts(ctx.env, asMetrics), runAutomations(ctx.env, asMetrics, "threshold"), toArchive(ctx.env, stored)]);
+  // The readings reach the archive from ingest (the twin packs them for archive.metrics), not from here.
+  await Promise.all([evaluateAlerts(ctx.env, asMetrics), runAutomations(ctx.env, asMetrics, "threshold")]);
   return errors;
 };

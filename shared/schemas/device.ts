@@ -1,6 +1,6 @@
 /** Devices and services: the principals that publish, their profile and their permissions. */
 import { z } from "zod";
-import { findExchange } from "../../queues/topology";
+import { findExchange } from "../bus/topology";
 import { KEY_PROBLEM_MESSAGES, patternProblem } from "../topics";
 import { Device, DeviceClass, DeviceKind, Rate } from "./api/device";
 import { DeviceId, Metadata } from "./message";

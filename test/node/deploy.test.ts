@@ -8,8 +8,8 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { QUEUES } from "../../queues/topology.ts";
 import { DeployError, dryRun, main, makePlan, SIZE_LIMIT } from "../../scripts/deploy.ts";
+import { QUEUES } from "../../shared/bus/topology.ts";
 
 describe("npm run deploy -- --dry-run", () => {
   for (const env of ["staging", "production"]) {

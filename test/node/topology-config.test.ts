@@ -1,8 +1,8 @@
-/** wrangler.toml must mirror queues/topology.ts: one producer binding and one consumer per queue. */
+/** wrangler.toml must mirror shared/bus/topology.ts: one producer binding and one consumer per queue. */
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { unstable_readConfig } from "wrangler";
-import { DEAD_LETTER_QUEUE, MAX_RETRIES, QUEUES } from "../../queues/topology.ts";
+import { DEAD_LETTER_QUEUE, MAX_RETRIES, QUEUES } from "../../shared/bus/topology.ts";
 
 /** The parts of wrangler's parsed config this test reads (its own types do not resolve under NodeNext). */
 interface ParsedConfig {

@@ -2,12 +2,13 @@
 import { createExecutionContext, createMessageBatch, getQueueResult, runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { alertStub, type Observation } from "../../durable-objects/alert-actor";
+import type { Observation } from "../../durable-objects/alert-actor";
+import { alertStub } from "../../durable-objects/stubs";
 import { consume } from "../../queues/consumer";
 import { enrich, notifier } from "../../queues/consumers/notifier";
 import { cacheKey, inferenceCache } from "../../queues/inference";
 import { NotifyFailed, notify, resetChannelBreakers } from "../../queues/notify";
-import { findQueue } from "../../queues/topology";
+import { findQueue } from "../../shared/bus/topology";
 import { type StoredAlert, saveAlert } from "../../shared/repos/alerts";
 import type { AlertRule } from "../../shared/schemas/alerts";
 import { InferenceRequestPayload } from "../../shared/schemas/message";

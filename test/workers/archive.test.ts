@@ -8,8 +8,8 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { consume } from "../../queues/consumer";
 import { addToManifest, archive } from "../../queues/consumers/archive";
-import { findQueue } from "../../queues/topology";
 import { gunzip, hourOf, manifestKey, manifestMonthPrefix, parseManifestKey, parseNdjson, REPLAY_MARK } from "../../shared/archive";
+import { findQueue } from "../../shared/bus/topology";
 import { derivedId } from "../../shared/ids";
 import { type ArchiveKind, HourManifest } from "../../shared/schemas/archive";
 import { ADMIN, call, createDevice, eventually, json, post, uniqueId } from "./helpers";
@@ -109,10 +109,11 @@ describe("the archive, through the real path", () => {
       new RegExp(`^archive/metrics/${hour.replaceAll("-", "/").replace("T", "/")}/[0-9a-f]{64}\\.ndjson\\.gz$`),
     );
     expect(found.entry).toMatchObject({ count: found.lines.length, first: expect.any(String), last: expect.any(String) });
-    // Both archive queues get every archived message (seed 001 binds both to `#`); only one keeps it.
+    // Each archive queue takes only its own kind (docs/topology.md, "Archive bindings").
     expect(await findArchived("events", hour, outputId)).toBeUndefined();
-    // No transformed copy is archived beside it.
+    // No transformed copy is archived beside it, and the reading is archived once (from ingest).
     expect(await findArchived("metrics", hour, await derivedId(device.id, inputId, "transformer"))).toBeUndefined();
+    expect(found.lines.filter((l) => (l as { id?: string }).id === inputId)).toHaveLength(1);
 
     const history = await eventually(
       async () => {

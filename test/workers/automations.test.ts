@@ -2,7 +2,8 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { clockStub, nextDue } from "../../durable-objects/automation-clock";
+import { nextDue } from "../../durable-objects/automation-clock";
+import { clockStub } from "../../durable-objects/stubs";
 import { runAutomations } from "../../queues/automations";
 import { cacheKey, inferenceCache } from "../../queues/inference";
 import { crossed, forgetCrossing } from "../../shared/repos/automations";

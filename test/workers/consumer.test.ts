@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import { backoffSeconds, type ConsumerContext, consume } from "../../queues/consumer";
 import { metrics } from "../../queues/consumers/metrics";
 import { ConsumerError } from "../../queues/errors";
-import { findQueue } from "../../queues/topology";
+import { findQueue } from "../../shared/bus/topology";
 import { ADMIN, call, eventually, json, uniqueId } from "./helpers";
 
 const found = findQueue("metrics.system");

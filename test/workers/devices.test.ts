@@ -122,7 +122,7 @@ describe("the device registry", () => {
     const sent = await json<{ ids: string[]; routed: Record<string, string[]> }>(
       await post("/v1/telemetry", token, { id: "after-move", payload: { temperature: 9 } }),
     );
-    expect(sent.routed["after-move"]).toEqual(["sensors.temperature"]);
+    expect(sent.routed["after-move"]).toEqual(["sensors.temperature", "archive.metrics"]);
     const narrowed = await adminJson("PATCH", `/v1/devices/${device.id}`, { publish: ["sensors:sensors.temperature.attic"] });
     expect(narrowed.status).toBe(200);
     expect((await post("/v1/telemetry", token, { payload: { temperature: 9 } })).status).toBe(403);

@@ -22,7 +22,7 @@ describe("POST /v1/telemetry", () => {
     expect(res.status).toBe(202);
     const body = await json<IngestBody>(res);
     expect(body).toMatchObject({ accepted: 1, duplicates: 0, rejected: [], ids: ["tel-123456"] });
-    expect(body.routed["tel-123456"]).toEqual(["sensors.temperature"]);
+    expect(body.routed["tel-123456"]).toEqual(["sensors.temperature", "archive.metrics"]);
   });
 
   it("gives a time-ordered UUIDv7 when the sender names no id", async () => {

@@ -2,7 +2,7 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { hubStub } from "../../durable-objects/live-hub";
+import { hubStub } from "../../durable-objects/stubs";
 import { ADMIN, call, createDevice, post, tokenFor, uniqueId } from "./helpers";
 
 interface Frame {

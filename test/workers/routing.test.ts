@@ -1,8 +1,8 @@
 /** The seed-001 topology, as drawn, through the real exchanges and Cloudflare Queues. */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { bindingsFor } from "../../queues/exchange";
-import { BINDINGS, EXCHANGES, findQueue, QUEUES } from "../../queues/topology";
+import { bindingsFor } from "../../shared/bus/exchange";
+import { BINDINGS, EXCHANGES, findQueue, QUEUES } from "../../shared/bus/topology";
 import type { DeadLetter } from "../../shared/schemas/api/dead-letter";
 import { ADMIN, call, createDevice, eventually, json, post, uniqueId } from "./helpers";
 
@@ -12,9 +12,10 @@ const DRAWN: [exchange: string, key: string, queues: string[]][] = [
   ["home.events", "home.kitchen.lamp.trigger", ["home.events.automations"]],
   ["home.events", "home.kitchen.lamp.other", []],
   ["home.events", "home.kitchen.state_changed", []],
-  ["sensors", "sensors.temperature.living_room", ["sensors.temperature"]],
-  ["sensors", "sensors.temperature", ["sensors.temperature"]],
-  ["sensors", "sensors.humidity.bathroom.shelf", ["sensors.humidity"]],
+  // Readings also go to archive.metrics from ingest (docs/topology.md, "Archive bindings").
+  ["sensors", "sensors.temperature.living_room", ["sensors.temperature", "archive.metrics"]],
+  ["sensors", "sensors.temperature", ["sensors.temperature", "archive.metrics"]],
+  ["sensors", "sensors.humidity.bathroom.shelf", ["sensors.humidity", "archive.metrics"]],
   ["sensors", "sensors.motion.hallway", ["sensors.motion"]],
   // edgemesh: a type no binding names goes through the alternate exchange to sensors.other.
   ["sensors", "sensors.pressure.attic", ["sensors.other"]],
@@ -27,7 +28,9 @@ const DRAWN: [exchange: string, key: string, queues: string[]][] = [
   ["ai", "ai.decision", []],
   ["alerts", "alerts.critical.nas", ["alerts.critical", "alerts.notifications"]],
   ["alerts", "anything.at.all", ["alerts.critical", "alerts.notifications"]],
-  ["archive", "archive.events.x", ["archive.events", "archive.metrics"]],
+  // Each archive queue takes its own kind (docs/topology.md, "Archive bindings").
+  ["archive", "archive.events.x", ["archive.events"]],
+  ["archive", "archive.metric.metrics.sensors.x", ["archive.metrics"]],
   ["dead.letter", "whatever", ["dead.letter.queue"]],
 ];
 
@@ -71,7 +74,7 @@ describe("the topology", () => {
       type: "router-test",
       publish: ["home.events:#", "sensors:#", "metrics:#", "ai:#", "alerts:#", "archive:#"],
     });
-    const sent: [string, string[]][] = [];
+    const sent: [string, string[], string][] = [];
     for (const [exchange, key, queues] of DRAWN) {
       if (exchange === "dead.letter" || queues.length === 0) continue;
       const id = uniqueId("msg");
@@ -90,13 +93,14 @@ describe("the topology", () => {
       expect(res.status, `${exchange} ${key}: ${await res.clone().text()}`).toBe(202);
       const routed = (await json<{ routed: Record<string, string[]> }>(res)).routed[id] ?? [];
       expect(routed.sort(), `${exchange} ${key}`).toEqual([...queues].sort());
-      sent.push([id, queues]);
+      sent.push([id, queues, exchange === "sensors" ? "telemetry" : exchange === "metrics" ? "metric" : "event"]);
     }
     // Not only computed: each message was consumed from exactly the queues drawn — and, where a
-    // consumer keeps a copy, from both archive queues too (it forwards the same message there).
-    for (const [id, drawn] of sent) {
+    // consumer keeps a copy, from the archive queue of its kind too (it forwards the same message there).
+    for (const [id, drawn, type] of sent) {
       const archiving = ["archive-feed", "alert-feed", "automations"];
-      const archived = drawn.some((q) => archiving.includes(findQueue(q)?.consumer ?? "")) ? ["archive.events", "archive.metrics"] : [];
+      const kind = type === "telemetry" || type === "metric" ? "archive.metrics" : "archive.events";
+      const archived = drawn.some((q) => archiving.includes(findQueue(q)?.consumer ?? "")) ? [kind] : [];
       const queues = [...new Set([...drawn, ...archived])];
       const delivered = await eventually(
         async () => {

@@ -22,7 +22,7 @@ import {
 import { withWorkerdSocket } from "../../../platform/series/workerd-socket";
 import { consume } from "../../../queues/consumer";
 import { seriesSink } from "../../../queues/consumers/series";
-import { findQueue } from "../../../queues/topology";
+import { findQueue } from "../../../shared/bus/topology";
 import { rowsOf } from "../../../shared/series/rows";
 import type { SeriesStore } from "../../../shared/series/store";
 import { ADMIN, call, eventually, json, uniqueId } from "../helpers";

@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import worker from "../../../functions/index";
 import { consume } from "../../../queues/consumer";
 import { series } from "../../../queues/consumers/series";
-import { findQueue } from "../../../queues/topology";
+import { findQueue } from "../../../shared/bus/topology";
 import { rowsOf } from "../../../shared/series/rows";
 import { DAY_MS, HOUR_MS } from "../../../shared/series/time";
 import { ADMIN, call, createDevice, eventually, json, post, uniqueId } from "../helpers";

@@ -25,7 +25,25 @@ export interface QueueDef {
   readonly binding: string;
   readonly consumer: string;
   readonly origin: "seed-001" | "edgemesh";
+  /**
+   * How a producer that can wait (the device twin's outbox) packs messages for this queue: it
+   * sends what it holds for the queue once the oldest has waited `windowMs`, or at once when
+   * `maxMessages` are waiting, as packs (`QueuePack`, shared/schemas/message.ts) of up to that
+   * many messages. `undefined`: one queue message per body, sent at once (dead letters, whose
+   * bodies are not envelopes).
+   */
+  readonly pack?: PackWindow;
 }
+
+export interface PackWindow {
+  readonly windowMs: number;
+  readonly maxMessages: number;
+}
+
+/** Latency-bound queues: a reading is stored well within a second of its acceptance. */
+const LIVE: PackWindow = { windowMs: 250, maxMessages: 100 };
+/** Archive queues: nobody waits for them; big packs make few queue operations and R2 objects. */
+const BULK: PackWindow = { windowMs: 30_000, maxMessages: 100 };
 
 export interface Binding {
   readonly exchange: string;
@@ -49,7 +67,7 @@ export const EXCHANGES = [
 
 export type ExchangeName = (typeof EXCHANGES)[number]["name"];
 
-function queue(name: string, consumer: string, origin: QueueDef["origin"] = "seed-001"): QueueDef {
+function queue(name: string, consumer: string, origin: QueueDef["origin"] = "seed-001", pack: PackWindow | undefined = LIVE): QueueDef {
   // Cloudflare queue names take letters, digits and dashes.
   const slug = name.replaceAll(".", "-").replaceAll("_", "-");
   return {
@@ -58,6 +76,7 @@ function queue(name: string, consumer: string, origin: QueueDef["origin"] = "see
     binding: `Q_${slug.replaceAll("-", "_").toUpperCase()}`,
     consumer,
     origin,
+    ...(pack && { pack }),
   };
 }
 
@@ -79,9 +98,9 @@ export const QUEUES = [
   queue("ai.inference.results", "archive-feed"),
   queue("alerts.critical", "alert-feed"),
   queue("alerts.notifications", "notifier"),
-  queue("archive.events", "archive"),
-  queue("archive.metrics", "archive"),
-  queue(DEAD_LETTER_QUEUE, "dead-letter"),
+  queue("archive.events", "archive", "seed-001", BULK),
+  queue("archive.metrics", "archive", "seed-001", BULK),
+  queue(DEAD_LETTER_QUEUE, "dead-letter", "seed-001", undefined),
 ] as const satisfies readonly QueueDef[];
 
 export const BINDINGS: readonly Binding[] = [
@@ -99,10 +118,24 @@ export const BINDINGS: readonly Binding[] = [
   { exchange: "ai", queue: "ai.inference.results", pattern: "ai.result.#", origin: "seed-001" },
   { exchange: "alerts", queue: "alerts.critical", pattern: "#", origin: "seed-001" },
   { exchange: "alerts", queue: "alerts.notifications", pattern: "alerts.#", origin: "seed-001" },
-  { exchange: "archive", queue: "archive.events", pattern: "#", origin: "seed-001" },
-  { exchange: "archive", queue: "archive.metrics", pattern: "#", origin: "seed-001" },
+  // Seed 001 binds both archive queues to `#`. Here each takes its own kind (the archive routes on
+  // `archive.<type>.<routing key>`), so no reading is sent to archive.events only to be dropped
+  // there (docs/topology.md, "Archive bindings").
+  ...["event", "command", "command_result", "alert", "inference_request", "inference_result", "events"].map(
+    (type): Binding => ({ exchange: "archive", queue: "archive.events", pattern: `archive.${type}.#`, origin: "edgemesh" }),
+  ),
+  ...["telemetry", "metric", "metrics"].map(
+    (type): Binding => ({ exchange: "archive", queue: "archive.metrics", pattern: `archive.${type}.#`, origin: "edgemesh" }),
+  ),
+  // Readings the transformer used to forward to the archive go there from ingest, packed, so the
+  // sensors consumers publish nothing (docs/topology.md, "Archive bindings").
+  ...["temperature", "humidity", "energy"].map(
+    (type): Binding => ({ exchange: "sensors", queue: "archive.metrics", pattern: `sensors.${type}.#`, origin: "edgemesh" }),
+  ),
   { exchange: "dead.letter", queue: DEAD_LETTER_QUEUE, pattern: "#", origin: "seed-001" },
   { exchange: "sensors.alternate", queue: "sensors.other", pattern: "#", origin: "edgemesh" },
+  // A reading of a type no binding names is archived like the others: the alternate exchange fans it out to both.
+  { exchange: "sensors.alternate", queue: "archive.metrics", pattern: "#", origin: "edgemesh" },
 ];
 
 export type QueueName = (typeof QUEUES)[number]["name"];
@@ -122,6 +155,16 @@ export function findQueue(name: string): QueueDef | undefined {
 /** The topology queue behind a Cloudflare queue name, as seen in `MessageBatch.queue`. */
 export function queueForCloudflareName(cloudflareName: string): QueueDef | undefined {
   return queuesByCloudflareName.get(cloudflareName);
+}
+
+/**
+ * A queue's pack window. Archive windows take `bulkWindowMs` when given (ARCHIVE_PACK_SECONDS,
+ * docs/configuration.md: tests shorten it); the others are as drawn above.
+ */
+export function packWindow(queueName: string, bulkWindowMs?: number): PackWindow | undefined {
+  const pack = findQueue(queueName)?.pack;
+  if (!pack || pack !== BULK || bulkWindowMs === undefined) return pack;
+  return { ...pack, windowMs: bulkWindowMs };
 }
 
 /** How many times a consumer retries a failed message before it dead-letters it. */

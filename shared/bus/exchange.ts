@@ -3,8 +3,8 @@
  * bound Cloudflare Queue. A message no binding takes is not dropped: it goes to the dead-letter
  * queue marked unroutable, where it is counted, listed and can be replayed once a binding exists.
  */
-import { type DeadLetter, type Envelope, UNROUTABLE } from "../shared/schemas/message";
-import { matchesPattern } from "../shared/topics";
+import { type DeadLetter, type Envelope, UNROUTABLE } from "../schemas/message";
+import { matchesPattern } from "../topics";
 import { BINDINGS, DEAD_LETTER_QUEUE, findExchange, findQueue, type QueueDef } from "./topology";
 
 /** The queue names a message with this routing key reaches through the exchange. */

@@ -1,0 +1,292 @@
+/**
+ * The inside of a DeviceTwin (index.ts is its RPC surface): its state, outbox, dedupe and command
+ * stores, authentication, the live announcements, availability transitions, the alarm and the
+ * lazy persistence. Kept apart from the Durable Object class so that none of it is callable over RPC.
+ */
+import { packWindow } from "../../shared/bus/topology";
+import { readConfig } from "../../shared/config";
+import { secretMatches } from "../../shared/credentials";
+import { derivedId } from "../../shared/ids";
+import { log } from "../../shared/log";
+import type { HubUpdate } from "../../shared/schemas/live";
+import { Envelope } from "../../shared/schemas/message";
+import type { Availability } from "../availability";
+import { type Command, CommandOutbox } from "../command-outbox";
+import { agentLinkStub, hubName, hubStub } from "../stubs";
+import { TokenBucket } from "../token-bucket";
+import type { ReportedReading } from "../twin-document";
+import { nextAlarmAt, stateChangedMessage } from "./availability";
+import { type CommandOutcome, resultMessage, Waiters } from "./commands";
+import { SeenIds } from "./dedupe";
+import { routeOf } from "./ingest";
+import { TwinOutbox } from "./outbox";
+import { SNAPSHOT_MS, TwinState } from "./state";
+import { type Failure, type Rejection, type TwinProfile, unauthorized } from "./types";
+
+const PRUNE_EVERY_MS = 10 * 60 * 1000;
+
+export class TwinCore {
+  readonly s: TwinState;
+
+  bucket: TokenBucket | undefined;
+
+  lastPrune = 0;
+
+  outboxRows: TwinOutbox | undefined;
+
+  seenIds: SeenIds | undefined;
+
+  commandStore: CommandOutbox | undefined;
+
+  readonly waiters = new Waiters();
+
+  snapshotTimer: ReturnType<typeof setTimeout> | undefined;
+
+  /** The alarm as last set or read (undefined: not known yet). */
+  alarmAt: number | null | undefined;
+
+  constructor(
+    readonly ctx: DurableObjectState,
+    readonly env: Env,
+  ) {
+    this.s = new TwinState(ctx.storage.sql);
+    if (this.s.load()) this.open();
+  }
+
+  /** Opens the outbox and rebuilds what the last snapshot does not hold yet (state.ts). */
+  open(): void {
+    const sql = this.ctx.storage.sql;
+    const bulkMs = readConfig(this.env).ARCHIVE_PACK_SECONDS * 1000;
+    const outbox = new TwinOutbox(
+      sql,
+      this.env,
+      () => this.s.profile?.id,
+      (queue) => packWindow(queue, bulkMs),
+      this.s.mark.sent,
+    );
+    this.outboxRows = outbox;
+    this.seenIds = new SeenIds(sql);
+    this.migrateLegacy(outbox);
+    const config = readConfig(this.env);
+    const recentSince = Date.now() - config.RECENT_READINGS_MINUTES * 60_000;
+    this.s.rebuild(outbox.rowsAfter(Math.min(this.s.mark.seq, recentSince)), recentSince, config.RECENT_READINGS_KEPT);
+    if (outbox.hasPending) void outbox.flush(false);
+  }
+
+  /** Versions before the outbox kept a row per unsent event and per recent reading. */
+  migrateLegacy(outbox: TwinOutbox): void {
+    const sql = this.ctx.storage.sql;
+    const tables = new Set(
+      sql
+        .exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table'")
+        .toArray()
+        .map((r) => r.name),
+    );
+    if (tables.has("outbound")) {
+      for (const row of sql.exec<{ body: string }>("SELECT body FROM outbound ORDER BY created").toArray()) {
+        const parsed = Envelope.safeParse(JSON.parse(row.body));
+        if (parsed.success) outbox.append(outbox.nextSeq(Date.now()), { m: [parsed.data], r: [routeOf(parsed.data)] });
+      }
+      sql.exec("DROP TABLE outbound");
+    }
+    if (tables.has("recent")) sql.exec("DROP TABLE recent");
+  }
+
+  get outbox(): TwinOutbox {
+    if (!this.outboxRows) this.open();
+    return this.outboxRows as TwinOutbox;
+  }
+
+  get seen(): SeenIds {
+    if (!this.seenIds) this.open();
+    return this.seenIds as SeenIds;
+  }
+
+  /** The command outbox; its table exists only once the device is provisioned. */
+  get commands(): CommandOutbox {
+    this.commandStore ??= new CommandOutbox(this.ctx.storage.sql);
+    return this.commandStore;
+  }
+
+  async authenticate(secret: string): Promise<TwinProfile | undefined> {
+    const profile = this.s.profile;
+    return profile && (await secretMatches(secret, profile.token_hash)) ? profile : undefined;
+  }
+
+  authenticateHash(hash: string): TwinProfile | undefined {
+    const profile = this.s.profile;
+    if (!profile) return undefined;
+    const presented = new TextEncoder().encode(hash);
+    const stored = new TextEncoder().encode(profile.token_hash);
+    return presented.byteLength === stored.byteLength && crypto.subtle.timingSafeEqual(presented, stored) ? profile : undefined;
+  }
+
+  /** The device's LAN agent, connected over its WebSocket (durable-objects/agent-link.ts), fetches at once. */
+  wakeAgent(reason: "commands" | "desired"): void {
+    const profile = this.s.profile;
+    if (!profile?.agent) return;
+    this.ctx.waitUntil(
+      agentLinkStub(this.env, profile.agent)
+        .wake(profile.id, reason)
+        .catch(() => undefined),
+    );
+  }
+
+  /** Every device call costs from the same bucket as its messages, so none of them is free to flood. */
+  async authenticateCall(secret: string): Promise<{ ok: true; profile: TwinProfile } | Failure> {
+    const profile = await this.authenticate(secret);
+    if (!profile) return unauthorized;
+    this.bucket ??= new TokenBucket(profile.rate.per_second, profile.rate.burst);
+    const rate = this.bucket.take(1);
+    if (!rate.ok)
+      return {
+        ok: false,
+        code: "rate_limited",
+        message: `over ${profile.rate.per_second} calls/s`,
+        retryAfterSeconds: rate.retryAfterSeconds,
+      };
+    return { ok: true, profile };
+  }
+
+  /** Writes the lazily kept state now if the last snapshot is old enough, else within SNAPSHOT_MS. */
+  persistSoon(now: number): void {
+    if (!this.s.profile || !this.s.dirty) return;
+    if (now - this.s.snapshotAt >= SNAPSHOT_MS) {
+      this.snapshot(now);
+      return;
+    }
+    this.snapshotTimer ??= setTimeout(
+      () => {
+        this.snapshotTimer = undefined;
+        this.snapshot(Date.now());
+      },
+      this.s.snapshotAt + SNAPSHOT_MS - now,
+    );
+  }
+
+  snapshot(now: number): void {
+    if (!this.s.profile || !this.outboxRows) return;
+    this.s.snapshot({ seq: this.outboxRows.lastSeq, sent: this.outboxRows.sentUpTo }, now);
+  }
+
+  /**
+   * Changed readings to the live view: one call, to the room's live hub, which also keeps the
+   * room's aggregates up to date (live-hub.ts hands them to the room actor in batches).
+   */
+  announceReadings(update: Record<string, ReportedReading>, routingKey: string | undefined): void {
+    const profile = this.s.profile;
+    if (!profile) return;
+    this.announce(
+      [{ stream: "twin", device: profile.id, routing_key: routingKey, at: new Date().toISOString(), data: { readings: update } }],
+      update,
+    );
+  }
+
+  /** Tells the room's live hub, without holding up the caller; dashboards resync on reconnect. */
+  announce(updates: HubUpdate[], readings?: Record<string, ReportedReading>): void {
+    const profile = this.s.profile;
+    if (!profile || updates.length === 0) return;
+    const name = hubName(profile.room);
+    const room = readings && profile.room ? { room: profile.room, device: profile.id, readings } : undefined;
+    this.ctx.waitUntil(
+      hubStub(this.env, name)
+        .publish(updates, room)
+        .catch((error: unknown) => log("warn", "live hub update failed", { hub: name, device: profile.id, error: String(error) })),
+    );
+  }
+
+  announceCommands(commands: Command[]): void {
+    const at = new Date().toISOString();
+    const device = this.s.profile?.id;
+    this.announce(
+      commands.map((c) => ({
+        stream: "command" as const,
+        device,
+        at,
+        data: { id: c.id, command: c.command, status: c.status, correlation_id: c.correlation_id },
+      })),
+    );
+  }
+
+  /** Heard from the device: last-seen is kept lazily (state.ts); a change of availability is written at once. */
+  async heard(now: number, reason: string): Promise<void> {
+    if (this.s.lastSeen !== now) {
+      this.s.lastSeen = now;
+      this.s.dirty = true;
+      this.persistSoon(now);
+    }
+    if (this.s.availability.status !== "online") await this.transition("online", reason, now);
+    await this.schedule();
+  }
+
+  async transition(status: Availability, reason: string, now: number): Promise<void> {
+    const s = this.s;
+    const profile = s.profile;
+    const previous = s.availability;
+    if (!profile || previous.status === status) return;
+    const at = new Date(now).toISOString();
+    // Computed before any state is written: no await may separate the state from its event.
+    const id = await derivedId(profile.id, "availability", at, status);
+    if (s.availability.status === status) return;
+    s.availability = { status, since: at, reason };
+    s.set("availability", s.availability);
+    // Last-seen goes with it: the event and the state it reports agree after a restart.
+    this.snapshot(now);
+    this.announce([{ stream: "availability", device: profile.id, at, data: { status, previous: previous.status, reason } }]);
+    this.enqueue(stateChangedMessage(profile, id, at, previous.status, s.availability));
+    // The registry's copy serves "devices by availability" queries; it may lag by a moment.
+    this.ctx.waitUntil(
+      this.env.DB.prepare("UPDATE devices SET availability = ?, last_seen = ? WHERE id = ?")
+        .bind(status, s.lastSeen === null ? null : new Date(s.lastSeen).toISOString(), profile.id)
+        .run()
+        .catch((error: unknown) => log("warn", "registry availability not updated", { device: profile.id, error: String(error) })),
+    );
+  }
+
+  /** The twin's own event (availability, command result) into the outbox, as a row of its own. */
+  enqueue(message: Envelope): void {
+    this.outbox.append(this.outbox.nextSeq(Date.now()), { m: [message], r: [routeOf(message)] });
+  }
+
+  enqueueResult(profile: TwinProfile, command: Command, id: string, now: number, outcome: CommandOutcome): void {
+    this.enqueue(resultMessage(profile, command, id, now, outcome));
+  }
+
+  // ── Alarms ──────────────────────────────────────────────────────────────────────────────
+
+  /** Sets the alarm for the earliest of: the next availability change, a command expiry, the outbox's safety net. */
+  async schedule(): Promise<void> {
+    const profile = this.s.profile;
+    if (!profile) return;
+    const now = Date.now();
+    const at = nextAlarmAt(readConfig(this.env), profile, this.s, this.commands.nextExpiry(), this.outbox.hasPending, now);
+    if (at === undefined) return;
+    if (this.alarmAt === undefined) this.alarmAt = await this.ctx.storage.getAlarm();
+    const current = this.alarmAt;
+    if (current === null || current > at || current < now) {
+      this.alarmAt = at;
+      await this.ctx.storage.setAlarm(at);
+    }
+  }
+
+  // ── Housekeeping ────────────────────────────────────────────────────────────────────────
+
+  recordErrors(rejected: Rejection[], keep: number): void {
+    const at = new Date().toISOString();
+    this.ctx.storage.sql.exec(
+      `INSERT INTO errors (at, idx, message_id, code, issues)
+       SELECT ?, value ->> 'index', value ->> 'id', value ->> 'code', value ->> 'issues' FROM json_each(?)`,
+      at,
+      JSON.stringify(rejected.map((r) => ({ index: r.index, id: r.id ?? null, code: r.code, issues: JSON.stringify(r.issues) }))),
+    );
+    this.ctx.storage.sql.exec("DELETE FROM errors WHERE seq <= (SELECT MAX(seq) FROM errors) - ?", keep);
+  }
+
+  prune(now: number, dedupeWindowMs: number, recentWindowMs: number): void {
+    if (now - this.lastPrune < PRUNE_EVERY_MS) return;
+    this.lastPrune = now;
+    // Bodies go once the snapshot covers them and the recent window is past; rows once the dedupe window is.
+    this.outbox.prune(Math.min(now - recentWindowMs, this.s.mark.seq + 1), now - dedupeWindowMs);
+    this.seen.prune(now - dedupeWindowMs);
+  }
+}
