@@ -706,10 +706,23 @@ export class DeviceTwin extends DurableObject<Env> {
     }
   }
 
+  /** When the registry's last_seen was last written (memory only: a restarted twin writes it once more). */
+  #registrySeen = 0;
+
   async #heard(now: number, reason: string): Promise<void> {
     this.#lastSeen = now;
     this.#setMeta("last_seen", now);
+    // The registry's last_seen (device lists) trails this by under 50 s: one D1 write per device per 50 s at most.
+    const registryBehind = now - this.#registrySeen >= 50_000;
+    if (registryBehind || this.#availability.status !== "online") this.#registrySeen = now;
     if (this.#availability.status !== "online") await this.#transition("online", reason, now);
+    else if (registryBehind)
+      this.ctx.waitUntil(
+        this.env.DB.prepare("UPDATE devices SET last_seen = ? WHERE id = ?")
+          .bind(new Date(now).toISOString(), this.#profile?.id ?? "")
+          .run()
+          .catch(() => undefined),
+      );
     await this.#schedule();
   }
 

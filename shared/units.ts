@@ -1,4 +1,4 @@
-import type { Reading } from "./schemas/message";
+import type { Reading } from "./schemas/message.ts";
 
 /**
  * Unit normalization of the seed-001 transformers: every quantity is stored in one canonical
@@ -38,6 +38,9 @@ const CONVERSIONS: ReadonlyMap<string, Conversion> = new Map([
   ...aliases(["lx", "lux"], same("lx")),
   ...aliases(["ppm"], same("ppm")),
 ]);
+
+/** Decimals each canonical unit is shown with (display only, shared/display.ts); stored values keep full precision. */
+export const DISPLAY_DECIMALS: Readonly<Record<string, number>> = { "°C": 1, "%": 0, kWh: 2, W: 0, V: 1, A: 2, hPa: 1, lx: 0, ppm: 0 };
 
 function aliases(names: string[], conversion: Conversion): [string, Conversion][] {
   return names.map((name) => [name, conversion]);

@@ -1,5 +1,8 @@
 /** The dashboard's logic that needs no page: session and tokens, the store, the filters, formatting. */
 import { describe, expect, it } from "vitest";
+import { displayNumber, displayReading, unitOrNull } from "../../shared/display.ts";
+import { DISPLAY_DECIMALS, normalize } from "../../shared/units.ts";
+import { formatUpdate } from "../../tools/cli/commands/tail.ts";
 import { createApi } from "../../web/src/api.ts";
 import { filtersFrom, matches } from "../../web/src/filters.ts";
 import { ago, formatValue, roomLabel } from "../../web/src/format.ts";
@@ -217,12 +220,47 @@ describe("filters and formatting", () => {
   });
 
   it("formats values, times and room names", () => {
-    expect(formatValue(21.456, "°C")).toMatch(/^21[.,]46 °C$/);
+    expect(formatValue(21.456, "°C")).toMatch(/^21[.,]5 °C$/);
     expect(formatValue(true)).toBe("yes");
     expect(formatValue(undefined)).toBe("—");
     expect(ago(new Date(Date.now() - 30_000).toISOString())).toBe("30 s ago");
     expect(ago(null)).toBe("never");
     expect(roomLabel("living_room")).toBe("Living room");
     expect(roomLabel(null)).toBe("No room");
+  });
+
+  it("rounds converted readings to their unit's precision for display only, the same in the dashboard, the CLI and tail", () => {
+    const stored = normalize(65, "°F");
+    expect(stored.value).toBeCloseTo(18.3333333333, 9); // full precision kept
+    expect(DISPLAY_DECIMALS["°C"]).toBe(1);
+    expect(displayNumber(stored.value, stored.unit)).toBe("18.3");
+    expect(formatValue(stored.value, stored.unit)).toBe("18.3 °C");
+    expect(formatValue(normalize(1500, "Wh").value, "kWh")).toBe("1.50 kWh");
+    expect(formatValue(40.6, "%")).toBe("41 %");
+    expect(formatValue(22, "°C")).toBe("22.0 °C");
+    expect(formatValue(1.234567, null)).toBe("1.235");
+    expect(formatValue(1.2, "")).toBe("1.2");
+    expect(displayReading(stored.value, stored.unit, "")).toBe("18.3°C");
+    const line = formatUpdate(
+      {
+        type: "update",
+        seq: 1,
+        stream: "twin",
+        device: "t1",
+        routing_key: "sensors.temperature.kitchen",
+        at: "2026-12-05T03:00:00.000Z",
+        data: { readings: { temperature: { value: stored.value, unit: "°C" }, power_kw: { value: 1.234567 } } },
+      },
+      "room:kitchen",
+    );
+    expect(line).toContain("temperature=18.3°C power_kw=1.235");
+    expect(line).not.toContain("18.33");
+  });
+
+  it("has one representation of no unit: null", () => {
+    expect(unitOrNull("")).toBeNull();
+    expect(unitOrNull(undefined)).toBeNull();
+    expect(unitOrNull(null)).toBeNull();
+    expect(unitOrNull("°C")).toBe("°C");
   });
 });

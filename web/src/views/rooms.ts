@@ -3,7 +3,7 @@ import { seg } from "../api.ts";
 import { type CardRefs, deviceCard, loadInto, setBadge, setReading, throttle } from "../components.ts";
 import type { View } from "../context.ts";
 import { h } from "../dom.ts";
-import { formatNumber, formatValue, roomLabel, time } from "../format.ts";
+import { formatValue, roomLabel, time } from "../format.ts";
 import { isAuthFailure } from "../live.ts";
 import type { DeviceState } from "../store.ts";
 import type { MetricAggregate, Room, RoomView } from "../types.ts";
@@ -63,7 +63,7 @@ function aggregateRow(a: MetricAggregate): HTMLTableRowElement {
     ),
     h("td", {}, num(a.min)),
     h("td", {}, num(a.max)),
-    h("td", {}, a.mean === undefined ? "—" : a.unit ? `${formatNumber(a.mean)} ${a.unit}` : formatNumber(a.mean)),
+    h("td", {}, a.mean === undefined ? "—" : formatValue(a.mean, a.unit)),
     h("td", {}, String(a.devices)),
   );
 }
