@@ -107,7 +107,7 @@ export class LiveChart {
     const x = t / 1000;
     const last = this.#xs[this.#xs.length - 1];
     if (last !== undefined && x < last) {
-      this.setHistory([{ t, v }]);
+      this.setHistory([{ t, v, unit: null }]);
       return;
     }
     if (last === x) this.#ys[this.#ys.length - 1] = v;

@@ -3,13 +3,15 @@
  * from the twin's recent readings (GET /v1/devices/:id/readings) when the store has none for it —
  * readings that do not ride the metrics path (motion, custom types) are kept only by the twin.
  */
+import { unitOrNull } from "../../shared/display.ts";
 import { type Api, seg } from "./api.ts";
 
 export interface Point {
   /** Milliseconds since the epoch. */
   t: number;
   v: number;
-  unit?: string | null;
+  /** null when the reading has no unit (shared/display.ts unitOrNull: one representation everywhere). */
+  unit: string | null;
 }
 
 interface RecentReading {
@@ -22,6 +24,9 @@ interface RecentReading {
 interface SeriesAnswer {
   series: { device?: string; unit?: string | null; points: { time: string; value: number }[] }[];
 }
+
+/** The series store marks booleans "bool"; the twin gives them no unit. Neither is a unit. */
+const pointUnit = (unit: string | null | undefined) => (unit === "bool" ? null : unitOrNull(unit));
 
 const clean = (points: Point[]) => points.filter((p) => Number.isFinite(p.t) && Number.isFinite(p.v)).sort((a, b) => a.t - b.t);
 
@@ -36,7 +41,9 @@ async function fromSeries(api: Api, device: string, metric: string, minutes: num
 async function fromTwin(api: Api, device: string, metric: string, minutes: number): Promise<Point[]> {
   const query = new URLSearchParams({ metric, minutes: String(minutes), limit: "5000" });
   const { readings } = await api.get<{ readings: RecentReading[] }>(`/v1/devices/${seg(device)}/readings?${query}`);
-  return clean(readings.map((r) => ({ t: Date.parse(r.at), v: typeof r.value === "boolean" ? Number(r.value) : r.value, unit: r.unit })));
+  return clean(
+    readings.map((r) => ({ t: Date.parse(r.at), v: typeof r.value === "boolean" ? Number(r.value) : r.value, unit: pointUnit(r.unit) })),
+  );
 }
 
 export async function loadHistory(api: Api, device: string, metric: string, minutes = 60): Promise<Point[]> {

@@ -3,6 +3,7 @@
  * and delta documents, the command form for operators with each command's status as it moves,
  * and the device's recent validation errors.
  */
+import { unitOrNull } from "../../../shared/display.ts";
 import { ApiError, seg } from "../api.ts";
 import { LiveChart } from "../chart.ts";
 import { badge, loadInto, problem, setBadge, throttle } from "../components.ts";
@@ -91,12 +92,12 @@ function chartsSection(ctx: Ctx, device: Device, twin: Twin) {
     const title = `${metric.replaceAll("_", " ")}${reading.unit ? ` (${reading.unit})` : ""}`;
     grid.append(h("article", { class: "card chart-card", "data-chart": metric }, h("header", {}, h("h3", {}, title), value), box, note));
     const chart = new LiveChart(box, { title, unit: reading.unit, stepped: typeof reading.value === "boolean" });
-    entries.set(metric, { chart, value, unit: reading.unit ?? null });
+    entries.set(metric, { chart, value, unit: unitOrNull(reading.unit) });
     loadHistory(ctx.api, device.id, metric).then(
       (history) => {
         // One unit per chart: older readings in another unit (°F before °C) would be off the scale.
-        const unit = entries.get(metric)?.unit ?? reading.unit ?? null;
-        const points = history.filter((p) => (p.unit ?? null) === unit);
+        const unit = entries.get(metric)?.unit ?? unitOrNull(reading.unit);
+        const points = history.filter((p) => p.unit === unit);
         chart.setHistory(points);
         setText(
           note,
@@ -129,7 +130,7 @@ function chartsSection(ctx: Ctx, device: Device, twin: Twin) {
       if (live) flash(entry.value);
       const v = typeof reading.value === "boolean" ? Number(reading.value) : reading.value;
       const t = Date.parse(reading.at);
-      if (Number.isFinite(t) && Number.isFinite(v) && (reading.unit ?? null) === entry.unit) entry.chart.append(t, v);
+      if (Number.isFinite(t) && Number.isFinite(v) && unitOrNull(reading.unit) === entry.unit) entry.chart.append(t, v);
     },
     dispose() {
       for (const { chart } of entries.values()) chart.destroy();
