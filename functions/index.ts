@@ -12,6 +12,7 @@ import { aiRoutes } from "./routes/ai";
 import { alertRoutes } from "./routes/alerts";
 import { authRoutes } from "./routes/auth";
 import { automationRoutes } from "./routes/automations";
+import { dashboardRoutes } from "./routes/dashboard";
 import { deadLetterRoutes } from "./routes/dead-letters";
 import { deviceSelfRoutes } from "./routes/device-self";
 import { deviceRoutes } from "./routes/devices";
@@ -52,6 +53,7 @@ export const app = new Hono<AppEnv>()
   .route("/api/v1/energy", energyRoutes)
   .route("/api/monitoring", alertRoutes)
   .route("/api/automations", automationRoutes)
+  .route("/api/dashboard", dashboardRoutes)
   .route("/v1/ai", aiRoutes)
   .route("/mqtt", mqttRoutes)
   .route("/metrics", metricsRoutes)

@@ -18,11 +18,13 @@ import { alertsView } from "./views/alerts.ts";
 import { deadLettersView } from "./views/dead-letters.ts";
 import { deviceView } from "./views/device.ts";
 import { devicesView } from "./views/devices.ts";
+import { homeView } from "./views/home.ts";
 import { loginScreen } from "./views/login.ts";
 import { pipelineView } from "./views/pipeline.ts";
 import { roomsView, roomView } from "./views/rooms.ts";
 
 const ROUTES: { pattern: RegExp; view: View; nav: string }[] = [
+  { pattern: /^\/home$/, view: homeView, nav: "home" },
   { pattern: /^\/(?:devices)?$/, view: devicesView, nav: "devices" },
   { pattern: /^\/devices\/(?<id>[^/]+)$/, view: deviceView, nav: "devices" },
   { pattern: /^\/rooms$/, view: roomsView, nav: "rooms" },
@@ -187,6 +189,7 @@ class App {
       h("button", { type: "button", class: "link", onclick: () => this.session.logout("You signed out.") }, "Sign out"),
     );
     this.#nav.replaceChildren(
+      h("a", { href: "#/home", "data-nav": "home" }, "Home"),
       h("a", { href: "#/devices", "data-nav": "devices" }, "Devices"),
       h("a", { href: "#/rooms", "data-nav": "rooms" }, "Rooms"),
       h("a", { href: "#/alerts", "data-nav": "alerts" }, "Alerts"),

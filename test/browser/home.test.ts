@@ -1,0 +1,222 @@
+/**
+ * Seed 003's dashboard flow in Chromium against the local edge: GET /api/dashboard answers the
+ * saved layout, the device status and the active alerts in one answer and the home screen draws
+ * them (rooms with their aggregates, devices needing attention, alerts); a person saves their
+ * layout with the keyboard; the dashboard's store fails for real (the edge's local-only fault
+ * switch makes its D1 reads fail), the API answers 503 after 3 attempts, the page shows the
+ * friendly error, and its retry button works once the store is back; an expired token goes to
+ * the login screen. Screenshots (desktop and phone) go to docs/screenshots/.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Browser, BrowserContext, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { issueToken } from "../../functions/auth/tokens.ts";
+import { buildWeb } from "../../scripts/build-web.ts";
+import { freePort, type LocalEdge, startLocalEdge } from "../../scripts/lib/local-edge.ts";
+import { REFRESH_KEY } from "../../web/src/session.ts";
+import { call, DESKTOP, docShot, launchChromium, mustCall, newPage, PHONE, randomSecret, requireChromium } from "./harness.ts";
+
+const adminToken = randomSecret();
+const jwtSecret = randomSecret();
+
+let edge: LocalEdge;
+let persistDir: string;
+let browser: Browser;
+let context: BrowserContext;
+let page: Page;
+let logs: string[] = [];
+const tokens = new Map<string, string>();
+
+async function post(device: string, payload: Record<string, unknown>): Promise<void> {
+  await mustCall(edge.url, tokens.get(device) ?? "", "POST", "/v1/telemetry", { payload }, [202]);
+}
+
+async function signIn(target: Page): Promise<void> {
+  await target.goto(edge.url);
+  await target.locator("#login-token").fill(adminToken);
+  await target.getByRole("button", { name: "Sign in" }).click();
+  await target.locator("#device-grid").waitFor({ timeout: 20_000 });
+}
+
+const faults = (store: "down" | "up") => mustCall(edge.url, adminToken, "PUT", "/api/dashboard/faults", { store });
+
+let setupError: unknown;
+function step(name: string, fn: () => Promise<void>, timeout = 60_000): void {
+  it(
+    name,
+    async () => {
+      if (setupError) throw setupError;
+      await fn();
+    },
+    timeout,
+  );
+}
+
+describe("the home screen and seed 003's dashboard flow in chromium", () => {
+  beforeAll(async () => {
+    try {
+      requireChromium();
+      await buildWeb();
+      persistDir = mkdtempSync(join(tmpdir(), "edgemesh-home-"));
+      [edge, browser] = await Promise.all([
+        startLocalEdge({ port: await freePort(), persistDir, adminToken, jwtSecret, vars: { LOCAL_FAULTS: "on" } }),
+        launchChromium(),
+      ]);
+      for (const d of [
+        { id: "lounge-thermo", name: "Lounge thermometer", type: "temperature", room: "lounge", class: "mains" },
+        { id: "lounge-meter", name: "Lounge plug", type: "energy", room: "lounge", class: "mains" },
+        { id: "shed-sensor", name: "Shed sensor", type: "temperature", room: "shed", class: "battery" },
+      ]) {
+        const body = await mustCall(edge.url, adminToken, "POST", "/v1/devices", d, [201]);
+        tokens.set(d.id, String(body.token));
+      }
+      await mustCall(
+        edge.url,
+        adminToken,
+        "POST",
+        "/api/monitoring/alert_rules",
+        {
+          name: "plug overload",
+          metric: "power",
+          device: "lounge-meter",
+          condition: { type: "threshold", op: "gt", value: 3000 },
+          severity: "critical",
+        },
+        [201],
+      );
+      await post("lounge-thermo", { temperature: { value: 21.25, unit: "°C" } });
+      await post("lounge-meter", { power: 4200 });
+      // shed-sensor never reports: offline, so it needs attention.
+      ({ context, page, logs } = await newPage(browser, DESKTOP));
+    } catch (error) {
+      setupError = error;
+    }
+  }, 180_000);
+
+  afterAll(async () => {
+    if (logs.length) console.log(`browser console (last 30 lines):\n${logs.slice(-30).join("\n")}`);
+    await faults("up").catch(() => {});
+    await context?.close().catch(() => {});
+    await browser?.close().catch(() => {});
+    await edge?.stop();
+    if (persistDir) rmSync(persistDir, { recursive: true, force: true });
+  });
+
+  step("answers config, device status and active alerts in one call, and the home screen shows them", async () => {
+    const answer = await (async () => {
+      for (let i = 0; i < 40; i++) {
+        const a = (await mustCall(edge.url, adminToken, "GET", "/api/dashboard")) as {
+          alerts: { count: number; active: { device: string }[] };
+        } & Record<string, unknown>;
+        if (a.alerts.count > 0) return a;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      throw new Error("the alert never became active");
+    })();
+    expect(answer).toMatchObject({
+      user: { sub: "admin", role: "admin" },
+      config: { layout: { sections: ["alerts", "attention", "rooms"], pinned: [] }, saved: false },
+      devices: { total: 3, online: 2, offline: 1 },
+      rooms: [
+        { id: "lounge", devices: 2, online: 2 },
+        { id: "shed", devices: 1, online: 0 },
+      ],
+      alerts: { count: 1, active: [{ device: "lounge-meter" }] },
+    });
+    expect((answer.devices as { items: { id: string }[] }).items[0]?.id).toBe("shed-sensor"); // attention first
+
+    await signIn(page);
+    await page.getByRole("link", { name: "Home" }).click();
+    const home = page.locator("#home");
+    await home.locator('[data-tile="devices"] .tile-value').waitFor({ timeout: 15_000 });
+    expect(await home.locator('[data-tile="offline"] .tile-value').textContent()).toBe("1");
+    expect(await home.locator('[data-tile="alerts"] .tile-value').textContent()).toBe("1");
+    expect(await home.locator("[data-alert]").textContent()).toContain("lounge-meter");
+    expect(await home.locator('[data-attention="shed-sensor"]').textContent()).toContain("offline");
+    await expect
+      .poll(() => home.locator('[data-room="lounge"] [data-metric="temperature"]').textContent(), { timeout: 10_000 })
+      .toContain("21.3 °C");
+    expect(await home.locator('[data-room="lounge"]').textContent()).toContain("2 of 2 devices online");
+    expect(await home.locator("section[data-section]").evaluateAll((s) => s.map((e) => e.getAttribute("data-section")))).toEqual([
+      "alerts",
+      "attention",
+      "rooms",
+    ]);
+    await docShot(page, "home-desktop");
+
+    const phone = await newPage(browser, PHONE);
+    try {
+      await signIn(phone.page);
+      await phone.page.goto(`${edge.url}/#/home`);
+      await phone.page.locator('#home [data-tile="devices"]').waitFor({ timeout: 15_000 });
+      const overflow = await phone.page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      expect(overflow).toBeLessThanOrEqual(0);
+      await docShot(phone.page, "home-phone");
+    } finally {
+      await phone.context.close();
+    }
+  });
+
+  step("saves a person's layout with the keyboard, and the answer carries it", async () => {
+    const home = page.locator("#home");
+    await home.locator("details.layout summary").focus();
+    await page.keyboard.press("Enter");
+    await page.locator("#layout-rooms").focus();
+    await page.keyboard.press("Space");
+    expect(await page.locator("#layout-rooms").isChecked()).toBe(false);
+    await page.getByRole("button", { name: "Save layout" }).focus();
+    await page.keyboard.press("Enter");
+    await expect
+      .poll(() => home.locator("section[data-section]").evaluateAll((s) => s.map((e) => e.getAttribute("data-section"))), {
+        timeout: 10_000,
+      })
+      .toEqual(["alerts", "attention"]);
+    const answer = (await mustCall(edge.url, adminToken, "GET", "/api/dashboard")) as { config: { layout: unknown; saved: boolean } };
+    expect(answer.config).toMatchObject({ layout: { sections: ["alerts", "attention"] }, saved: true });
+    const refused = await call(edge.url, adminToken, "PUT", "/api/dashboard/layout", { sections: ["alerts", "alerts"], pinned: [] });
+    expect(refused.status).toBe(400);
+    expect(JSON.stringify(refused.body)).toContain("sections");
+  });
+
+  step("answers 503 after 3 attempts when the store fails, shows a friendly error, and its retry button works", async () => {
+    await faults("down");
+    const began = Date.now();
+    const failed = await call(edge.url, adminToken, "GET", "/api/dashboard");
+    expect(failed.status).toBe(503);
+    expect(failed.body).toMatchObject({ error: { code: "unavailable" } });
+    expect(JSON.stringify(failed.body)).toContain("after 3 attempts");
+    expect(Date.now() - began).toBeLessThan(10_000);
+
+    await page.getByRole("link", { name: "Devices" }).click();
+    await page.getByRole("link", { name: "Home" }).click();
+    const panel = page.locator("#home .problem[data-problem='503']");
+    await panel.waitFor({ timeout: 15_000 });
+    expect(await panel.textContent()).toContain("temporarily unavailable");
+    await docShot(page, "home-error-desktop");
+
+    // Still down: retrying shows the error again; once the store is back, the home screen.
+    await panel.getByRole("button", { name: "Try again" }).click();
+    await page.locator("#home .problem[data-problem='503']").waitFor({ timeout: 15_000 });
+    await faults("up");
+    await page.locator("#home .problem").getByRole("button", { name: "Try again" }).click();
+    await page.locator('#home [data-tile="devices"]').waitFor({ timeout: 15_000 });
+    expect(await page.locator("#home .problem").count()).toBe(0);
+  });
+
+  step("sends an expired token to the login screen", async () => {
+    const { token } = await issueToken(jwtSecret, { sub: "erin", role: "viewer", typ: "refresh" }, -60);
+    const expired = await newPage(browser, DESKTOP);
+    try {
+      await expired.page.addInitScript(([key, value]) => localStorage.setItem(key as string, value as string), [REFRESH_KEY, token]);
+      await expired.page.goto(`${edge.url}/#/home`);
+      await expired.page.locator("#login-token").waitFor({ timeout: 15_000 });
+      expect(await expired.page.locator("#home").count()).toBe(0);
+      expect(await expired.page.locator("#login-message").textContent()).not.toBe("");
+      expect(await expired.page.evaluate((key) => localStorage.getItem(key), REFRESH_KEY)).toBeNull();
+    } finally {
+      await expired.context.close();
+    }
+  });
+});
