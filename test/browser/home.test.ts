@@ -7,7 +7,7 @@
  * friendly error, and its retry button works once the store is back; an expired token goes to
  * the login screen. Screenshots (desktop and phone) go to docs/screenshots/.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
@@ -203,6 +203,115 @@ describe("the home screen and seed 003's dashboard flow in chromium", () => {
     await page.locator("#home .problem").getByRole("button", { name: "Try again" }).click();
     await page.locator('#home [data-tile="devices"]').waitFor({ timeout: 15_000 });
     expect(await page.locator("#home .problem").count()).toBe(0);
+  });
+
+  step("shows the energy screen with the energy API's numbers: now, the day's hours and totals", async () => {
+    const now = Date.now();
+    const at = (minutesAgo: number) => new Date(now - minutesAgo * 60_000).toISOString();
+    const series: [number, number, number][] = [
+      [150, 1.5, 200],
+      [95, 2.25, 201.5],
+      [40, 0.75, 203.25],
+      [1, 1.125, 204],
+    ];
+    for (const [ago, kw, kwh] of series) {
+      await mustCall(
+        edge.url,
+        tokens.get("lounge-meter") ?? "",
+        "POST",
+        "/v1/telemetry",
+        { timestamp: at(ago), payload: { power_kw: kw, total_energy_kwh: kwh, voltage: 231.4, current: 4.875 } },
+        [202],
+      );
+    }
+    await expect
+      .poll(
+        async () =>
+          ((await mustCall(edge.url, adminToken, "GET", "/api/v1/energy/latest")) as unknown as { power_kw: number }[])[0]?.power_kw,
+        {
+          timeout: 30_000,
+        },
+      )
+      .toBe(1.125);
+
+    await page.getByRole("link", { name: "Energy" }).click();
+    const meter = page.locator('#energy-now [data-meter="lounge-meter"]');
+    await meter.waitFor({ timeout: 15_000 });
+    const latest = ((await mustCall(edge.url, adminToken, "GET", "/api/v1/energy/latest")) as unknown as Record<string, number>[])[0] ?? {};
+    for (const field of ["power_kw", "total_energy_kwh", "voltage", "current"])
+      expect(await meter.locator(`[data-field="${field}"]`).getAttribute("data-value")).toBe(String(latest[field]));
+    expect(await meter.locator('[data-field="total_energy_kwh"]').textContent()).toBe("204.00 kWh");
+    expect(await meter.locator('[data-field="current"]').textContent()).toBe("4.88 A");
+
+    const hourly = page.locator("#energy-hourly");
+    await hourly.locator('[data-meter="lounge-meter"] tbody tr').first().waitFor({ timeout: 15_000 });
+    const query = await hourly.getAttribute("data-query");
+    const rows = (await mustCall(edge.url, adminToken, "GET", `/api/v1/energy/hourly?${query}&device=lounge-meter`)) as unknown as {
+      hour: string;
+      energy_kwh: number | null;
+      avg_power_kw: number | null;
+    }[];
+    expect(rows.length).toBeGreaterThan(0);
+    const section = hourly.locator('[data-meter="lounge-meter"]');
+    expect(await section.locator("tbody tr").count()).toBe(rows.length);
+    for (const r of rows) {
+      const tr = section.locator(`tr[data-hour="${r.hour}"]`);
+      expect(await tr.locator('[data-field="energy_kwh"]').getAttribute("data-value")).toBe(
+        r.energy_kwh === null ? "" : String(r.energy_kwh),
+      );
+      expect(await tr.locator('[data-field="avg_power_kw"]').getAttribute("data-value")).toBe(
+        r.avg_power_kw === null ? "" : String(r.avg_power_kw),
+      );
+      if (r.energy_kwh !== null) expect(await tr.locator('[data-field="energy_kwh"]').textContent()).toBe(`${r.energy_kwh.toFixed(2)} kWh`);
+    }
+    const total = rows.reduce((sum, r) => sum + (r.energy_kwh ?? 0), 0);
+    expect(Number(await section.locator('[data-field="day_energy_kwh"]').getAttribute("data-value"))).toBeCloseTo(total, 9);
+    await docShot(page, "energy-desktop");
+    const phone = await newPage(browser, PHONE);
+    try {
+      await signIn(phone.page);
+      await phone.page.goto(`${edge.url}/#/energy`);
+      await phone.page.locator('#energy-hourly [data-meter="lounge-meter"]').waitFor({ timeout: 15_000 });
+      expect(
+        await phone.page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth),
+      ).toBeLessThanOrEqual(0);
+      await docShot(phone.page, "energy-phone");
+    } finally {
+      await phone.context.close();
+    }
+  });
+
+  step("draws a chart over 1 h, 24 h, 7 d and 30 d (long ranges by hourly buckets) and downloads what it shows as CSV", async () => {
+    await page.goto(`${edge.url}/#/devices/lounge-meter`);
+    const note = page.locator('[data-chart="power_kw"] .muted.small');
+    await expect.poll(() => note.getAttribute("data-points"), { timeout: 15_000 }).toBe("2"); // the last hour's two readings
+    const asked = page.waitForRequest((r) => r.url().includes("/v1/series?") && r.url().includes("metric=power_kw"));
+    await page.locator("#chart-range").selectOption("7d");
+    const url = new URL((await asked).url());
+    expect([url.searchParams.get("bucket"), url.searchParams.get("agg")]).toEqual(["1h", "avg"]);
+    await expect.poll(() => note.textContent(), { timeout: 15_000 }).toMatch(/points? averaged over the last 7 d/);
+    const points = Number(await note.getAttribute("data-points"));
+    expect(points).toBeGreaterThanOrEqual(2);
+    const [file] = await Promise.all([
+      page.waitForEvent("download"),
+      page.getByRole("button", { name: "Download power_kw as CSV" }).click(),
+    ]);
+    expect(file.suggestedFilename()).toBe("lounge-meter-power_kw-7d.csv");
+    const csv = readFileSync((await file.path()) ?? "", "utf8")
+      .trim()
+      .split("\r\n");
+    expect(csv[0]).toBe("time,device,metric,value,unit");
+    expect(csv.length - 1).toBe(points);
+    expect(csv[1]).toMatch(/^\d{4}-\d\d-\d\dT\d\d:00:00\.000Z,lounge-meter,power_kw,[\d.]+,$/);
+    for (const [range, says] of [
+      ["24h", "averaged over the last 24 h"],
+      ["30d", "averaged over the last 30 d"],
+      ["1h", "2 readings in the last hour"],
+    ] as const) {
+      await page.locator("#chart-range").selectOption(range);
+      await expect.poll(() => note.textContent(), { timeout: 15_000 }).toContain(says);
+    }
+    await docShot(page, "device-desktop");
   });
 
   step("sends an expired token to the login screen", async () => {

@@ -30,10 +30,11 @@ const pointUnit = (unit: string | null | undefined) => (unit === "bool" ? null :
 
 const clean = (points: Point[]) => points.filter((p) => Number.isFinite(p.t) && Number.isFinite(p.v)).sort((a, b) => a.t - b.t);
 
-async function fromSeries(api: Api, device: string, metric: string, minutes: number): Promise<Point[]> {
+async function fromSeries(api: Api, device: string, metric: string, minutes: number, bucket: string): Promise<Point[]> {
   const end = new Date();
   const start = new Date(end.getTime() - minutes * 60_000);
-  const query = new URLSearchParams({ metric, device, start: start.toISOString(), end: end.toISOString(), bucket: "raw" });
+  const query = new URLSearchParams({ metric, device, start: start.toISOString(), end: end.toISOString(), bucket });
+  if (bucket !== "raw") query.set("agg", "avg");
   const answer = await api.get<SeriesAnswer>(`/v1/series?${query}`);
   return clean(answer.series.flatMap((s) => s.points.map((p) => ({ t: Date.parse(p.time), v: p.value, unit: s.unit ?? null }))));
 }
@@ -46,12 +47,26 @@ async function fromTwin(api: Api, device: string, metric: string, minutes: numbe
   );
 }
 
-export async function loadHistory(api: Api, device: string, metric: string, minutes = 60): Promise<Point[]> {
+/**
+ * The chart ranges: the last hour reads raw readings; longer ranges read averages per bucket, and
+ * buckets of whole hours are answered from the store's hourly and daily rollups (docs/series.md).
+ */
+export const RANGES = {
+  "1h": { label: "1 h", minutes: 60, bucket: "raw" },
+  "24h": { label: "24 h", minutes: 24 * 60, bucket: "5m" },
+  "7d": { label: "7 d", minutes: 7 * 24 * 60, bucket: "1h" },
+  "30d": { label: "30 d", minutes: 30 * 24 * 60, bucket: "6h" },
+} as const;
+export type RangeKey = keyof typeof RANGES;
+
+export async function loadHistory(api: Api, device: string, metric: string, range: RangeKey = "1h"): Promise<Point[]> {
+  const { minutes, bucket } = RANGES[range];
   try {
-    const points = await fromSeries(api, device, metric, minutes);
+    const points = await fromSeries(api, device, metric, minutes, bucket);
     if (points.length > 0) return points;
   } catch {
     // The store is down or slow: the twin's recent readings still draw the last hour.
   }
-  return fromTwin(api, device, metric, minutes);
+  // The twin keeps a few recent readings at most (its limit is 7 days).
+  return fromTwin(api, device, metric, Math.min(minutes, 7 * 24 * 60));
 }

@@ -18,6 +18,7 @@ import { alertsView } from "./views/alerts.ts";
 import { deadLettersView } from "./views/dead-letters.ts";
 import { deviceView } from "./views/device.ts";
 import { devicesView } from "./views/devices.ts";
+import { energyView } from "./views/energy.ts";
 import { homeView } from "./views/home.ts";
 import { loginScreen } from "./views/login.ts";
 import { pipelineView } from "./views/pipeline.ts";
@@ -32,6 +33,7 @@ const ROUTES: { pattern: RegExp; view: View; nav: string }[] = [
   { pattern: /^\/dead-letters$/, view: deadLettersView, nav: "dead-letters" },
   { pattern: /^\/pipeline$/, view: pipelineView, nav: "pipeline" },
   { pattern: /^\/alerts$/, view: alertsView, nav: "alerts" },
+  { pattern: /^\/energy$/, view: energyView, nav: "energy" },
 ];
 
 const CONNECTION_LABELS: Record<ConnectionState, string> = {
@@ -192,6 +194,7 @@ class App {
       h("a", { href: "#/home", "data-nav": "home" }, "Home"),
       h("a", { href: "#/devices", "data-nav": "devices" }, "Devices"),
       h("a", { href: "#/rooms", "data-nav": "rooms" }, "Rooms"),
+      h("a", { href: "#/energy", "data-nav": "energy" }, "Energy"),
       h("a", { href: "#/alerts", "data-nav": "alerts" }, "Alerts"),
       h("a", { href: "#/dead-letters", "data-nav": "dead-letters" }, "Dead letters"),
       ...(roleAllows(identity?.role, "admin") ? [h("a", { href: "#/pipeline", "data-nav": "pipeline" }, "Pipeline")] : []),
