@@ -311,7 +311,7 @@ describe("the home screen and seed 003's dashboard flow in chromium", () => {
       await page.locator("#chart-range").selectOption(range);
       await expect.poll(() => note.textContent(), { timeout: 15_000 }).toContain(says);
     }
-    await docShot(page, "device-desktop");
+    await docShot(page, "device-range-desktop");
   });
 
   step("sends an expired token to the login screen", async () => {

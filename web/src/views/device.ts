@@ -11,6 +11,7 @@ import { ago, formatReading, isEmptyObject, json, roomLabel, time } from "../for
 import { isAuthFailure } from "../live.ts";
 import { type Command, type Device, type Reading, type StoredError, TERMINAL_COMMAND_STATUSES, type Twin } from "../types.ts";
 import { chartsSection } from "./charts.ts";
+import { manageSection } from "./manage-devices.ts";
 
 export const deviceView: View = (root, ctx, params) => {
   const id = params.id ?? "";
@@ -56,7 +57,7 @@ function renderDevice(root: HTMLElement, ctx: Ctx, device: Device, twin: Twin): 
   disposers.push(commands.dispose);
   const errors = errorsSection(ctx, device);
   disposers.push(errors.dispose);
-  root.append(charts.element, twinPanel.element, commands.element, errors.element);
+  root.append(charts.element, twinPanel.element, commands.element, errors.element, manageSection(ctx, device));
 
   disposers.push(
     ctx.store.on((event) => {

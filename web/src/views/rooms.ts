@@ -7,9 +7,10 @@ import { formatValue, roomLabel, time } from "../format.ts";
 import { isAuthFailure } from "../live.ts";
 import type { DeviceState } from "../store.ts";
 import type { MetricAggregate, Room, RoomView } from "../types.ts";
+import { newRoomForm, roomManageSection } from "./manage-rooms.ts";
 
 export const roomsView: View = (root, ctx) => {
-  root.append(h("div", { class: "page-head" }, h("h1", {}, "Rooms")));
+  root.append(h("div", { class: "page-head" }, h("h1", {}, "Rooms")), newRoomForm(ctx) ?? "");
   const body = h("div");
   root.append(body);
   return loadInto(
@@ -134,6 +135,7 @@ export const roomView: View = (root, ctx, params) => {
           ),
         ),
         h("section", { "aria-labelledby": "room-devices-title" }, h("h2", { id: "room-devices-title" }, "Devices"), grid),
+        roomManageSection(ctx, view.room, members) ?? "",
       );
       // The room's aggregates are computed by its RoomActor: refetch (at most every second) when a member reports.
       const refetch = throttle(() => {
