@@ -19,6 +19,7 @@ import { deviceRoutes } from "./routes/devices";
 import { energyRoutes } from "./routes/energy";
 import { ingestRoutes } from "./routes/ingest";
 import { liveRoutes } from "./routes/live";
+import { loginTokenRoutes } from "./routes/login-tokens";
 import { messageRoutes } from "./routes/messages";
 import { metricsRoutes } from "./routes/metrics";
 import { mqttRoutes } from "./routes/mqtt";
@@ -44,6 +45,7 @@ export const app = new Hono<AppEnv>()
   .route("/v1/device", deviceSelfRoutes)
   .route("/v1/rooms", roomRoutes)
   .route("/v1/messages", messageRoutes)
+  .route("/v1/auth/tokens", loginTokenRoutes)
   .route("/v1/auth", authRoutes)
   .route("/v1/agent", agentRoutes)
   .route("/v1/live", liveRoutes)

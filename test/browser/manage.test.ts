@@ -270,6 +270,41 @@ describe("managing the home from the dashboard in chromium", () => {
     }
   });
 
+  step("lets an admin issue a login token with a role and revoke it; a revoked token no longer signs in", async () => {
+    await page.goto(`${edge.url}/#/people`);
+    await page.locator("#user-sub").fill("paula@example.org");
+    await page.locator("#user-role").selectOption("viewer");
+    await page.locator("#user-days").fill("7");
+    await page.getByRole("button", { name: "Issue login token" }).click();
+    const issued = page.locator('[data-issued-for="paula@example.org"] [data-token]');
+    await issued.waitFor({ timeout: 10_000 });
+    const login = (await issued.textContent()) ?? "";
+    const row = page.locator("tr[data-login-token]", { hasText: "paula@example.org" });
+    await expect.poll(() => row.getAttribute("data-state"), { timeout: 10_000 }).toBe("valid");
+    const exchanged = await call(edge.url, "", "POST", "/v1/auth/token", { grant_type: "refresh_token", refresh_token: login });
+    expect(exchanged.body).toMatchObject({ sub: "paula@example.org", role: "viewer" });
+    await docShot(page, "people-desktop");
+
+    await row.getByRole("button", { name: "Revoke paula@example.org" }).click();
+    await expect.poll(() => row.getAttribute("data-state"), { timeout: 10_000 }).toBe("revoked");
+    expect((await call(edge.url, "", "POST", "/v1/auth/token", { grant_type: "refresh_token", refresh_token: login })).status).toBe(401);
+    const revoked = await newPage(browser, DESKTOP);
+    try {
+      await revoked.page.goto(edge.url);
+      await revoked.page.locator("#login-token").fill(login);
+      await revoked.page.getByRole("button", { name: "Sign in" }).click();
+      await expect.poll(() => revoked.page.locator("#login-message").textContent(), { timeout: 10_000 }).not.toBe("");
+      expect(await revoked.page.locator("#device-grid").count()).toBe(0);
+    } finally {
+      await revoked.context.close();
+    }
+    // Only admins: an operator's call is refused, and a viewer's screen says so.
+    const operatorAccess = String(
+      (await call(edge.url, "", "POST", "/v1/auth/token", { grant_type: "refresh_token", refresh_token: operatorLogin })).body.access_token,
+    );
+    expect((await call(edge.url, operatorAccess, "GET", "/v1/auth/tokens")).status).toBe(403);
+  });
+
   step(
     "takes a screenshot of every screen, desktop and phone, with no sideways scrolling on the phone",
     async () => {
@@ -286,6 +321,7 @@ describe("managing the home from the dashboard in chromium", () => {
         ["dead-letters", "#/dead-letters", "#dead-letter-list"],
         ["pipeline", "#/pipeline", "main h1"],
         ["add-device", "#/add-device", "form"],
+        ["people", "#/people", "#token-list table"],
       ];
       for (const [label, options] of [
         ["desktop", DESKTOP],

@@ -26,6 +26,7 @@ import { loginScreen } from "./views/login.ts";
 import { addDeviceView } from "./views/manage-devices.ts";
 import { pipelineView } from "./views/pipeline.ts";
 import { roomsView, roomView } from "./views/rooms.ts";
+import { usersView } from "./views/users.ts";
 
 const ROUTES: { pattern: RegExp; view: View; nav: string }[] = [
   { pattern: /^\/home$/, view: homeView, nav: "home" },
@@ -39,6 +40,7 @@ const ROUTES: { pattern: RegExp; view: View; nav: string }[] = [
   { pattern: /^\/alerts$/, view: alertsView, nav: "alerts" },
   { pattern: /^\/alert-rules$/, view: alertRulesView, nav: "alerts" },
   { pattern: /^\/automations$/, view: automationsView, nav: "automations" },
+  { pattern: /^\/people$/, view: usersView, nav: "people" },
   { pattern: /^\/energy$/, view: energyView, nav: "energy" },
 ];
 
@@ -204,7 +206,9 @@ class App {
       h("a", { href: "#/alerts", "data-nav": "alerts" }, "Alerts"),
       h("a", { href: "#/automations", "data-nav": "automations" }, "Automations"),
       h("a", { href: "#/dead-letters", "data-nav": "dead-letters" }, "Dead letters"),
-      ...(roleAllows(identity?.role, "admin") ? [h("a", { href: "#/pipeline", "data-nav": "pipeline" }, "Pipeline")] : []),
+      ...(roleAllows(identity?.role, "admin")
+        ? [h("a", { href: "#/pipeline", "data-nav": "pipeline" }, "Pipeline"), h("a", { href: "#/people", "data-nav": "people" }, "People")]
+        : []),
     );
     this.#showConnection(this.live.state === "offline" ? "connecting" : this.live.state);
     this.#body.replaceChildren(
