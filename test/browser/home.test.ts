@@ -166,15 +166,17 @@ describe("the home screen and seed 003's dashboard flow in chromium", () => {
     await page.locator("#layout-rooms").focus();
     await page.keyboard.press("Space");
     expect(await page.locator("#layout-rooms").isChecked()).toBe(false);
+    await page.locator("#layout-pinned").selectOption(["shed-sensor"]);
     await page.getByRole("button", { name: "Save layout" }).focus();
     await page.keyboard.press("Enter");
     await expect
       .poll(() => home.locator("section[data-section]").evaluateAll((s) => s.map((e) => e.getAttribute("data-section"))), {
         timeout: 10_000,
       })
-      .toEqual(["alerts", "attention"]);
+      .toEqual(["pinned", "alerts", "attention"]);
+    expect(await home.locator('[data-pinned="shed-sensor"]').textContent()).toContain("Shed sensor");
     const answer = (await mustCall(edge.url, adminToken, "GET", "/api/dashboard")) as { config: { layout: unknown; saved: boolean } };
-    expect(answer.config).toMatchObject({ layout: { sections: ["alerts", "attention"] }, saved: true });
+    expect(answer.config).toMatchObject({ layout: { sections: ["alerts", "attention"], pinned: ["shed-sensor"] }, saved: true });
     const refused = await call(edge.url, adminToken, "PUT", "/api/dashboard/layout", { sections: ["alerts", "alerts"], pinned: [] });
     expect(refused.status).toBe(400);
     expect(JSON.stringify(refused.body)).toContain("sections");

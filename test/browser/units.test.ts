@@ -7,8 +7,11 @@ import { createApi } from "../../web/src/api.ts";
 import { filtersFrom, matches } from "../../web/src/filters.ts";
 import { ago, formatValue, roomLabel } from "../../web/src/format.ts";
 import { looksLikeJwt, REFRESH_KEY, roleAllows, Session } from "../../web/src/session.ts";
+import { deviceSnippets, shellQuote } from "../../web/src/snippets.ts";
 import { Store, type StoreEvent } from "../../web/src/store.ts";
 import type { Device } from "../../web/src/types.ts";
+import { firings } from "../../web/src/views/alert-rules.ts";
+import { chartCsv } from "../../web/src/views/charts.ts";
 
 class MemoryStorage {
   map = new Map<string, string>();
@@ -262,5 +265,35 @@ describe("filters and formatting", () => {
     expect(unitOrNull(undefined)).toBeNull();
     expect(unitOrNull(null)).toBeNull();
     expect(unitOrNull("°C")).toBe("°C");
+  });
+
+  it("builds a new device's snippets with its token and endpoint, quoted for the shell", () => {
+    const snippets = deviceSnippets("https://edge.example.org", { id: "attic-thermo", type: "temperature" }, "attic-thermo.s3cr'et");
+    expect(snippets.map((s) => s.id)).toEqual(["curl", "mqttjs", "paho", "mosquitto", "agent"]);
+    const text = (id: string) => snippets.find((s) => s.id === id)?.text ?? "";
+    expect(text("curl")).toContain("'https://edge.example.org/v1/telemetry'");
+    expect(text("curl")).toContain(`-H 'Authorization: Bearer attic-thermo.s3cr'"'"'et'`);
+    expect(text("mqttjs")).toContain('"wss://edge.example.org/mqtt/attic-thermo"');
+    expect(text("paho")).toContain('ws_set_options(path="/mqtt/attic-thermo")');
+    expect(text("paho")).toContain("client.tls_set()");
+    expect(text("paho")).toContain('client.connect("edge.example.org", 443)');
+    expect(deviceSnippets("http://127.0.0.1:8787", { id: "d", type: "x" }, "d.t").find((s) => s.id === "mqttjs")?.text).toContain(
+      '"ws://127.0.0.1:8787/mqtt/d"',
+    );
+    expect(shellQuote("it's")).toBe(`'it'"'"'s'`);
+  });
+
+  it("counts how often a threshold would have started firing, and writes a chart's CSV", () => {
+    expect(firings([20, 31, 32, 29, 35, 10], "gt", 30)).toBe(2);
+    expect(firings([30, 30], "gte", 30)).toBe(1);
+    expect(firings([], "lt", 0)).toBe(0);
+    const csv = chartCsv("d1", "power_kw", null, [
+      { t: Date.UTC(2026, 0, 1, 10), v: 1.5 },
+      { t: Date.UTC(2026, 0, 1, 11), v: 2 },
+    ]);
+    expect(csv).toBe(
+      "time,device,metric,value,unit\r\n2026-01-01T10:00:00.000Z,d1,power_kw,1.5,\r\n2026-01-01T11:00:00.000Z,d1,power_kw,2,\r\n",
+    );
+    expect(chartCsv("d,1", "m", '°"C', [{ t: 0, v: 1 }])).toContain('"d,1",m,1,"°""C"');
   });
 });

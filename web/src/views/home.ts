@@ -126,6 +126,12 @@ function layoutForm(ctx: Ctx, answer: DashboardAnswer, reload: () => void): HTML
     const input = h("input", { type: "checkbox", id: `layout-${s}`, name: s, checked: shown.has(s) });
     return { s, input, label: h("label", { for: `layout-${s}` }, input, ` ${SECTION_LABELS[s]}`) };
   });
+  const pinnedNow = new Set(answer.config.layout.pinned);
+  const pin = h(
+    "select",
+    { id: "layout-pinned", multiple: true, size: Math.min(6, Math.max(2, answer.devices.items.length)) },
+    answer.devices.items.map((d) => h("option", { value: d.id, selected: pinnedNow.has(d.id) }, d.name ?? d.id)),
+  );
   const message = h("span", { class: "muted small", role: "status", "aria-live": "polite" });
   const form = h(
     "form",
@@ -136,6 +142,7 @@ function layoutForm(ctx: Ctx, answer: DashboardAnswer, reload: () => void): HTML
       h("legend", {}, "Show on my home screen"),
       boxes.map((b) => b.label),
     ),
+    h("p", {}, h("label", { for: "layout-pinned" }, "Pinned devices (shown first)"), h("br"), pin),
     h("button", { type: "submit" }, "Save layout"),
     " ",
     message,
@@ -146,7 +153,8 @@ function layoutForm(ctx: Ctx, answer: DashboardAnswer, reload: () => void): HTML
     const ticked = boxes.filter((b) => b.input.checked).map((b) => b.s);
     const sections = [...answer.config.layout.sections.filter((s) => ticked.includes(s)), ...ticked.filter((s) => !shown.has(s))];
     setText(message, "Saving…");
-    ctx.api.send("PUT", "/api/dashboard/layout", { sections, pinned: answer.config.layout.pinned }).then(
+    const pinned = [...pin.selectedOptions].map((o) => o.value).slice(0, 50);
+    ctx.api.send("PUT", "/api/dashboard/layout", { sections, pinned }).then(
       () => reload(),
       (error: unknown) => {
         if (!isAuthFailure(error)) setText(message, `Not saved: ${error instanceof ApiError ? error.message : String(error)}`);
@@ -179,6 +187,30 @@ export const homeView: View = (root, ctx) => {
             tile("alerts", "Active alerts", answer.alerts.count),
           ),
         );
+        const byId = new Map(d.items.map((item) => [item.id, item]));
+        const pinned = answer.config.layout.pinned.flatMap((id) => byId.get(id) ?? []);
+        if (pinned.length)
+          body.append(
+            h(
+              "section",
+              { "data-section": "pinned", "aria-labelledby": "home-pinned" },
+              h("h2", { id: "home-pinned" }, "Pinned devices"),
+              h(
+                "ul",
+                { class: "plain-list" },
+                pinned.map((p) =>
+                  h(
+                    "li",
+                    { class: "card", "data-pinned": p.id },
+                    badge(p.availability),
+                    " ",
+                    h("a", { href: `#/devices/${seg(p.id)}` }, p.name ?? p.id),
+                    h("span", { class: "muted small" }, ` · ${roomLabel(p.room)} · last seen ${ago(p.last_seen)}`),
+                  ),
+                ),
+              ),
+            ),
+          );
         for (const section of answer.config.layout.sections) {
           const content =
             section === "alerts" ? alertsSection(answer) : section === "attention" ? attentionSection(d.items) : roomsSection(ctx, answer);
