@@ -708,6 +708,8 @@ export class DeviceTwin extends DurableObject<Env> {
 
   /** When the registry's last_seen was last written (memory only: a restarted twin writes it once more). */
   #registrySeen = 0;
+  /** The same for the registry's last_rejected_at. */
+  #registryRejected = 0;
 
   async #heard(now: number, reason: string): Promise<void> {
     this.#lastSeen = now;
@@ -1055,6 +1057,16 @@ export class DeviceTwin extends DurableObject<Env> {
       );
     }
     this.ctx.storage.sql.exec("DELETE FROM errors WHERE seq <= (SELECT MAX(seq) FROM errors) - ?", keep);
+    // The registry's last_rejected_at (the dashboard's "rejecting messages"): at most one D1 write per device per minute.
+    if (Date.now() - this.#registryRejected >= 60_000 && this.#profile) {
+      this.#registryRejected = Date.now();
+      this.ctx.waitUntil(
+        this.env.DB.prepare("UPDATE devices SET last_rejected_at = ? WHERE id = ?")
+          .bind(at, this.#profile.id)
+          .run()
+          .catch(() => undefined),
+      );
+    }
   }
 
   #prune(now: number, dedupeWindowMs: number, recentWindowMs: number): void {

@@ -49,14 +49,19 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
   });
 }
 
+/** A device that had a message rejected within this long needs attention. */
+export const REJECTING_WINDOW_MS = 60 * 60_000;
+
 async function readOnce(env: Env, sub: string) {
+  const since = new Date(Date.now() - REJECTING_WINDOW_MS).toISOString();
   if (storeDown) await env.DB.prepare("SELECT 1 FROM dashboard_store_switched_off").all();
   const [layout, devices, rooms, alerts] = await env.DB.batch([
     env.DB.prepare("SELECT layout, updated_at FROM dashboard_layouts WHERE sub = ?").bind(sub),
     env.DB.prepare(
-      `SELECT id, name, type, room, availability, last_seen FROM devices
-       ORDER BY CASE availability WHEN 'offline' THEN 0 WHEN 'stale' THEN 1 ELSE 2 END, id LIMIT 1000`,
-    ),
+      `SELECT id, name, type, room, availability, last_seen, last_rejected_at, coalesce(last_rejected_at > ?, 0) AS rejecting FROM devices
+       ORDER BY CASE WHEN availability = 'offline' THEN 0 WHEN availability = 'stale' THEN 1 WHEN last_rejected_at > ? THEN 2 ELSE 3 END, id
+       LIMIT 1000`,
+    ).bind(since, since),
     env.DB.prepare(
       `SELECT r.id, r.name, count(d.id) AS devices, coalesce(sum(d.availability = 'online'), 0) AS online
        FROM rooms r LEFT JOIN devices d ON d.room = r.id GROUP BY r.id ORDER BY r.id`,
@@ -65,7 +70,9 @@ async function readOnce(env: Env, sub: string) {
   ]);
   return {
     layout: (layout?.results[0] as LayoutRow | undefined) ?? null,
-    devices: (devices?.results ?? []) as DeviceStatus[],
+    devices: ((devices?.results ?? []) as (Omit<DeviceStatus, "rejecting"> & { rejecting: number })[]).map(
+      (d): DeviceStatus => ({ ...d, rejecting: d.rejecting === 1 }),
+    ),
     rooms: (rooms?.results ?? []) as RoomRow[],
     alerts: ((alerts?.results ?? []) as AlertRow[]).map((r) => JSON.parse(r.body) as Record<string, unknown>),
   };
@@ -109,6 +116,7 @@ export const dashboardRoutes = new Hono<AppEnv>()
         online: count("online"),
         stale: count("stale"),
         offline: count("offline"),
+        rejecting: data.devices.filter((d) => d.rejecting).length,
         items: data.devices,
       },
       rooms: data.rooms.map((r) => ({ ...r, devices: Number(r.devices), online: Number(r.online) })),

@@ -29,6 +29,10 @@ export const DeviceStatus = z.object({
   room: z.string().nullable(),
   availability: z.enum(["online", "stale", "offline"]),
   last_seen: z.string().nullable(),
+  /** When a message of the device was last rejected (the registry's copy, written at most once a minute). */
+  last_rejected_at: z.string().nullable(),
+  /** A message was rejected within the last hour: it needs attention. */
+  rejecting: z.boolean(),
 });
 export type DeviceStatus = z.infer<typeof DeviceStatus>;
 
@@ -41,7 +45,8 @@ export const DashboardAnswer = z.object({
     online: z.number().int(),
     stale: z.number().int(),
     offline: z.number().int(),
-    /** Devices needing attention first (offline, then stale), then the rest; at most 1000. */
+    rejecting: z.number().int(),
+    /** Devices needing attention first (offline, then stale, then rejecting messages), then the rest; at most 1000. */
     items: z.array(DeviceStatus),
   }),
   rooms: z.array(z.object({ id: z.string(), name: z.string().nullable(), devices: z.number().int(), online: z.number().int() })),

@@ -88,6 +88,9 @@ describe("the home screen and seed 003's dashboard flow in chromium", () => {
       );
       await post("lounge-thermo", { temperature: { value: 21.25, unit: "°C" } });
       await post("lounge-meter", { power: 4200 });
+      // A message the edge rejects: lounge-thermo is "rejecting messages".
+      const rejected = await call(edge.url, tokens.get("lounge-thermo") ?? "", "POST", "/v1/telemetry", { payload: { "Not A Name": 1 } });
+      if (rejected.status !== 400) throw new Error(`expected a rejection, got ${rejected.status}`);
       // shed-sensor never reports: offline, so it needs attention.
       ({ context, page, logs } = await newPage(browser, DESKTOP));
     } catch (error) {
@@ -118,14 +121,18 @@ describe("the home screen and seed 003's dashboard flow in chromium", () => {
     expect(answer).toMatchObject({
       user: { sub: "admin", role: "admin" },
       config: { layout: { sections: ["alerts", "attention", "rooms"], pinned: [] }, saved: false },
-      devices: { total: 3, online: 2, offline: 1 },
+      devices: { total: 3, online: 2, offline: 1, rejecting: 1 },
       rooms: [
         { id: "lounge", devices: 2, online: 2 },
         { id: "shed", devices: 1, online: 0 },
       ],
       alerts: { count: 1, active: [{ device: "lounge-meter" }] },
     });
-    expect((answer.devices as { items: { id: string }[] }).items[0]?.id).toBe("shed-sensor"); // attention first
+    // Attention first: offline, then rejecting messages.
+    expect((answer.devices as { items: { id: string; rejecting: boolean }[] }).items.slice(0, 2)).toMatchObject([
+      { id: "shed-sensor", rejecting: false },
+      { id: "lounge-thermo", rejecting: true },
+    ]);
 
     await signIn(page);
     await page.getByRole("link", { name: "Home" }).click();
@@ -135,6 +142,7 @@ describe("the home screen and seed 003's dashboard flow in chromium", () => {
     expect(await home.locator('[data-tile="alerts"] .tile-value').textContent()).toBe("1");
     expect(await home.locator("[data-alert]").textContent()).toContain("lounge-meter");
     expect(await home.locator('[data-attention="shed-sensor"]').textContent()).toContain("offline");
+    expect(await home.locator('[data-attention="lounge-thermo"]').textContent()).toContain("rejecting messages");
     await expect
       .poll(() => home.locator('[data-room="lounge"] [data-metric="temperature"]').textContent(), { timeout: 10_000 })
       .toContain("21.3 °C");

@@ -66,8 +66,8 @@ function alertsSection(answer: DashboardAnswer): HTMLElement {
 }
 
 function attentionSection(devices: DeviceStatus[]): HTMLElement {
-  const needing = devices.filter((d) => d.availability !== "online");
-  if (needing.length === 0) return h("p", { class: "muted empty" }, "Every device is online.");
+  const needing = devices.filter((d) => d.availability !== "online" || d.rejecting);
+  if (needing.length === 0) return h("p", { class: "muted empty" }, "Every device is online and none is rejecting messages.");
   return h(
     "ul",
     { class: "plain-list" },
@@ -78,9 +78,15 @@ function attentionSection(devices: DeviceStatus[]): HTMLElement {
           "li",
           { class: "card", "data-attention": d.id },
           badge(d.availability),
+          d.rejecting ? [" ", badge("failed", "rejecting messages")] : null,
           " ",
           h("a", { href: `#/devices/${seg(d.id)}` }, d.name ?? d.id),
-          h("span", { class: "muted small" }, ` · ${d.type} · ${roomLabel(d.room)} · last seen ${ago(d.last_seen)}`),
+          h(
+            "span",
+            { class: "muted small" },
+            ` · ${d.type} · ${roomLabel(d.room)} · last seen ${ago(d.last_seen)}`,
+            d.rejecting ? ` · last rejected ${ago(d.last_rejected_at)}` : "",
+          ),
         ),
       ),
   );
