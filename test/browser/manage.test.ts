@@ -95,6 +95,12 @@ describe("managing the home from the dashboard in chromium", () => {
       await page.getByLabel("Name", { exact: true }).fill("Attic thermometer");
       await page.getByLabel("Type", { exact: true }).fill("temperature");
       await page.getByLabel("Room", { exact: true }).fill("attic");
+      // A bad permission: the edge's answer names the field, nothing is created.
+      await page.getByLabel("Publish permissions", { exact: true }).fill("nonsense");
+      await page.getByRole("button", { name: "Add device" }).click();
+      await expect.poll(() => page.locator("#add-device-message").textContent(), { timeout: 10_000 }).toMatch(/^Not added: publish/);
+      expect((await call(edge.url, adminToken, "GET", "/v1/devices/attic-thermo")).status).toBe(404);
+      await page.getByLabel("Publish permissions", { exact: true }).fill("");
       await page.getByRole("button", { name: "Add device" }).click();
       const panel = page.locator('[data-token-for="attic-thermo"]');
       await panel.waitFor({ timeout: 15_000 });

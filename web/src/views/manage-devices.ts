@@ -92,6 +92,7 @@ export const addDeviceView: View = (root, ctx) => {
     ["device", "device"],
     ["service", "service (publishes to exchanges it is given)"],
   ]);
+  const publish = h("input", { id: "add-publish", name: "publish", autocomplete: "off", placeholder: "sensors:sensors.temperature.*" });
   const message = h("p", { class: "form-message", role: "alert", id: "add-device-message" });
   const result = h("div");
   const form = h(
@@ -103,6 +104,7 @@ export const addDeviceView: View = (root, ctx) => {
     field("Room", room, "a new name creates the room"),
     field("Power class", klass),
     field("Kind", kind),
+    field("Publish permissions", publish, "exchange:pattern, space-separated; empty: the least a device of its type needs"),
     h(
       "datalist",
       { id: "device-types" },
@@ -126,6 +128,7 @@ export const addDeviceView: View = (root, ctx) => {
       kind: kind.value,
       ...(name.value.trim() && { name: name.value.trim() }),
       ...(room.value.trim() && { room: room.value.trim() }),
+      ...(publish.value.trim() && { publish: publish.value.trim().split(/[\s,]+/) }),
     };
     ctx.api.send<{ device: Device; token: string }>("POST", "/v1/devices", body).then(
       ({ device, token }) => {
