@@ -178,6 +178,11 @@ describe("managing the home from the dashboard in chromium", () => {
       await signIn(p, operatorLogin);
       await p.goto(`${edge.url}/#/alert-rules`);
       await p.locator("#rule-name").fill("loft too hot");
+      // Only the fields of the chosen condition show.
+      expect([await p.locator("#rule-value").isVisible(), await p.locator("#rule-seconds").isVisible()]).toEqual([true, false]);
+      await p.locator("#rule-type").selectOption("absence");
+      expect([await p.locator("#rule-value").isVisible(), await p.locator("#rule-seconds").isVisible()]).toEqual([false, true]);
+      await p.locator("#rule-type").selectOption("threshold");
       await p.locator("#rule-metric").fill("temperature");
       await p.locator("#rule-device").selectOption("attic-thermo");
       await p.locator("#rule-op").selectOption("gt");
@@ -210,7 +215,10 @@ describe("managing the home from the dashboard in chromium", () => {
       await signIn(p, operatorLogin);
       await p.getByRole("link", { name: "Automations" }).click();
       await p.locator("#auto-name").fill("cool the loft");
+      await p.locator("#auto-trigger").selectOption("schedule");
+      expect([await p.locator("#auto-every").isVisible(), await p.locator("#auto-metric").isVisible()]).toEqual([true, false]);
       await p.locator("#auto-trigger").selectOption("threshold");
+      expect([await p.locator("#auto-metric").isVisible(), await p.locator("#auto-routing-key").isVisible()]).toEqual([true, false]);
       await p.locator("#auto-metric").fill("temperature");
       await p.locator("#auto-op").selectOption("gt");
       await p.locator("#auto-value").fill("40");
