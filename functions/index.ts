@@ -15,6 +15,7 @@ import { aiRoutes } from "./routes/ai";
 import { alertRoutes } from "./routes/alerts";
 import { authRoutes } from "./routes/auth";
 import { automationRoutes } from "./routes/automations";
+import { dashboardRoutes } from "./routes/dashboard";
 import { deadLetterRoutes } from "./routes/dead-letters";
 import { deviceSelfRoutes } from "./routes/device-self";
 import { deviceRoutes } from "./routes/devices";
@@ -22,6 +23,7 @@ import { energyRoutes } from "./routes/energy";
 import { ingestRoutes } from "./routes/ingest";
 import { liveRoutes } from "./routes/live";
 import { localGate, localRoutes } from "./routes/local";
+import { loginTokenRoutes } from "./routes/login-tokens";
 import { messageRoutes } from "./routes/messages";
 import { metricsRoutes } from "./routes/metrics";
 import { mqttRoutes } from "./routes/mqtt";
@@ -49,6 +51,7 @@ export const app = new Hono<AppEnv>()
   .route("/v1/device", deviceSelfRoutes)
   .route("/v1/rooms", roomRoutes)
   .route("/v1/messages", messageRoutes)
+  .route("/v1/auth/tokens", loginTokenRoutes)
   .route("/v1/auth", authRoutes)
   .route("/v1/agent", agentRoutes)
   .route("/v1/live", liveRoutes)
@@ -58,6 +61,7 @@ export const app = new Hono<AppEnv>()
   .route("/api/v1/energy", energyRoutes)
   .route("/api/monitoring", alertRoutes)
   .route("/api/automations", automationRoutes)
+  .route("/api/dashboard", dashboardRoutes)
   .route("/v1/ai", aiRoutes)
   .route("/mqtt", mqttRoutes)
   .route("/metrics", metricsRoutes)

@@ -1,4 +1,4 @@
-import type { Reading } from "./schemas/message";
+import type { Reading } from "./schemas/message.ts";
 
 /**
  * Unit normalization of the seed-001 transformers: every quantity is stored in one canonical
@@ -67,6 +67,9 @@ export const UNIT_TABLE: readonly (readonly [spellings: readonly string[], canon
 const CONVERSIONS: ReadonlyMap<string, Conversion> = new Map(
   UNIT_TABLE.flatMap(([spellings, canonical, factor, offset]) => spellings.map((s) => [s, { canonical, factor, offset }] as const)),
 );
+
+/** Decimals each canonical unit is shown with (display only, shared/display.ts); stored values keep full precision. */
+export const DISPLAY_DECIMALS: Readonly<Record<string, number>> = { "°C": 1, "%": 0, kWh: 2, W: 0, V: 1, A: 2, hPa: 1, lx: 0, ppm: 0 };
 
 export interface Normalized {
   value: number;

@@ -24,6 +24,9 @@ import { SNAPSHOT_MS, TwinState } from "./state";
 import { type Failure, type Rejection, type TwinProfile, unauthorized } from "./types";
 
 const PRUNE_EVERY_MS = 10 * 60 * 1000;
+/** The registry's last_seen is written at most this often per device (docs/twins.md: the list views trail by under a minute). */
+const REGISTRY_SEEN_EVERY_MS = 50_000;
+const REGISTRY_REJECTED_EVERY_MS = 60_000;
 
 export class TwinCore {
   readonly s: TwinState;
@@ -31,6 +34,9 @@ export class TwinCore {
   bucket: TokenBucket | undefined;
 
   lastPrune = 0;
+  /** When the registry's last_seen / last_rejected_at were last written (memory only: a restarted twin writes once more). */
+  registrySeen = 0;
+  registryRejected = 0;
 
   outboxRows: TwinOutbox | undefined;
 
@@ -215,8 +221,24 @@ export class TwinCore {
       this.s.dirty = true;
       this.persistSoon(now);
     }
+    // The registry's last_seen (device lists) trails this by under 50 s: one D1 write per device per 50 s at most.
+    const registryBehind = now - this.registrySeen >= REGISTRY_SEEN_EVERY_MS;
+    if (registryBehind || this.s.availability.status !== "online") this.registrySeen = now;
     if (this.s.availability.status !== "online") await this.transition("online", reason, now);
+    else if (registryBehind) this.updateRegistry("last_seen", new Date(now).toISOString());
     await this.schedule();
+  }
+
+  /** One column of the registry's row, after the answer; a failure only leaves the copy behind a while longer. */
+  updateRegistry(column: "last_seen" | "last_rejected_at", value: string): void {
+    const id = this.s.profile?.id;
+    if (!id) return;
+    this.ctx.waitUntil(
+      this.env.DB.prepare(`UPDATE devices SET ${column} = ? WHERE id = ?`)
+        .bind(value, id)
+        .run()
+        .catch((error: unknown) => log("warn", "registry not updated", { device: id, column, error: String(error) })),
+    );
   }
 
   async transition(status: Availability, reason: string, now: number): Promise<void> {
@@ -280,6 +302,12 @@ export class TwinCore {
       JSON.stringify(rejected.map((r) => ({ index: r.index, id: r.id ?? null, code: r.code, issues: JSON.stringify(r.issues) }))),
     );
     this.ctx.storage.sql.exec("DELETE FROM errors WHERE seq <= (SELECT MAX(seq) FROM errors) - ?", keep);
+    // The registry's last_rejected_at (the dashboard's "rejecting messages"): at most one D1 write per device per minute.
+    const now = Date.now();
+    if (now - this.registryRejected >= REGISTRY_REJECTED_EVERY_MS) {
+      this.registryRejected = now;
+      this.updateRegistry("last_rejected_at", at);
+    }
   }
 
   prune(now: number, dedupeWindowMs: number, recentWindowMs: number): void {

@@ -5,6 +5,7 @@ import { readConfig } from "../../shared/config";
 import type { AccessAnswer } from "../../shared/schemas/api/auth";
 import { issueToken, Role, TokenError, verifyToken } from "../auth/tokens";
 import { ApiError } from "../errors";
+import { isRevoked, recordIssued } from "../login-tokens";
 import { type AppEnv, authenticate, authFailed, isAdminToken } from "../middleware/auth";
 import { jsonBody, parseWith } from "../validate";
 
@@ -40,6 +41,7 @@ export const authRoutes = new Hono<AppEnv>().post("/token", async (c) => {
       }
       case "refresh_token": {
         const claims = await verifyToken(secret, request.refresh_token, "refresh");
+        if (await isRevoked(c.env, request.refresh_token)) return authFailed(c, "the login token was revoked");
         return c.json(await access(claims.sub, claims.role));
       }
       case "issue": {
@@ -47,7 +49,15 @@ export const authRoutes = new Hono<AppEnv>().post("/token", async (c) => {
         if (caller.role !== "admin") throw new ApiError("forbidden", "only admins issue login tokens");
         const ttl = Math.min(request.ttl_s ?? config.REFRESH_TOKEN_TTL_SECONDS, config.REFRESH_TOKEN_TTL_SECONDS);
         const { token, exp } = await issueToken(secret, { sub: request.sub, role: request.role, typ: "refresh" }, ttl);
-        return c.json({ refresh_token: token, sub: request.sub, role: request.role, expires_at: new Date(exp * 1000).toISOString() }, 201);
+        const expires_at = new Date(exp * 1000).toISOString();
+        const id = await recordIssued(c.env, token, {
+          sub: request.sub,
+          role: request.role,
+          issued_by: caller.sub,
+          issued_at: new Date().toISOString(),
+          expires_at,
+        });
+        return c.json({ refresh_token: token, id, sub: request.sub, role: request.role, expires_at }, 201);
       }
     }
   } catch (error) {

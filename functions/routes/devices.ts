@@ -41,7 +41,14 @@ export const deviceRoutes = new Hono<AppEnv>()
     const query = parseWith(ListQuery, plain, "invalid_query", "query");
     return c.json(await listDevices(c.env, { ...query, metadata }));
   })
-  .get("/:id", requireRole("viewer"), async (c) => c.json({ device: await getDevice(c.env, deviceIdParam(c.req.param("id"))) }))
+  .get("/:id", requireRole("viewer"), async (c) => {
+    const device = await getDevice(c.env, deviceIdParam(c.req.param("id")));
+    // One device: its twin's exact last_seen and availability (lists read the registry's copy, under 50 s behind).
+    const view = await twin(c.env, device.id)
+      .twin()
+      .catch(() => undefined);
+    return c.json({ device: view ? { ...device, last_seen: view.last_seen, availability: view.availability.status } : device });
+  })
   .patch("/:id", requireRole("admin"), async (c) => {
     const id = deviceIdParam(c.req.param("id"));
     const patch = parseWith(DevicePatch, await jsonBody(c));

@@ -1,5 +1,6 @@
 /** Rooms (seed 002's room actor): membership, live aggregates, and commands to every member. */
 import { Hono } from "hono";
+import { z } from "zod";
 import type { Room, RoomListItem } from "../../shared/schemas/api/device";
 import { Slug } from "../../shared/schemas/device";
 import { CommandRequest, RoomCreate } from "../../shared/schemas/twin";
@@ -7,6 +8,9 @@ import { ApiError } from "../errors";
 import { type AppEnv, requireRole } from "../middleware/auth";
 import { getDevice, listDevices, patchDevice, room } from "../registry";
 import { deviceIdParam, jsonBody, parseWith } from "../validate";
+
+/** PATCH /v1/rooms/:id: a new display name (null clears it); the id stays. */
+const RoomRename = z.strictObject({ name: z.string().trim().min(1).max(128).nullable() });
 
 interface RoomRow {
   id: string;
@@ -69,6 +73,18 @@ export const roomRoutes = new Hono<AppEnv>()
       room(c.env, id).aggregates(),
     ]);
     return c.json({ room: info, devices, aggregates });
+  })
+  .patch("/:id", requireRole("admin"), async (c) => {
+    const id = roomIdParam(c.req.param("id"));
+    const { name } = parseWith(RoomRename, await jsonBody(c.req.raw));
+    const info = await getRoom(c.env, id);
+    // A room only devices named gets its row now.
+    await c.env.DB.prepare(
+      "INSERT INTO rooms (id, name, metadata, created_at) VALUES (?, ?, '{}', ?) ON CONFLICT (id) DO UPDATE SET name = excluded.name",
+    )
+      .bind(id, name, info.created_at)
+      .run();
+    return c.json({ room: { ...info, name } });
   })
   .delete("/:id", requireRole("admin"), async (c) => {
     const id = roomIdParam(c.req.param("id"));

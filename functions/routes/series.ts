@@ -7,6 +7,7 @@
 import { Hono } from "hono";
 import { readWithRetries, SeriesUnavailable } from "../../platform/series/resilience";
 import { readConfig } from "../../shared/config";
+import { unitOrNull } from "../../shared/display";
 import { log } from "../../shared/log";
 import { LatestQuery, SeriesQuery } from "../../shared/schemas/series";
 import { resolveSeriesQuery, runSeriesQuery } from "../../shared/series/query";
@@ -40,12 +41,21 @@ export const seriesRoutes = new Hono<AppEnv>()
       rawRetentionDays: config.SERIES_RAW_RETENTION_DAYS,
     });
     if (!resolved.ok) throw ApiError.field("invalid_query", resolved.path, resolved.message);
-    return c.json(await readSeries(c.env, (store) => runSeriesQuery(store, resolved.query)));
+    const answer = await readSeries(c.env, (store) => runSeriesQuery(store, resolved.query));
+    // "No unit" is null in every answer, as the twin and live updates have it (the store keeps '').
+    return c.json({ ...answer, series: answer.series.map((s) => ({ ...s, unit: unitOrNull(s.unit) })) });
   })
   .get("/latest", validate("query", LatestQuery), async (c) => {
     const q = c.req.valid("query");
     const rows = await readSeries(c.env, (store) => store.latest({ metrics: q.metric, device: q.device, room: q.room }));
     return c.json({
-      readings: rows.map((r) => ({ device: r.device, metric: r.metric, time: iso(r.time), value: r.value, unit: r.unit, room: r.room })),
+      readings: rows.map((r) => ({
+        device: r.device,
+        metric: r.metric,
+        time: iso(r.time),
+        value: r.value,
+        unit: unitOrNull(r.unit),
+        room: r.room,
+      })),
     });
   });

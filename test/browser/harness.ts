@@ -62,6 +62,15 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   return path;
 }
 
+export const DOC_SHOTS = join(PROJECT_ROOT, "docs", "screenshots");
+
+/** A small screenshot for docs/dashboard.md (committed): the viewport at CSS pixels, from the top. */
+export async function docShot(page: Page, name: string): Promise<void> {
+  mkdirSync(DOC_SHOTS, { recursive: true });
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.screenshot({ path: join(DOC_SHOTS, `${name}.png`), scale: "css", animations: "disabled" });
+}
+
 export interface Call {
   status: number;
   body: Record<string, unknown>;

@@ -1,11 +1,17 @@
 /** The dashboard's logic that needs no page: session and tokens, the store, the filters, formatting. */
 import { describe, expect, it } from "vitest";
+import { displayNumber, displayReading, unitOrNull } from "../../shared/display.ts";
+import { DISPLAY_DECIMALS, normalize } from "../../shared/units.ts";
+import { formatUpdate } from "../../tools/cli/commands/tail.ts";
 import { createApi } from "../../web/src/api.ts";
 import { filtersFrom, matches } from "../../web/src/filters.ts";
 import { ago, formatValue, roomLabel } from "../../web/src/format.ts";
 import { looksLikeJwt, REFRESH_KEY, roleAllows, Session } from "../../web/src/session.ts";
+import { deviceSnippets, shellQuote } from "../../web/src/snippets.ts";
 import { Store, type StoreEvent } from "../../web/src/store.ts";
 import type { Device } from "../../web/src/types.ts";
+import { firings } from "../../web/src/views/alert-rules.ts";
+import { chartCsv } from "../../web/src/views/charts.ts";
 
 class MemoryStorage {
   map = new Map<string, string>();
@@ -217,12 +223,77 @@ describe("filters and formatting", () => {
   });
 
   it("formats values, times and room names", () => {
-    expect(formatValue(21.456, "°C")).toMatch(/^21[.,]46 °C$/);
+    expect(formatValue(21.456, "°C")).toMatch(/^21[.,]5 °C$/);
     expect(formatValue(true)).toBe("yes");
     expect(formatValue(undefined)).toBe("—");
     expect(ago(new Date(Date.now() - 30_000).toISOString())).toBe("30 s ago");
     expect(ago(null)).toBe("never");
     expect(roomLabel("living_room")).toBe("Living room");
     expect(roomLabel(null)).toBe("No room");
+  });
+
+  it("rounds converted readings to their unit's precision for display only, the same in the dashboard, the CLI and tail", () => {
+    const stored = normalize(65, "°F");
+    expect(stored.value).toBeCloseTo(18.3333333333, 9); // full precision kept
+    expect(DISPLAY_DECIMALS["°C"]).toBe(1);
+    expect(displayNumber(stored.value, stored.unit)).toBe("18.3");
+    expect(formatValue(stored.value, stored.unit)).toBe("18.3 °C");
+    expect(formatValue(normalize(1500, "Wh").value, "kWh")).toBe("1.50 kWh");
+    expect(formatValue(40.6, "%")).toBe("41 %");
+    expect(formatValue(22, "°C")).toBe("22.0 °C");
+    expect(formatValue(1.234567, null)).toBe("1.235");
+    expect(formatValue(1.2, "")).toBe("1.2");
+    expect(displayReading(stored.value, stored.unit, "")).toBe("18.3°C");
+    const line = formatUpdate(
+      {
+        type: "update",
+        seq: 1,
+        stream: "twin",
+        device: "t1",
+        routing_key: "sensors.temperature.kitchen",
+        at: "2026-12-05T03:00:00.000Z",
+        data: { readings: { temperature: { value: stored.value, unit: "°C" }, power_kw: { value: 1.234567 } } },
+      },
+      "room:kitchen",
+    );
+    expect(line).toContain("temperature=18.3°C power_kw=1.235");
+    expect(line).not.toContain("18.33");
+  });
+
+  it("has one representation of no unit: null", () => {
+    expect(unitOrNull("")).toBeNull();
+    expect(unitOrNull(undefined)).toBeNull();
+    expect(unitOrNull(null)).toBeNull();
+    expect(unitOrNull("°C")).toBe("°C");
+  });
+
+  it("builds a new device's snippets with its token and endpoint, quoted for the shell", () => {
+    const snippets = deviceSnippets("https://edge.example.org", { id: "attic-thermo", type: "temperature" }, "attic-thermo.s3cr'et");
+    expect(snippets.map((s) => s.id)).toEqual(["curl", "mqttjs", "paho", "mosquitto", "agent"]);
+    const text = (id: string) => snippets.find((s) => s.id === id)?.text ?? "";
+    expect(text("curl")).toContain("'https://edge.example.org/v1/telemetry'");
+    expect(text("curl")).toContain(`-H 'Authorization: Bearer attic-thermo.s3cr'"'"'et'`);
+    expect(text("mqttjs")).toContain('"wss://edge.example.org/mqtt/attic-thermo"');
+    expect(text("paho")).toContain('ws_set_options(path="/mqtt/attic-thermo")');
+    expect(text("paho")).toContain("client.tls_set()");
+    expect(text("paho")).toContain('client.connect("edge.example.org", 443)');
+    expect(deviceSnippets("http://127.0.0.1:8787", { id: "d", type: "x" }, "d.t").find((s) => s.id === "mqttjs")?.text).toContain(
+      '"ws://127.0.0.1:8787/mqtt/d"',
+    );
+    expect(shellQuote("it's")).toBe(`'it'"'"'s'`);
+  });
+
+  it("counts how often a threshold would have started firing, and writes a chart's CSV", () => {
+    expect(firings([20, 31, 32, 29, 35, 10], "gt", 30)).toBe(2);
+    expect(firings([30, 30], "gte", 30)).toBe(1);
+    expect(firings([], "lt", 0)).toBe(0);
+    const csv = chartCsv("d1", "power_kw", null, [
+      { t: Date.UTC(2026, 0, 1, 10), v: 1.5 },
+      { t: Date.UTC(2026, 0, 1, 11), v: 2 },
+    ]);
+    expect(csv).toBe(
+      "time,device,metric,value,unit\r\n2026-01-01T10:00:00.000Z,d1,power_kw,1.5,\r\n2026-01-01T11:00:00.000Z,d1,power_kw,2,\r\n",
+    );
+    expect(chartCsv("d,1", "m", '°"C', [{ t: 0, v: 1 }])).toContain('"d,1",m,1,"°""C"');
   });
 });

@@ -103,11 +103,24 @@ export class LiveChart {
     this.#redraw();
   }
 
+  /** A new range: the window changes and the history replaces every point. */
+  replace(points: Point[], windowMs: number): void {
+    this.#windowMs = windowMs;
+    this.#xs = [];
+    this.#ys = [];
+    this.setHistory(points);
+  }
+
+  /** What the chart shows, oldest first (milliseconds, value): the CSV download. */
+  rows(): { t: number; v: number }[] {
+    return this.#xs.map((x, i) => ({ t: x * 1000, v: this.#ys[i] as number }));
+  }
+
   append(t: number, v: number): void {
     const x = t / 1000;
     const last = this.#xs[this.#xs.length - 1];
     if (last !== undefined && x < last) {
-      this.setHistory([{ t, v }]);
+      this.setHistory([{ t, v, unit: null }]);
       return;
     }
     if (last === x) this.#ys[this.#ys.length - 1] = v;

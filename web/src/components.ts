@@ -90,7 +90,8 @@ export function deviceCard(state: DeviceState, onlyMetric?: string): CardRefs {
   const values = new Map<string, HTMLElement>();
   const readings = h("dl", { class: "readings" });
   const status = badge(state.availability.status);
-  const agoEl = h("span", { class: "ago", "data-ago": latestAt(state) ?? d.last_seen ?? "" }, ago(latestAt(state) ?? d.last_seen));
+  const seen = lastHeard(state);
+  const agoEl = h("span", { class: "ago", "data-ago": seen ?? "" }, ago(seen));
   const card = h(
     "article",
     { class: "card device-card", "data-device": d.id, "aria-label": `Device ${d.name ?? d.id}` },
@@ -103,7 +104,7 @@ export function deviceCard(state: DeviceState, onlyMetric?: string): CardRefs {
       d.room ? h("a", { href: `#/rooms/${encodeURIComponent(d.room)}` }, roomLabel(d.room)) : h("span", {}, "no room"),
     ),
     readings,
-    h("p", { class: "footnote" }, "Last reading ", agoEl),
+    h("p", { class: "footnote" }, "Last seen ", agoEl),
   );
   const refs: CardRefs = { card, badge: status, readings, ago: agoEl, values };
   for (const [metric, reading] of Object.entries(state.readings).sort(([a], [b]) => a.localeCompare(b))) {
@@ -128,6 +129,18 @@ export function setReading(refs: CardRefs, metric: string, reading: Reading, hig
   refs.ago.setAttribute("data-ago", reading.at);
   setText(refs.ago, ago(reading.at));
   if (highlight) flash(value);
+}
+
+/**
+ * When the device was last heard: the registry's last_seen (under 50 s behind, docs/twins.md) or
+ * its newest reading, whichever is later; live readings move it on.
+ */
+export function lastHeard(state: DeviceState): string | null {
+  const reading = latestAt(state);
+  const registry = state.device.last_seen;
+  if (!reading) return registry;
+  if (!registry) return reading;
+  return Date.parse(reading) > Date.parse(registry) ? reading : registry;
 }
 
 export function latestAt(state: DeviceState): string | undefined {

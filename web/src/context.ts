@@ -18,6 +18,8 @@ export interface Ctx {
   onConnection(listener: (state: ConnectionState) => void): () => void;
   /** Reloads the registry's device and room lists (a new device appeared, a room changed). */
   reloadFleet(): Promise<void>;
+  /** Draws the current screen again from scratch (after a change it shows). */
+  rerender(): void;
 }
 
 /** A view draws into its root and returns what to do when it is left. */

@@ -1,4 +1,5 @@
 /** How values, times and statuses read on screen. */
+import { displayDecimals, unitOrNull } from "../../shared/display.ts";
 import type { Json, Reading } from "./types.ts";
 
 export function formatNumber(value: number): string {
@@ -8,10 +9,15 @@ export function formatNumber(value: number): string {
   return value.toLocaleString(undefined, { maximumFractionDigits: digits });
 }
 
+/** A reading's value at its unit's precision (shared/display.ts; the stored value keeps every digit). */
 export function formatValue(value: number | boolean | undefined | null, unit?: string | null): string {
   if (value === undefined || value === null) return "—";
   if (typeof value === "boolean") return value ? "yes" : "no";
-  return unit ? `${formatNumber(value)} ${unit}` : formatNumber(value);
+  const u = unitOrNull(unit);
+  if (!Number.isFinite(value)) return String(value);
+  const { min, max } = displayDecimals(u);
+  const text = value.toLocaleString(undefined, { minimumFractionDigits: min, maximumFractionDigits: max });
+  return u ? `${text} ${u}` : text;
 }
 
 export function formatReading(reading: Reading | undefined): string {

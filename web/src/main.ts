@@ -14,22 +14,34 @@ import { type ConnectionState, isAuthFailure, LiveConnection } from "./live.ts";
 import { roleAllows, Session } from "./session.ts";
 import { Store } from "./store.ts";
 import type { Device, Room } from "./types.ts";
+import { alertRulesView } from "./views/alert-rules.ts";
 import { alertsView } from "./views/alerts.ts";
+import { automationsView } from "./views/automations.ts";
 import { deadLettersView } from "./views/dead-letters.ts";
 import { deviceView } from "./views/device.ts";
 import { devicesView } from "./views/devices.ts";
+import { energyView } from "./views/energy.ts";
+import { homeView } from "./views/home.ts";
 import { loginScreen } from "./views/login.ts";
+import { addDeviceView } from "./views/manage-devices.ts";
 import { pipelineView } from "./views/pipeline.ts";
 import { roomsView, roomView } from "./views/rooms.ts";
+import { usersView } from "./views/users.ts";
 
 const ROUTES: { pattern: RegExp; view: View; nav: string }[] = [
+  { pattern: /^\/home$/, view: homeView, nav: "home" },
   { pattern: /^\/(?:devices)?$/, view: devicesView, nav: "devices" },
   { pattern: /^\/devices\/(?<id>[^/]+)$/, view: deviceView, nav: "devices" },
+  { pattern: /^\/add-device$/, view: addDeviceView, nav: "devices" },
   { pattern: /^\/rooms$/, view: roomsView, nav: "rooms" },
   { pattern: /^\/rooms\/(?<id>[^/]+)$/, view: roomView, nav: "rooms" },
   { pattern: /^\/dead-letters$/, view: deadLettersView, nav: "dead-letters" },
   { pattern: /^\/pipeline$/, view: pipelineView, nav: "pipeline" },
   { pattern: /^\/alerts$/, view: alertsView, nav: "alerts" },
+  { pattern: /^\/alert-rules$/, view: alertRulesView, nav: "alerts" },
+  { pattern: /^\/automations$/, view: automationsView, nav: "automations" },
+  { pattern: /^\/people$/, view: usersView, nav: "people" },
+  { pattern: /^\/energy$/, view: energyView, nav: "energy" },
 ];
 
 const CONNECTION_LABELS: Record<ConnectionState, string> = {
@@ -187,11 +199,16 @@ class App {
       h("button", { type: "button", class: "link", onclick: () => this.session.logout("You signed out.") }, "Sign out"),
     );
     this.#nav.replaceChildren(
+      h("a", { href: "#/home", "data-nav": "home" }, "Home"),
       h("a", { href: "#/devices", "data-nav": "devices" }, "Devices"),
       h("a", { href: "#/rooms", "data-nav": "rooms" }, "Rooms"),
+      h("a", { href: "#/energy", "data-nav": "energy" }, "Energy"),
       h("a", { href: "#/alerts", "data-nav": "alerts" }, "Alerts"),
+      h("a", { href: "#/automations", "data-nav": "automations" }, "Automations"),
       h("a", { href: "#/dead-letters", "data-nav": "dead-letters" }, "Dead letters"),
-      ...(roleAllows(identity?.role, "admin") ? [h("a", { href: "#/pipeline", "data-nav": "pipeline" }, "Pipeline")] : []),
+      ...(roleAllows(identity?.role, "admin")
+        ? [h("a", { href: "#/pipeline", "data-nav": "pipeline" }, "Pipeline"), h("a", { href: "#/people", "data-nav": "people" }, "People")]
+        : []),
     );
     this.#showConnection(this.live.state === "offline" ? "connecting" : this.live.state);
     this.#body.replaceChildren(
@@ -254,6 +271,10 @@ class App {
         return () => this.#connectionListeners.delete(listener);
       },
       reloadFleet: () => this.reloadFleet(),
+      rerender: () => {
+        this.#routeKey = "";
+        this.#route();
+      },
     };
   }
 }

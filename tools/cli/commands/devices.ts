@@ -1,5 +1,6 @@
 /** edgemesh devices: add (the token is printed once), list, show (with the twin), rotate, remove. */
 import type { StoredError, TwinView } from "../../../shared/api-types.ts";
+import { displayNumber } from "../../../shared/display.ts";
 import { type CommandSpec, type DeviceView, int, jsonOption, list, pairs, positional, str } from "../command.ts";
 import { UsageError } from "../errors.ts";
 import { fields, rowsTable } from "../output.ts";
@@ -13,8 +14,17 @@ const DEVICE_COLUMNS: [string, keyof DeviceView | ((d: DeviceView) => unknown)][
   ["KIND", "kind"],
   ["CLASS", "class"],
   ["AVAILABILITY", "availability"],
-  ["LAST SEEN", "last_seen"],
+  ["LAST SEEN", (d) => seen(d.last_seen)],
 ];
+
+/** When the device was last heard (docs/cli.md): the time and how long ago, e.g. `2026-12-05T03:12:09.120Z (12 s ago)`. */
+export function seen(lastSeen: string | null, now = Date.now()): string {
+  if (!lastSeen) return "never";
+  const s = Math.max(0, Math.round((now - Date.parse(lastSeen)) / 1000));
+  const age =
+    s < 60 ? `${s} s` : s < 3600 ? `${Math.floor(s / 60)} min` : s < 86_400 ? `${Math.floor(s / 3600)} h` : `${Math.floor(s / 86_400)} d`;
+  return `${lastSeen} (${age} ago)`;
+}
 
 function deviceFields(device: DeviceView): [string, unknown][] {
   return [
@@ -25,7 +35,7 @@ function deviceFields(device: DeviceView): [string, unknown][] {
     ["class", device.class],
     ["room", device.room],
     ["availability", device.availability],
-    ["last seen", device.last_seen],
+    ["last seen", seen(device.last_seen)],
     ["publish", device.publish.join(", ")],
     ["metadata", device.metadata],
     ["created", device.created_at],
@@ -109,7 +119,12 @@ export const devices: Record<string, CommandSpec> = {
         ctx.client.get<{ device: DeviceView }>(path(id)),
         ctx.client.get<TwinView>(`${path(id)}/twin`),
       ]);
-      const readings = Object.entries(twin.reported.readings).map(([metric, r]) => ({ metric, ...r }));
+      // Shown at the unit's precision (shared/display.ts); --json keeps every digit.
+      const readings = Object.entries(twin.reported.readings).map(([metric, r]) => ({
+        metric,
+        ...r,
+        value: typeof r.value === "number" ? displayNumber(r.value, r.unit) : r.value,
+      }));
       const text = [
         fields(deviceFields(device)),
         "",

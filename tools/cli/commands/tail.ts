@@ -4,6 +4,7 @@
  * hub (devices, routing-key patterns, streams), so only what matches crosses the network.
  * A dropped socket reconnects and resumes after the last update it printed.
  */
+import { displayReading } from "../../../shared/display.ts";
 import type { LiveServerMessage, LiveUpdate } from "../../../shared/schemas/api/live.ts";
 import type { CommandSpec, Context } from "../command.ts";
 import { int, list } from "../command.ts";
@@ -21,7 +22,7 @@ function summary(u: Update): string {
     case "twin": {
       const readings = (d.readings ?? {}) as Record<string, { value: unknown; unit?: string }>;
       return Object.entries(readings)
-        .map(([k, r]) => `${k}=${String(r.value)}${r.unit ?? ""}`)
+        .map(([k, r]) => `${k}=${displayReading(r.value, r.unit, "")}`)
         .join(" ");
     }
     case "availability":

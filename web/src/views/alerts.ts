@@ -42,7 +42,7 @@ export const alertsView: View = (root, ctx, _params, query) => {
   const fresh = h("p", { class: "notice", hidden: true, role: "status" });
   const list = h("div", { id: "alert-list" });
   root.append(
-    h("div", { class: "page-head" }, h("h1", {}, "Alerts")),
+    h("div", { class: "page-head" }, h("h1", {}, "Alerts"), h("a", { href: "#/alert-rules", id: "rules-link" }, "Alert rules")),
     h("p", { class: "muted" }, "Raised by the alert rules as readings arrive; each lists where its notifications went."),
     h("div", { class: "filters" }, h("label", { for: "alert-status" }, "Status", select)),
     fresh,

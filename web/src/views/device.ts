@@ -4,14 +4,14 @@
  * and the device's recent validation errors.
  */
 import { ApiError, seg } from "../api.ts";
-import { LiveChart } from "../chart.ts";
 import { badge, loadInto, problem, setBadge, throttle } from "../components.ts";
 import type { Ctx, View } from "../context.ts";
-import { flash, h, setText } from "../dom.ts";
+import { h, setText } from "../dom.ts";
 import { ago, formatReading, isEmptyObject, json, roomLabel, time } from "../format.ts";
-import { loadHistory } from "../history.ts";
 import { isAuthFailure } from "../live.ts";
 import { type Command, type Device, type Reading, type StoredError, TERMINAL_COMMAND_STATUSES, type Twin } from "../types.ts";
+import { chartsSection } from "./charts.ts";
+import { manageSection } from "./manage-devices.ts";
 
 export const deviceView: View = (root, ctx, params) => {
   const id = params.id ?? "";
@@ -57,7 +57,7 @@ function renderDevice(root: HTMLElement, ctx: Ctx, device: Device, twin: Twin): 
   disposers.push(commands.dispose);
   const errors = errorsSection(ctx, device);
   disposers.push(errors.dispose);
-  root.append(charts.element, twinPanel.element, commands.element, errors.element);
+  root.append(charts.element, twinPanel.element, commands.element, errors.element, manageSection(ctx, device));
 
   disposers.push(
     ctx.store.on((event) => {
@@ -73,68 +73,6 @@ function renderDevice(root: HTMLElement, ctx: Ctx, device: Device, twin: Twin): 
     }),
   );
   return disposers;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Charts
-
-function chartsSection(ctx: Ctx, device: Device, twin: Twin) {
-  const grid = h("div", { class: "grid charts" });
-  const element = h("section", { "aria-labelledby": "charts-title" }, h("h2", { id: "charts-title" }, "Readings"), grid);
-  const entries = new Map<string, { chart: LiveChart; value: HTMLElement; unit: string | null }>();
-  const readings: Record<string, Reading> = { ...twin.reported.readings, ...(ctx.store.devices.get(device.id)?.readings ?? {}) };
-
-  const add = (metric: string, reading: Reading) => {
-    const value = h("p", { class: "big-value", "data-metric": metric, "data-value": String(reading.value) }, formatReading(reading));
-    const box = h("div", { class: "chart", role: "img", "aria-label": `${metric} over the last hour` });
-    const note = h("p", { class: "muted small" });
-    const title = `${metric.replaceAll("_", " ")}${reading.unit ? ` (${reading.unit})` : ""}`;
-    grid.append(h("article", { class: "card chart-card", "data-chart": metric }, h("header", {}, h("h3", {}, title), value), box, note));
-    const chart = new LiveChart(box, { title, unit: reading.unit, stepped: typeof reading.value === "boolean" });
-    entries.set(metric, { chart, value, unit: reading.unit ?? null });
-    loadHistory(ctx.api, device.id, metric).then(
-      (history) => {
-        // One unit per chart: older readings in another unit (°F before °C) would be off the scale.
-        const unit = entries.get(metric)?.unit ?? reading.unit ?? null;
-        const points = history.filter((p) => (p.unit ?? null) === unit);
-        chart.setHistory(points);
-        setText(
-          note,
-          points.length
-            ? `${points.length} reading${points.length === 1 ? "" : "s"} in the last hour, then live`
-            : "No history yet; live points appear here",
-        );
-      },
-      (error: unknown) => {
-        if (!isAuthFailure(error)) setText(note, `History unavailable: ${(error as Error).message}`);
-      },
-    );
-  };
-  const metrics = Object.keys(readings).sort();
-  if (metrics.length === 0) grid.append(h("p", { class: "muted empty-readings" }, "No readings yet. They appear here as they arrive."));
-  for (const metric of metrics) add(metric, readings[metric] as Reading);
-
-  return {
-    element,
-    reading(metric: string, reading: Reading, live: boolean) {
-      let entry = entries.get(metric);
-      if (!entry) {
-        grid.querySelector(".empty-readings")?.remove();
-        add(metric, reading);
-        entry = entries.get(metric);
-      }
-      if (!entry) return;
-      setText(entry.value, formatReading(reading));
-      entry.value.setAttribute("data-value", String(reading.value));
-      if (live) flash(entry.value);
-      const v = typeof reading.value === "boolean" ? Number(reading.value) : reading.value;
-      const t = Date.parse(reading.at);
-      if (Number.isFinite(t) && Number.isFinite(v) && (reading.unit ?? null) === entry.unit) entry.chart.append(t, v);
-    },
-    dispose() {
-      for (const { chart } of entries.values()) chart.destroy();
-    },
-  };
 }
 
 // ---------------------------------------------------------------------------------------------

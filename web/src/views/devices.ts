@@ -23,7 +23,13 @@ export const devicesView: View = (root, ctx, _params, query) => {
   const empty = h("p", { class: "empty", hidden: true });
 
   root.append(
-    h("div", { class: "page-head" }, h("h1", {}, "Devices"), count),
+    h(
+      "div",
+      { class: "page-head" },
+      h("h1", {}, "Devices"),
+      count,
+      ctx.can("admin") ? h("a", { href: "#/add-device", class: "button primary", id: "add-device" }, "Add device") : null,
+    ),
     h(
       "form",
       { class: "filters", role: "search", "aria-label": "Filter devices", onsubmit: (e: Event) => e.preventDefault() },

@@ -3,13 +3,14 @@ import { seg } from "../api.ts";
 import { type CardRefs, deviceCard, loadInto, setBadge, setReading, throttle } from "../components.ts";
 import type { View } from "../context.ts";
 import { h } from "../dom.ts";
-import { formatNumber, formatValue, roomLabel, time } from "../format.ts";
+import { formatValue, roomLabel, time } from "../format.ts";
 import { isAuthFailure } from "../live.ts";
 import type { DeviceState } from "../store.ts";
 import type { MetricAggregate, Room, RoomView } from "../types.ts";
+import { newRoomForm, roomManageSection } from "./manage-rooms.ts";
 
 export const roomsView: View = (root, ctx) => {
-  root.append(h("div", { class: "page-head" }, h("h1", {}, "Rooms")));
+  root.append(h("div", { class: "page-head" }, h("h1", {}, "Rooms")), newRoomForm(ctx) ?? "");
   const body = h("div");
   root.append(body);
   return loadInto(
@@ -63,7 +64,7 @@ function aggregateRow(a: MetricAggregate): HTMLTableRowElement {
     ),
     h("td", {}, num(a.min)),
     h("td", {}, num(a.max)),
-    h("td", {}, a.mean === undefined ? "—" : a.unit ? `${formatNumber(a.mean)} ${a.unit}` : formatNumber(a.mean)),
+    h("td", {}, a.mean === undefined ? "—" : formatValue(a.mean, a.unit)),
     h("td", {}, String(a.devices)),
   );
 }
@@ -134,6 +135,7 @@ export const roomView: View = (root, ctx, params) => {
           ),
         ),
         h("section", { "aria-labelledby": "room-devices-title" }, h("h2", { id: "room-devices-title" }, "Devices"), grid),
+        roomManageSection(ctx, view.room, members) ?? "",
       );
       // The room's aggregates are computed by its RoomActor: refetch (at most every second) when a member reports.
       const refetch = throttle(() => {
