@@ -39,15 +39,19 @@ export async function systemReadings(env: Env, options: MonitorOptions = {}): Pr
   const since = new Date(now - DEAD_LETTER_WINDOW_MS).toISOString();
   const [deadLetters, backlog, agents] = await Promise.all([
     env.DB.prepare("SELECT COUNT(*) AS n FROM dead_letters WHERE failed_at > ?").bind(since).first<{ n: number }>(),
-    // The backlog: the oldest message the edge accepted that no queue's consumer has taken yet
-    // (the message history's steps: accepted at the edge, then delivered, stored or dead-lettered).
+    // The backlog: per queue, the messages the twins sent (their routing counter) minus those its
+    // consumer delivered or dead-lettered; while that is above 0, its age is the time since the
+    // consumer last made progress (or since the queue first got messages, when it never has).
+    // No history row per accepted message exists to ask (issue 13), and Queues tells Workers no backlog.
     env.DB.prepare(
-      `SELECT MIN(e.at) AS oldest FROM message_events e
-       WHERE e.queue = '(edge)' AND e.status = 'accepted' AND e.at > ?1 AND e.at <= ?2
-         AND NOT EXISTS (SELECT 1 FROM message_events d
-                         WHERE d.source = e.source AND d.message_id = e.message_id AND d.status != 'accepted')`,
+      `SELECT MIN(COALESCE(s.updated_at, r.first_at)) AS oldest FROM (
+         SELECT substr(labels, instr(labels, 'queue="') + 7, instr(substr(labels, instr(labels, 'queue="') + 7), '"') - 1) AS queue,
+                SUM(value) AS routed, MIN(updated_at) AS first_at
+         FROM metric_counters WHERE name = 'edgemesh_routed_messages_total' GROUP BY 1) r
+       LEFT JOIN queue_stats s ON s.queue = r.queue
+       WHERE r.routed - COALESCE(s.delivered, 0) - COALESCE(s.dead_lettered, 0) > 0 AND COALESCE(s.updated_at, r.first_at) <= ?1`,
     )
-      .bind(new Date(now - BACKLOG_WINDOW_MS).toISOString(), new Date(now).toISOString())
+      .bind(new Date(now).toISOString())
       .first<{ oldest: string | null }>(),
     env.DB.prepare("SELECT id FROM devices WHERE kind = 'service' AND type = 'agent' ORDER BY id LIMIT 200").all<{ id: string }>(),
   ]);

@@ -63,12 +63,12 @@ describe("answers match their schemas", () => {
 
   it("dead letters and their replay", async () => {
     const { token } = await json<{ token: string }>(
-      await admin("POST", "/v1/devices", { id: uniqueId("svc"), kind: "service", type: "t", publish: ["sensors:#"] }),
+      await admin("POST", "/v1/devices", { id: uniqueId("svc"), kind: "service", type: "t", publish: ["metrics:#"] }),
     );
     const id = uniqueId("lost");
-    expect(
-      (await post("/v1/exchanges/sensors/publish", token, { id, routing_key: "sensors.pressure.attic", payload: { p: 1 } })).status,
-    ).toBe(202);
+    expect((await post("/v1/exchanges/metrics/publish", token, { id, routing_key: "metrics.other.attic", payload: { p: 1 } })).status).toBe(
+      202,
+    );
     const letter = await eventually(async () => {
       const list = await answer(DeadLetterList, await admin("GET", "/v1/dead-letters?status=all&limit=1000"));
       return list.dead_letters.find((d) => d.message_id === id);

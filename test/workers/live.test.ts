@@ -181,9 +181,9 @@ describe("subscriptions", () => {
     const client = await open("system", await tokenFor("viewer"));
     client.send({ type: "subscribe", streams: ["dead_letter"] });
     await client.next((f) => f.type === "snapshot");
-    const { token } = await createDevice({ id: uniqueId("svc"), kind: "service", type: "t", publish: ["sensors:#"] });
+    const { token } = await createDevice({ id: uniqueId("svc"), kind: "service", type: "t", publish: ["metrics:#"] });
     const id = uniqueId("lost");
-    await post("/v1/exchanges/sensors/publish", token, { id, routing_key: "sensors.nothing.here", payload: { x: 1 } });
+    await post("/v1/exchanges/metrics/publish", token, { id, routing_key: "metrics.nothing.here", payload: { x: 1 } });
     const frame = await client.next((f) => f.stream === "dead_letter" && f.data?.message_id === id, 10_000);
     expect(frame.data).toMatchObject({ queue: "(unroutable)" });
     client.ws.close(1000);

@@ -17,9 +17,9 @@ const DRAWN: [exchange: string, key: string, queues: string[]][] = [
   ["sensors", "sensors.temperature", ["sensors.temperature", "archive.metrics"]],
   ["sensors", "sensors.humidity.bathroom.shelf", ["sensors.humidity", "archive.metrics"]],
   ["sensors", "sensors.motion.hallway", ["sensors.motion"]],
-  // edgemesh: a type no binding names goes through the alternate exchange to sensors.other.
-  ["sensors", "sensors.pressure.attic", ["sensors.other"]],
-  ["sensors", "sensors.heatpump.meter1", ["sensors.other"]],
+  // edgemesh: a type no binding names goes through the alternate exchange to sensors.other (and, like every reading, to archive.metrics).
+  ["sensors", "sensors.pressure.attic", ["sensors.other", "archive.metrics"]],
+  ["sensors", "sensors.heatpump.meter1", ["sensors.other", "archive.metrics"]],
   ["metrics", "metrics.system.nas.cpu", ["metrics.system"]],
   ["metrics", "metrics.application.api", ["metrics.application"]],
   ["metrics", "metrics.other", []],
@@ -40,7 +40,7 @@ describe("the topology", () => {
   });
 
   it("sends what the sensors exchange's bindings do not take through its alternate exchange", () => {
-    expect(bindingsFor("sensors.alternate", "sensors.co2.office")).toEqual(["sensors.other"]);
+    expect(bindingsFor("sensors.alternate", "sensors.co2.office")).toEqual(["sensors.other", "archive.metrics"]);
     expect(findQueue("sensors.other")?.consumer).toBe("transformer");
   });
 
