@@ -8,12 +8,13 @@ import { readConfig } from "../../shared/config";
 import { parseDeviceToken } from "../../shared/credentials";
 import { sha256Hex } from "../../shared/ids";
 import { CONNACK_V4, clientIdBelongs, connackV4, MqttError, REASON, WS_CLOSE } from "../../shared/mqtt";
-import { mqttTopicProblem } from "../../shared/topics";
 import { twinStub } from "../device-twin";
 import { deliverCommands, resend } from "./commands";
 import { keptProperties } from "./publish";
+import { allowed, CONNACK_REASONS } from "./reasons";
 import { awaitingRel, dropAwaitingRel, dropSession, dropWill, readFilters, readOutbound, storedSession, storeWill } from "./store";
 import { type Conn, type Gateway, type Outbound, type StoredWill, TOPIC_ALIAS_MAXIMUM, V4_SESSION_EXPIRY_S, type Version } from "./types";
+import { topicNameProblem } from "./validate";
 import { payloadBytes, save, send, toBase64 } from "./wire";
 
 export async function onConnect(g: Gateway, ws: WebSocket, conn: Conn, packet: IConnectPacket): Promise<void> {
@@ -59,7 +60,7 @@ export async function onConnect(g: Gateway, ws: WebSocket, conn: Conn, packet: I
   const twin = twinStub(g.env, conn.device);
   if (!(await twin.checkSecret(secret))) return refuseAuth(g, ws, conn, "the device token is not valid");
   // [MQTT-3.1.3-11] the will topic is a topic name: no wildcards, well-formed UTF-8.
-  if (packet.will && (mqttTopicProblem(packet.will.topic) || packet.will.topic.includes("\uFFFD")))
+  if (packet.will && topicNameProblem(packet.will.topic))
     return refuseConnect(ws, conn, REASON.topicNameInvalid, "the will topic is not a valid topic name", "MQTT-3.1.3-11");
 
   // [MQTT-3.1.4-3] a second connection with the same client id takes over: the first is closed.
@@ -128,7 +129,7 @@ export async function onConnect(g: Gateway, ws: WebSocket, conn: Conn, packet: I
           wildcardSubscriptionAvailable: true,
           sharedSubscriptionAvailable: false,
           subscriptionIdentifiersAvailable: false,
-          maximumQoS: 2 as const,
+          // Maximum QoS is left out: absent means 2, and 2 is not a value it may carry (v5 §3.2.2.3.4).
           ...(assigned !== undefined && { assignedClientIdentifier: assigned }),
         }
       : undefined;
@@ -147,8 +148,16 @@ async function refuseAuth(g: Gateway, ws: WebSocket, conn: Conn, message: string
 }
 
 /** [MQTT-3.2.2-5] a refused CONNECT gets a CONNACK with a non-zero code, then the close. */
-export function refuseConnect(ws: WebSocket, conn: Conn, reason: number, message: string, rule?: string): void {
-  const code = conn.version === 5 ? reason : conn.version === 3 ? CONNACK_V4.unacceptableProtocolVersion : connackV4(reason);
+export function refuseConnect(
+  ws: WebSocket,
+  conn: Conn,
+  reason: number,
+  message: string,
+  rule?: string,
+  closeCode: number = WS_CLOSE.policy,
+): void {
+  const code =
+    conn.version === 5 ? allowed(CONNACK_REASONS, reason) : conn.version === 3 ? CONNACK_V4.unacceptableProtocolVersion : connackV4(reason);
   send(ws, conn, {
     cmd: "connack",
     sessionPresent: false,
@@ -158,5 +167,5 @@ export function refuseConnect(ws: WebSocket, conn: Conn, reason: number, message
   });
   conn.state = "closed";
   ws.serializeAttachment(conn);
-  ws.close(WS_CLOSE.policy, (rule ? `${message} [${rule}]` : message).slice(0, 120));
+  ws.close(closeCode, (rule ? `${message} [${rule}]` : message).slice(0, 120));
 }

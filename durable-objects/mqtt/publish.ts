@@ -7,11 +7,12 @@ import type { IPublishPacket } from "mqtt-packet";
 import { readConfig } from "../../shared/config";
 import { classifyTopic, MqttCommandResult, MqttError, type OwnTopic, REASON, serverOwned } from "../../shared/mqtt";
 import type { MessageType } from "../../shared/schemas/message";
-import { mapTopic, mqttTopicProblem } from "../../shared/topics";
+import { mapTopic } from "../../shared/topics";
 import { twinStub } from "../device-twin";
+import { allowed, PUBACK_REASONS, PUBLISH_REFUSAL } from "./reasons";
 import { addAwaitingRel, removeRetained, retainedRoom, storeRetained } from "./store";
 import { forward } from "./subscribe";
-import { type Conn, type Gateway, type Message, type Publisher, type RetainedProperties, TOPIC_ALIAS_MAXIMUM } from "./types";
+import type { Conn, Gateway, Message, Publisher, RetainedProperties } from "./types";
 import { payloadBytes, save, send } from "./wire";
 
 /** The properties of an incoming v5 PUBLISH (or will) that travel on with it. */
@@ -27,15 +28,9 @@ export function keptProperties(props: Record<string, unknown> | undefined): Reta
 }
 
 export async function onPublish(g: Gateway, ws: WebSocket, conn: Conn, packet: IPublishPacket): Promise<void> {
+  // validate.ts checked the packet id, the topic name, the alias range and the properties.
   const id = packet.messageId ?? 0;
-  // [MQTT-2.3.1-1] QoS 1 and 2 publishes carry a non-zero packet identifier.
-  if (packet.qos > 0 && id === 0) throw new MqttError(REASON.malformedPacket, "QoS > 0 without a packet identifier", "MQTT-2.3.1-1");
   const topic = resolveAlias(conn, packet);
-  const problem = mqttTopicProblem(topic);
-  // [MQTT-3.3.2-2] no wildcards in a PUBLISH topic; [MQTT-1.5.4-1] well-formed UTF-8 only.
-  if (problem) throw new MqttError(REASON.topicNameInvalid, `topic "${topic.slice(0, 64)}" ${problem}`, "MQTT-3.3.2-2");
-  // mqtt-packet decodes invalid UTF-8 to U+FFFD: a topic holding one is refused as invalid.
-  if (topic.includes("\uFFFD")) throw new MqttError(REASON.malformedPacket, "topic is not valid UTF-8", "MQTT-1.5.4-1");
 
   if (packet.qos === 2) {
     // [MQTT-4.3.3-9] a repeat of a QoS 2 publish still awaiting PUBREL is acknowledged, not delivered again.
@@ -60,14 +55,15 @@ export async function onPublish(g: Gateway, ws: WebSocket, conn: Conn, packet: I
     if (conn.version === 4) throw new MqttError(reason, `publish to "${topic.slice(0, 64)}" refused`);
     return save(ws, conn);
   }
-  if (packet.qos === 1) send(ws, conn, { cmd: "puback", messageId: id, reasonCode: reason });
+  const code = allowed(PUBACK_REASONS, reason);
+  if (packet.qos === 1) send(ws, conn, { cmd: "puback", messageId: id, reasonCode: code });
   if (packet.qos === 2) {
     // [MQTT-4.3.3-8] after a PUBREC with a failure code the packet id is free again.
     if (reason < 0x80) {
       conn.awaitingRel.push(id);
       if (conn.persistent) addAwaitingRel(g.sql(), conn.clientId, id);
     }
-    send(ws, conn, { cmd: "pubrec", messageId: id, reasonCode: reason });
+    send(ws, conn, { cmd: "pubrec", messageId: id, reasonCode: code });
   }
   save(ws, conn);
 }
@@ -76,9 +72,7 @@ export async function onPublish(g: Gateway, ws: WebSocket, conn: Conn, packet: I
 function resolveAlias(conn: Conn, packet: IPublishPacket): string {
   const alias = packet.properties?.topicAlias;
   if (alias === undefined) return packet.topic;
-  // [MQTT-3.3.2-8] alias 0 or over our Topic Alias Maximum is a protocol error (0x94).
-  if (conn.version !== 5 || alias < 1 || alias > TOPIC_ALIAS_MAXIMUM)
-    throw new MqttError(REASON.topicAliasInvalid, `topic alias ${alias} is out of range`, "MQTT-3.3.2-8");
+  // [MQTT-3.3.2-8] its range (0x94) was checked in validate.ts.
   if (packet.topic !== "") {
     conn.aliases[String(alias)] = packet.topic;
     return packet.topic;
@@ -134,7 +128,7 @@ async function route(g: Gateway, from: Publisher, own: OwnTopic, topic: string, 
     if (done.ok) return REASON.success;
     if (done.code === "unauthorized") throw new MqttError(REASON.notAuthorized, "the device token is no longer valid");
     if (done.code === "rate_limited") return REASON.quotaExceeded;
-    return done.code === "not_found" ? REASON.packetIdentifierNotFound : REASON.implementationSpecific;
+    return done.code === "not_found" ? PUBLISH_REFUSAL.notAccepted : REASON.implementationSpecific;
   }
   if (typeof body !== "object" || body === null || Array.isArray(body)) return REASON.payloadFormatInvalid;
   // A bare reading object (`{"temperature": 21.5}`) is the message's payload.
@@ -170,6 +164,6 @@ async function route(g: Gateway, from: Publisher, own: OwnTopic, topic: string, 
   const code = outcome.rejected[0]?.code;
   if (code === "forbidden" || code === "source_mismatch") return REASON.notAuthorized;
   if (code === "unknown_exchange") return REASON.topicNameInvalid;
-  if (code === "message_too_large") return REASON.packetTooLarge;
+  if (code === "message_too_large") return PUBLISH_REFUSAL.notAccepted;
   return REASON.payloadFormatInvalid;
 }

@@ -17,14 +17,16 @@ import type { Packet } from "mqtt-packet";
 import { readConfig } from "../../shared/config";
 import { MqttError, REASON, WS_CLOSE } from "../../shared/mqtt";
 import { commandsQos, deliverCommands, sendDesired, wantsDesired } from "./commands";
-import { onConnect } from "./connect";
+import { onConnect, refuseConnect } from "./connect";
 import { onPublish } from "./publish";
 import { onPuback, onPubcomp, onPubrec, onPubrel } from "./qos";
+import { allowed, DISCONNECT_REASONS } from "./reasons";
 import { dueWills, nextWillAt, SCHEMA } from "./store";
 import { onSubscribe, onUnsubscribe } from "./subscribe";
-import { type CloseOptions, COMMAND_POLL_MS, CONNECT_TIMEOUT_MS, type Conn, type Gateway } from "./types";
+import { type CloseOptions, COMMAND_POLL_MS, CONNECT_TIMEOUT_MS, type Conn, type Gateway, keepAliveDeadline } from "./types";
+import { connectVersionHint, validateConnect, validatePacket } from "./validate";
 import { ended, publishWill } from "./will";
-import { newReader, type Reader, save, send } from "./wire";
+import { decode, frame, newReader, type Reader, save, send } from "./wire";
 
 export function sessionStub(env: Env, deviceId: string): DurableObjectStub<MqttSession> {
   return env.MQTT_SESSION.getByName(deviceId);
@@ -115,27 +117,54 @@ export class MqttSession extends DurableObject<Env> {
       this.#parsers.set(ws, reader);
     }
     const max = readConfig(this.env).MQTT_MAX_PACKET_BYTES;
-    const left = reader.parser.parse(new Uint8Array(data));
-    const packets = reader.packets.splice(0);
-    const parseError = reader.error;
-    // Packets that parsed before a malformed one are still handled, in order.
-    for (const packet of packets) {
+    const { packets, error, left } = frame(reader, new Uint8Array(data), max);
+    // Packets that arrived whole before a bad length are still handled, in order.
+    for (const bytes of packets) {
       const current = ws.deserializeAttachment() as Conn;
       if (current.state === "closed") return;
       // [MQTT-3.1.2-24] any packet counts as activity for the keep alive.
       current.lastSeen = Date.now();
-      // v5 §3.2.2.3.6: a packet over the Maximum Packet Size the server announced is 0x95.
-      if ((packet.length ?? 0) > max) throw new MqttError(REASON.packetTooLarge, `a packet of ${packet.length} bytes; the limit is ${max}`);
-      await this.#packet(ws, current, packet);
+      // Validated whole before anything acts on it (validate.ts); CONNECT answers its own failures.
+      if (current.state === "open") {
+        const packet = this.#connectPacket(ws, current, reader, bytes);
+        if (packet) await this.#packet(ws, current, packet);
+        continue;
+      }
+      validatePacket(bytes, { version: current.version, sessionExpiry: current.sessionExpiry });
+      await this.#packet(ws, current, decode(reader, bytes));
     }
-    if (parseError) throw new MqttError(REASON.malformedPacket, parseError.message, "MQTT-4.13.1-1");
-    // The packet still arriving announced its remaining length already: refuse it before buffering it all.
-    const pending = reader.parser.packet.length;
-    if (pending > max) throw new MqttError(REASON.packetTooLarge, `a packet of ${pending} bytes; the limit is ${max}`);
+    if (error) throw error;
     const after = ws.deserializeAttachment() as Conn;
     if (after.state === "closed") return;
     after.partial = left > 0;
     ws.serializeAttachment(after);
+  }
+
+  /**
+   * The first packet: it must be CONNECT [MQTT-3.1.0-1], and a CONNECT that fails validation is
+   * answered before the close — return code 1 for an unsupported protocol level [MQTT-3.1.2-2],
+   * and in v5 a CONNACK with the reason (0x81, 0x82, 0x8C) [MQTT-3.1.4-1]; 3.1.1 has no code for
+   * the rest and only closes.
+   */
+  #connectPacket(ws: WebSocket, conn: Conn, reader: Reader, bytes: Uint8Array): Packet | undefined {
+    if ((bytes[0] as number) >> 4 !== 1) throw new MqttError(REASON.protocolError, "the first packet must be CONNECT", "MQTT-3.1.0-1");
+    let version = connectVersionHint(bytes);
+    try {
+      version = validateConnect(bytes).version;
+    } catch (error) {
+      if (!(error instanceof MqttError)) throw error;
+      if (error.reason === REASON.unsupportedProtocolVersion) {
+        // The client's version is unknown: the 3.1.1 CONNACK, return code 1 (what every version reads).
+        conn.version = 4;
+        refuseConnect(ws, conn, REASON.unsupportedProtocolVersion, error.message);
+        return undefined;
+      }
+      if (version !== 5) throw error;
+      conn.version = 5;
+      refuseConnect(ws, conn, error.reason, error.message, undefined, WS_CLOSE.protocolError);
+      return undefined;
+    }
+    return decode(reader, bytes);
   }
 
   /** One handler per packet type. */
@@ -226,7 +255,11 @@ export class MqttSession extends DurableObject<Env> {
     if (conn.state === "closed") return;
     const wasConnected = conn.state === "connected";
     if (reason !== null && conn.version === 5 && wasConnected) {
-      send(ws, conn, { cmd: "disconnect", reasonCode: reason, properties: { reasonString: message.slice(0, 200) } });
+      send(ws, conn, {
+        cmd: "disconnect",
+        reasonCode: allowed(DISCONNECT_REASONS, reason),
+        properties: { reasonString: message.slice(0, 200) },
+      });
     }
     conn.state = "closed";
     ws.serializeAttachment(conn);
@@ -280,7 +313,7 @@ export class MqttSession extends DurableObject<Env> {
       if (conn.state === "open") deadlines.push(conn.openedAt + CONNECT_TIMEOUT_MS);
       if (conn.state !== "connected") continue;
       // [MQTT-3.1.2-24] one and a half keep alive periods without a packet end the connection.
-      if (conn.keepalive > 0) deadlines.push(conn.lastSeen + conn.keepalive * 1500);
+      if (conn.keepalive > 0) deadlines.push(keepAliveDeadline(conn));
       if (commandsQos(conn) !== null) deadlines.push(Date.now() + COMMAND_POLL_MS);
     }
     const willAt = nextWillAt(this.#sql());
@@ -296,7 +329,7 @@ export class MqttSession extends DurableObject<Env> {
       const conn = ws.deserializeAttachment() as Conn;
       if (conn.state === "open" && now - conn.openedAt >= CONNECT_TIMEOUT_MS) {
         await this.#close(ws, conn, REASON.protocolError, "no CONNECT in time", { will: false, presence: false });
-      } else if (conn.state === "connected" && conn.keepalive > 0 && now - conn.lastSeen >= conn.keepalive * 1500) {
+      } else if (conn.state === "connected" && conn.keepalive > 0 && now >= keepAliveDeadline(conn)) {
         await this.#close(ws, conn, REASON.keepAliveTimeout, "keep alive timeout", { will: true, presence: false });
       } else if (conn.state === "connected" && commandsQos(conn) !== null) {
         await deliverCommands(g, ws, conn).catch((error: unknown) => this.#fail(ws, error));

@@ -13,8 +13,8 @@ export async function onSubscribe(g: Gateway, ws: WebSocket, conn: Conn, packet:
   const granted: number[] = [];
   const added: { filter: string; isNew: boolean; retainHandling: number; desired: boolean }[] = [];
   for (const sub of packet.subscriptions) {
-    // [MQTT-3.8.3-1] filters are UTF-8; [MQTT-4.7.1-*] wildcards must fill whole levels.
-    if (sub.topic === "" || sub.topic.includes("\u0000") || sub.topic.includes("\uFFFD") || filterProblem(sub.topic)) {
+    // [MQTT-4.7.3-1] at least one character; [MQTT-4.7.1-*] wildcards must fill whole levels (UTF-8: validate.ts).
+    if (sub.topic === "" || filterProblem(sub.topic)) {
       granted.push(conn.version === 5 ? REASON.topicFilterInvalid : 0x80);
       continue;
     }
