@@ -3,8 +3,8 @@
  * as many fuzzed inputs as asked, both versions. Bundled first, because the gateway's modules use
  * the Worker's extensionless imports:
  *
- *   npx esbuild test/mqtt/fuzz-run.ts --bundle --platform=node --format=esm --log-level=warning \
- *     --outfile=node_modules/.cache/mqtt-fuzz.mjs && node node_modules/.cache/mqtt-fuzz.mjs 500000 1
+ *   npx esbuild test/mqtt/fuzz-run.ts --bundle --platform=node --format=cjs --log-level=warning \
+ *     --outfile=node_modules/.cache/mqtt-fuzz.cjs && node node_modules/.cache/mqtt-fuzz.cjs 500000 1
  *
  * (inputs per version, seed). Prints one JSON line per version with packets/s
  * (docs/benchmarks.md, "MQTT fuzz"); exits 1 on a broken invariant, naming the seed and input.
