@@ -28,6 +28,9 @@ import { connectVersionHint, validateConnect, validatePacket } from "./validate"
 import { ended, publishWill } from "./will";
 import { decode, frame, newReader, type Reader, save, send } from "./wire";
 
+/** How often incoming frames may also sweep the other connections' keep-alive deadlines. */
+const SWEEP_MS = 250;
+
 export function sessionStub(env: Env, deviceId: string): DurableObjectStub<MqttSession> {
   return env.MQTT_SESSION.getByName(deviceId);
 }
@@ -36,6 +39,7 @@ export class MqttSession extends DurableObject<Env> {
   #parsers = new Map<WebSocket, Reader>();
   #chains = new Map<WebSocket, Promise<void>>();
   #schema = false;
+  #lastSweep = 0;
   #gateway: Gateway = {
     env: this.env,
     ctx: this.ctx,
@@ -91,8 +95,30 @@ export class MqttSession extends DurableObject<Env> {
   // ── Frames ──────────────────────────────────────────────────────────────────────────────
 
   override async webSocketMessage(ws: WebSocket, data: string | ArrayBuffer): Promise<void> {
+    this.#sweepKeepAlive(ws);
     // Packets of one connection are handled strictly in order, even across awaits.
     await this.#enqueue(ws, () => this.#frame(ws, data));
+  }
+
+  /**
+   * The alarm runs late while its object is busy (measured: docs/mqtt.md, "Keep alive"), which is
+   * exactly when other connections' packets arrive: each frame also closes the device's other
+   * connections whose keep alive ran out [MQTT-3.1.2-24], at most every SWEEP_MS.
+   */
+  #sweepKeepAlive(from: WebSocket): void {
+    const now = Date.now();
+    if (now - this.#lastSweep < SWEEP_MS) return;
+    this.#lastSweep = now;
+    for (const ws of this.ctx.getWebSockets()) {
+      if (ws === from) continue;
+      const conn = ws.deserializeAttachment() as Conn;
+      if (conn.state !== "connected" || conn.keepalive === 0 || now < keepAliveDeadline(conn)) continue;
+      void this.#enqueue(ws, async () => {
+        const current = ws.deserializeAttachment() as Conn;
+        if (current.state === "connected" && Date.now() >= keepAliveDeadline(current))
+          await this.#close(ws, current, REASON.keepAliveTimeout, "keep alive timeout", { will: true, presence: false });
+      });
+    }
   }
 
   /** Runs work on the connection's chain, after everything queued before it; a failure ends that connection. */

@@ -122,7 +122,7 @@ export const MAX_RETAINED_PER_DEVICE = 100;
  * [MQTT-3.1.2-24]. Never more than a quarter of the keep alive, so a client is still given
  * 1.25 × the interval it promised.
  */
-export const KEEP_ALIVE_MARGIN_MS = 1_000;
+export const KEEP_ALIVE_MARGIN_MS = 2_000;
 
 /** When a silent connection is closed: 1.5 × keep alive after its last packet, less the margin. */
 export function keepAliveDeadline(conn: Conn): number {
