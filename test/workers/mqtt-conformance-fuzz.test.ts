@@ -25,7 +25,7 @@ describe("MQTT fuzz inside workerd", () => {
   afterEach(() => vi.restoreAllMocks());
 
   for (const version of [4, 5] as const) {
-    it(`v${version}, seed ${SEED}: fuzzed packets never corrupt the stream, log an internal error, or touch a bystander`, async () => {
+    it(`v${version}, seed ${SEED + version}: fuzzed packets never corrupt the stream, log an internal error, or touch a bystander`, async () => {
       const rand = prng(SEED + version);
       const { device, token, client: bystander } = await connected(version);
       const packets = corpus(device, version);
