@@ -5,9 +5,10 @@
  * TCP → WebSocket bridge (mqtt-ws-proxy.ts). Covered: connect, QoS 0/1/2, retained messages, the
  * last will, a resumed persistent session, a command received and answered, a denied publish.
  */
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type LocalEdge, startLocalEdge } from "../../scripts/lib/local-edge.ts";
+import { type LocalEdge, PROJECT_ROOT, startLocalEdge } from "../../scripts/lib/local-edge.ts";
 import { until } from "../../scripts/lib/wait.ts";
 import { startWsProxy, type WsProxy } from "./mqtt-ws-proxy.ts";
 
@@ -15,6 +16,10 @@ let edge: LocalEdge;
 const proxies: WsProxy[] = [];
 
 beforeAll(async () => {
+  if (spawnSync("mosquitto_pub", ["--help"]).error) {
+    const made = spawnSync("bash", [join(PROJECT_ROOT, "scripts/mqtt-interop-clients.sh")], { encoding: "utf8" });
+    if (made.status !== 0) throw new Error(`mosquitto-clients missing and scripts/mqtt-interop-clients.sh failed: ${made.stderr}`);
+  }
   edge = await startLocalEdge();
 });
 
