@@ -150,7 +150,7 @@ function readProperties(c: Cursor, where: Where): Properties {
     const id = props.varint("property identifier");
     const spec = PROPERTIES[id];
     // §2.2.2.2: an identifier not valid for the packet is a Malformed Packet.
-    if (!spec || !spec.in.includes(where)) throw malformed(`property 0x${id.toString(16)} is not valid in ${where}`, "MQTT-2.2.2-2");
+    if (!spec?.in.includes(where)) throw malformed(`property 0x${id.toString(16)} is not valid in ${where}`, "MQTT-2.2.2-2");
     let value: number | string | Uint8Array | true;
     if (spec.kind === "byte") value = props.byte(spec.name);
     else if (spec.kind === "u16") value = props.u16(spec.name);
