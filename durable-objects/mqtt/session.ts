@@ -95,7 +95,7 @@ export class MqttSession extends DurableObject<Env> {
   // ── Frames ──────────────────────────────────────────────────────────────────────────────
 
   override async webSocketMessage(ws: WebSocket, data: string | ArrayBuffer): Promise<void> {
-    this.#sweepKeepAlive(ws);
+    this.#sweepDeadlines(ws);
     // Packets of one connection are handled strictly in order, even across awaits.
     await this.#enqueue(ws, () => this.#frame(ws, data));
   }
@@ -103,19 +103,23 @@ export class MqttSession extends DurableObject<Env> {
   /**
    * The alarm runs late while its object is busy (measured: docs/mqtt.md, "Keep alive"), which is
    * exactly when other connections' packets arrive: each frame also closes the device's other
-   * connections whose keep alive ran out [MQTT-3.1.2-24], at most every SWEEP_MS.
+   * connections whose keep alive [MQTT-3.1.2-24] or CONNECT time ran out, at most every SWEEP_MS.
    */
-  #sweepKeepAlive(from: WebSocket): void {
+  #sweepDeadlines(from: WebSocket): void {
     const now = Date.now();
     if (now - this.#lastSweep < SWEEP_MS) return;
     this.#lastSweep = now;
     for (const ws of this.ctx.getWebSockets()) {
       if (ws === from) continue;
       const conn = ws.deserializeAttachment() as Conn;
-      if (conn.state !== "connected" || conn.keepalive === 0 || now < keepAliveDeadline(conn)) continue;
+      const silent = conn.state === "connected" && conn.keepalive > 0 && now >= keepAliveDeadline(conn);
+      const noConnect = conn.state === "open" && now - conn.openedAt >= CONNECT_TIMEOUT_MS;
+      if (!silent && !noConnect) continue;
       void this.#enqueue(ws, async () => {
         const current = ws.deserializeAttachment() as Conn;
-        if (current.state === "connected" && Date.now() >= keepAliveDeadline(current))
+        if (current.state === "open" && Date.now() - current.openedAt >= CONNECT_TIMEOUT_MS)
+          await this.#close(ws, current, REASON.protocolError, "no CONNECT in time", { will: false, presence: false });
+        else if (current.state === "connected" && current.keepalive > 0 && Date.now() >= keepAliveDeadline(current))
           await this.#close(ws, current, REASON.keepAliveTimeout, "keep alive timeout", { will: true, presence: false });
       });
     }
