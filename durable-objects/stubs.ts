@@ -13,7 +13,7 @@ import type { AlertActor } from "./alert-actor";
 import type { AutomationClock } from "./automation-clock";
 import type { DeviceTwin } from "./device-twin/index";
 import type { LiveHub } from "./live-hub";
-import type { MqttSession } from "./mqtt-session";
+import type { MqttSession } from "./mqtt/session";
 import type { RoomActor } from "./room";
 
 export type TwinApi = Pick<

@@ -37,7 +37,7 @@ export { AlertActor } from "../durable-objects/alert-actor";
 export { AutomationClock } from "../durable-objects/automation-clock";
 export { DeviceTwin } from "../durable-objects/device-twin";
 export { LiveHub } from "../durable-objects/live-hub";
-export { MqttSession } from "../durable-objects/mqtt-session";
+export { MqttSession } from "../durable-objects/mqtt/session";
 export { RoomActor } from "../durable-objects/room";
 
 export const app = new Hono<AppEnv>()

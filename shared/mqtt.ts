@@ -26,6 +26,7 @@ export const REASON = {
   notAuthorized: 0x87,
   serverUnavailable: 0x88,
   serverBusy: 0x89,
+  badAuthenticationMethod: 0x8c,
   keepAliveTimeout: 0x8d,
   sessionTakenOver: 0x8e,
   topicFilterInvalid: 0x8f,
@@ -38,6 +39,7 @@ export const REASON = {
   payloadFormatInvalid: 0x99,
   retainNotSupported: 0x9a,
   connectionRateExceeded: 0x9f,
+  subscriptionIdentifiersNotSupported: 0xa1,
 } as const;
 
 export type ReasonName = keyof typeof REASON;

@@ -13,11 +13,14 @@ import type { Context } from "hono";
 import { Hono } from "hono";
 import type { Packet } from "mqtt-packet";
 import { generate } from "mqtt-packet";
-import { CONNECT_TIMEOUT_MS, newReader } from "../../durable-objects/mqtt-session";
+import { allowed, CONNACK_REASONS } from "../../durable-objects/mqtt/reasons";
+import { CONNECT_TIMEOUT_MS } from "../../durable-objects/mqtt/types";
+import { connectVersionHint, validateConnect } from "../../durable-objects/mqtt/validate";
+import { decode, frame, newReader } from "../../durable-objects/mqtt/wire";
 import { sessionStub } from "../../durable-objects/stubs";
 import { readConfig } from "../../shared/config";
 import { parseDeviceToken } from "../../shared/credentials";
-import { CONNACK_V4, REASON, validDeviceId, WS_CLOSE } from "../../shared/mqtt";
+import { CONNACK_V4, MqttError, REASON, validDeviceId, WS_CLOSE } from "../../shared/mqtt";
 import { ApiError } from "../errors";
 import { type AppEnv, clientAddress } from "../middleware/auth";
 
@@ -99,13 +102,32 @@ function relay(c: Context<AppEnv>): Response {
     buffered.push(data);
     bufferedBytes += data.byteLength;
     if (bufferedBytes > max) return server.close(WS_CLOSE.tooBig, "CONNECT over the maximum packet size");
-    reader.parser.parse(new Uint8Array(data));
-    const first = reader.packets[0];
-    if (reader.error || (first && first.cmd !== "connect")) {
+    const { packets, error } = frame(reader, new Uint8Array(data), max);
+    const bytes = packets[0];
+    if (error || (bytes && (bytes[0] as number) >> 4 !== 1)) {
       // [MQTT-3.1.0-1] the first packet must be a well-formed CONNECT.
       return server.close(WS_CLOSE.protocolError, "the first packet must be CONNECT [MQTT-3.1.0-1]");
     }
-    if (!first) return; // the CONNECT is still arriving
+    if (!bytes) return; // the CONNECT is still arriving
+    let first: Packet;
+    try {
+      // The same validation as the session's (durable-objects/mqtt/validate.ts), answered the same way.
+      validateConnect(bytes);
+      first = decode(reader, bytes);
+    } catch (failure) {
+      const reason = failure instanceof MqttError ? failure.reason : REASON.malformedPacket;
+      if (reason === REASON.unsupportedProtocolVersion) {
+        // [MQTT-3.1.2-2] return code 1, in the 3.1.1 CONNACK every version reads.
+        server.send(new Uint8Array([0x20, 0x02, 0x00, CONNACK_V4.unacceptableProtocolVersion]));
+      } else if (connectVersionHint(bytes) === 5) {
+        // [MQTT-3.1.4-1] v5 may be told why before the close.
+        const code = allowed(CONNACK_REASONS, reason);
+        server.send(
+          generate({ cmd: "connack", sessionPresent: false, reasonCode: code } as Packet, { protocolVersion: 5 }) as unknown as Uint8Array,
+        );
+      }
+      return server.close(WS_CLOSE.protocolError, "the first packet must be a well-formed CONNECT [MQTT-3.1.4-1]");
+    }
     const version = (first as { protocolVersion?: number }).protocolVersion ?? 4;
     const device = deviceOf(first);
     if (!device) return refuse(version, "username must be the device id, or the password its token");

@@ -2,7 +2,7 @@
  * Real MQTT clients against the local edge (wrangler dev, the real bundle): MQTT.js over
  * ws://127.0.0.1:<port>/mqtt/<device> with protocol 3.1.1 and 5.0 — publish at every QoS, the
  * readings in the twin, a command received and answered (at QoS 1 and 2), retained messages, the
- * last will (and its retained message), a persistent session.
+ * last will (and its retained message), a persistent session (both versions), a denied publish.
  */
 import mqtt, { type MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -167,29 +167,41 @@ describe("MQTT.js against the local edge", () => {
     });
   }
 
-  it("reconnect with a persistent session: the subscription is still there", async () => {
+  for (const version of [4, 5] as const) {
+    it(`v${version === 4 ? "3.1.1" : "5.0"}: reconnect with a persistent session: the subscription is still there`, async () => {
+      const { id, token } = await newDevice();
+      const persistent: mqtt.IClientOptions = { clean: false, ...(version === 5 && { properties: { sessionExpiryInterval: 300 } }) };
+      const first = await connect(id, token, version, persistent);
+      await first.subscribeAsync(`devices/${id}/commands`, { qos: 1 });
+      await first.endAsync();
+      const second = mqtt.connect(`ws://127.0.0.1:${edge.port}/mqtt/${id}`, {
+        protocolVersion: version,
+        clientId: id,
+        username: id,
+        password: token,
+        reconnectPeriod: 0,
+        resubscribe: false,
+        ...persistent,
+      });
+      const connack = await new Promise<{ sessionPresent: boolean }>((resolve, reject) => {
+        second.once("connect", (packet) => resolve(packet));
+        second.once("error", reject);
+      });
+      expect(connack.sessionPresent).toBe(true);
+      const received = new Promise<string>((resolve) => second.on("message", (_topic, payload) => resolve(payload.toString())));
+      await edge.admin("POST", `/v1/devices/${id}/commands`, { command: "ping" });
+      expect(JSON.parse(await received)).toMatchObject({ command: "ping" });
+      await second.endAsync();
+    });
+  }
+
+  it("v3.1.1: a denied publish closes the connection (3.1.1 has no negative acknowledgement)", async () => {
     const { id, token } = await newDevice();
-    const first = await connect(id, token, 5, { clean: false, properties: { sessionExpiryInterval: 300 } });
-    await first.subscribeAsync(`devices/${id}/commands`, { qos: 1 });
-    await first.endAsync();
-    const second = mqtt.connect(`ws://127.0.0.1:${edge.port}/mqtt/${id}`, {
-      protocolVersion: 5,
-      clientId: id,
-      username: id,
-      password: token,
-      clean: false,
-      reconnectPeriod: 0,
-      properties: { sessionExpiryInterval: 300 },
-      resubscribe: false,
-    });
-    const connack = await new Promise<{ sessionPresent: boolean }>((resolve, reject) => {
-      second.once("connect", (packet) => resolve(packet));
-      second.once("error", reject);
-    });
-    expect(connack.sessionPresent).toBe(true);
-    const received = new Promise<string>((resolve) => second.on("message", (_topic, payload) => resolve(payload.toString())));
-    await edge.admin("POST", `/v1/devices/${id}/commands`, { command: "ping" });
-    expect(JSON.parse(await received)).toMatchObject({ command: "ping" });
-    await second.endAsync();
+    const client = await connect(id, token, 4);
+    const closed = new Promise<void>((resolve) => client.once("close", () => resolve()));
+    client.publish(`devices/someone-else/telemetry`, "{}", { qos: 1 });
+    await closed;
+    expect(edge.log()).not.toContain("mqtt gateway failure");
+    client.end(true);
   });
 });

@@ -1,0 +1,169 @@
+/**
+ * PUBLISH from the device (or its will): topic aliases, then into the ingest path when the topic
+ * routes, into the retained store when flagged, and on to the device's own subscribers. The
+ * PUBACK / PUBREC that answers it.
+ */
+import type { IPublishPacket } from "mqtt-packet";
+import { readConfig } from "../../shared/config";
+import { classifyTopic, MqttCommandResult, MqttError, type OwnTopic, REASON, serverOwned } from "../../shared/mqtt";
+import type { MessageType } from "../../shared/schemas/message";
+import { mapTopic } from "../../shared/topics";
+import { twinStub } from "../stubs";
+import { allowed, PUBACK_REASONS, PUBLISH_REFUSAL } from "./reasons";
+import { addAwaitingRel, removeRetained, retainedRoom, storeRetained } from "./store";
+import { forward } from "./subscribe";
+import type { Conn, Gateway, Message, Publisher, RetainedProperties } from "./types";
+import { payloadBytes, save, send } from "./wire";
+
+/** The properties of an incoming v5 PUBLISH (or will) that travel on with it. */
+export function keptProperties(props: Record<string, unknown> | undefined): RetainedProperties {
+  if (!props) return {};
+  const kept: RetainedProperties = {};
+  if (typeof props.payloadFormatIndicator === "boolean") kept.payloadFormatIndicator = props.payloadFormatIndicator;
+  if (typeof props.contentType === "string") kept.contentType = props.contentType;
+  if (typeof props.messageExpiryInterval === "number") kept.messageExpiryInterval = props.messageExpiryInterval;
+  if (props.userProperties && typeof props.userProperties === "object")
+    kept.userProperties = props.userProperties as Record<string, string | string[]>;
+  return kept;
+}
+
+export async function onPublish(g: Gateway, ws: WebSocket, conn: Conn, packet: IPublishPacket): Promise<void> {
+  // validate.ts checked the packet id, the topic name, the alias range and the properties.
+  const id = packet.messageId ?? 0;
+  const topic = resolveAlias(conn, packet);
+
+  if (packet.qos === 2) {
+    // [MQTT-4.3.3-9] a repeat of a QoS 2 publish still awaiting PUBREL is acknowledged, not delivered again.
+    if (conn.awaitingRel.includes(id)) {
+      send(ws, conn, { cmd: "pubrec", messageId: id, reasonCode: 0 });
+      return;
+    }
+    // [MQTT-3.3.4-9] no more QoS 2 publishes in flight than the Receive Maximum we announced.
+    if (conn.awaitingRel.length >= readConfig(g.env).MQTT_RECEIVE_MAXIMUM)
+      throw new MqttError(REASON.receiveMaximumExceeded, "more QoS 2 publishes in flight than the receive maximum", "MQTT-3.3.4-9");
+  }
+  const reason = await accept(g, conn, {
+    topic,
+    payload: payloadBytes(packet.payload as Uint8Array | string | undefined),
+    qos: packet.qos,
+    retain: packet.retain === true,
+    properties: keptProperties(packet.properties as Record<string, unknown> | undefined),
+  });
+  if (reason >= 0x80 && (conn.version === 4 || packet.qos === 0)) {
+    // 3.1.1 has no negative acknowledgement: a refused publish ends the connection.
+    // (v5 QoS 0 publishes are dropped; the refusal is in the twin's error log.)
+    if (conn.version === 4) throw new MqttError(reason, `publish to "${topic.slice(0, 64)}" refused`);
+    return save(ws, conn);
+  }
+  const code = allowed(PUBACK_REASONS, reason);
+  if (packet.qos === 1) send(ws, conn, { cmd: "puback", messageId: id, reasonCode: code });
+  if (packet.qos === 2) {
+    // [MQTT-4.3.3-8] after a PUBREC with a failure code the packet id is free again.
+    if (reason < 0x80) {
+      conn.awaitingRel.push(id);
+      if (conn.persistent) addAwaitingRel(g.sql(), conn.clientId, id);
+    }
+    send(ws, conn, { cmd: "pubrec", messageId: id, reasonCode: code });
+  }
+  save(ws, conn);
+}
+
+/** v5 topic aliases, client to server [MQTT-3.3.2-7..12]. */
+function resolveAlias(conn: Conn, packet: IPublishPacket): string {
+  const alias = packet.properties?.topicAlias;
+  if (alias === undefined) return packet.topic;
+  // [MQTT-3.3.2-8] its range (0x94) was checked in validate.ts.
+  if (packet.topic !== "") {
+    conn.aliases[String(alias)] = packet.topic;
+    return packet.topic;
+  }
+  const known = conn.aliases[String(alias)];
+  if (known === undefined) throw new MqttError(REASON.protocolError, `topic alias ${alias} was never set`, "MQTT-3.3.4-3");
+  return known;
+}
+
+/**
+ * A device's publish, or its will: into the ingest path when the topic routes, into the retained
+ * store when flagged, and on to the device's own subscribers. Returns the PUBACK/PUBREC reason.
+ */
+export async function accept(g: Gateway, from: Publisher, message: Message): Promise<number> {
+  const { topic } = message;
+  if (serverOwned(topic, from.device)) return REASON.notAuthorized;
+  const own = classifyTopic(topic, from.device);
+  if (own.kind === "other_device") return REASON.notAuthorized;
+  const inNamespace = own.kind !== "not_own";
+  if (message.retain && inNamespace) {
+    // [MQTT-3.3.1-6/7] a retained publish with no payload removes the topic's retained message.
+    if (message.payload.byteLength === 0) {
+      removeRetained(g.sql(), topic);
+      return REASON.success;
+    }
+    if (!retainedRoom(g.sql(), topic)) return REASON.quotaExceeded;
+  }
+  // Other topics of the namespace are the device's own: kept and handed to its subscribers, not routed.
+  const routed = own.kind !== "own_other";
+  const reason = routed ? await route(g, from, own, topic, message.payload) : REASON.success;
+  if (reason >= 0x80 || !inNamespace) return reason;
+  if (message.retain) storeRetained(g.sql(), message);
+  const delivered = forward(g, from.clientId, message);
+  return !routed && !message.retain && delivered === 0 ? REASON.noMatchingSubscribers : reason;
+}
+
+/** The publish into the ingest path. Returns the PUBACK/PUBREC reason code. */
+async function route(g: Gateway, from: Publisher, own: OwnTopic, topic: string, payload: Uint8Array): Promise<number> {
+  const twin = twinStub(g.env, from.device);
+  let body: unknown;
+  try {
+    body = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(payload));
+  } catch {
+    return REASON.payloadFormatInvalid;
+  }
+  if (own.kind === "command_result") {
+    const result = MqttCommandResult.safeParse(body);
+    if (!result.success) return REASON.payloadFormatInvalid;
+    // Under the connection's own secret, so a rotated token cannot answer commands either; a will
+    // (kept only as the secret's hash) may not answer one.
+    if (from.credentialHash !== undefined) return REASON.notAuthorized;
+    const done = await twin.completeCommand(from.secret, own.commandId, result.data);
+    if (done.ok) return REASON.success;
+    if (done.code === "unauthorized") throw new MqttError(REASON.notAuthorized, "the device token is no longer valid");
+    if (done.code === "rate_limited") return REASON.quotaExceeded;
+    return done.code === "not_found" ? PUBLISH_REFUSAL.notAccepted : REASON.implementationSpecific;
+  }
+  if (typeof body !== "object" || body === null || Array.isArray(body)) return REASON.payloadFormatInvalid;
+  // A bare reading object (`{"temperature": 21.5}`) is the message's payload.
+  let item = "payload" in body ? (body as Record<string, unknown>) : { payload: body };
+  let defaultType: MessageType = "telemetry";
+  let allowedTypes: MessageType[] = ["telemetry", "metric"];
+  if (own.kind === "events") {
+    defaultType = "event";
+    allowedTypes = ["event", "alert", "command_result"];
+  } else if (own.kind === "not_own") {
+    // Everything else goes through TOPIC_RULES, as on the LAN agent.
+    const mapping = mapTopic(topic, readConfig(g.env).TOPIC_RULES);
+    if (!mapping) return REASON.topicNameInvalid;
+    if (mapping.device !== undefined && mapping.device !== from.device) return REASON.notAuthorized;
+    if (item.routing_key !== undefined && item.routing_key !== mapping.routingKey) return REASON.payloadFormatInvalid;
+    item = { ...item, routing_key: mapping.routingKey };
+  }
+  const outcome = await twin.ingest({
+    secret: from.secret,
+    ...(from.credentialHash !== undefined && { credentialHash: from.credentialHash }),
+    items: [item],
+    preRejected: [],
+    defaultType,
+    allowedTypes,
+    transport: "mqtt",
+  });
+  if (!outcome.ok) {
+    if (outcome.code === "unauthorized") throw new MqttError(REASON.notAuthorized, "the device token is no longer valid");
+    if (outcome.code === "rate_limited") return REASON.quotaExceeded;
+    return REASON.implementationSpecific;
+  }
+  if (outcome.accepted + outcome.duplicates > 0) return REASON.success;
+  const code = outcome.rejected[0]?.code;
+  if (code === "forbidden" || code === "source_mismatch") return REASON.notAuthorized;
+  if (code === "unknown_exchange") return REASON.topicNameInvalid;
+  if (code === "message_too_large") return PUBLISH_REFUSAL.notAccepted;
+  return REASON.payloadFormatInvalid;
+}
