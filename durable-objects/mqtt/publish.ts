@@ -6,6 +6,7 @@
 import type { IPublishPacket } from "mqtt-packet";
 import { readConfig } from "../../shared/config";
 import { classifyTopic, MqttCommandResult, MqttError, type OwnTopic, REASON, serverOwned } from "../../shared/mqtt";
+import { jsonLimitsOf, parseJsonSafe } from "../../shared/safe-json";
 import type { MessageType } from "../../shared/schemas/message";
 import { mapTopic } from "../../shared/topics";
 import { twinStub } from "../stubs";
@@ -49,17 +50,20 @@ export async function onPublish(g: Gateway, ws: WebSocket, conn: Conn, packet: I
     retain: packet.retain === true,
     properties: keptProperties(packet.properties as Record<string, unknown> | undefined),
   });
-  if (reason >= 0x80 && (conn.version === 4 || packet.qos === 0)) {
-    // 3.1.1 has no negative acknowledgement: a refused publish ends the connection.
-    // (v5 QoS 0 publishes are dropped; the refusal is in the twin's error log.)
-    if (conn.version === 4) throw new MqttError(reason, `publish to "${topic.slice(0, 64)}" refused`);
-    return save(ws, conn);
+  if (reason >= 0x80 && conn.version === 4 && (reason === REASON.notAuthorized || reason === REASON.quotaExceeded)) {
+    // 3.1.1 has no negative acknowledgement. A publish the device may not make ends the connection
+    // [MQTT-3.3.5-2], and so does one over its quota (the client keeps it and sends it again later).
+    throw new MqttError(reason, `publish to "${topic.slice(0, 64)}" refused`);
   }
-  const code = allowed(PUBACK_REASONS, reason);
+  // Anything else refused (a payload that is no valid message, an unknown topic) would be refused
+  // again on every resend: 3.1.1 acknowledges it as usual and drops it, v5 answers its reason code;
+  // a QoS 0 one is just dropped. The refusal is in the twin's error log either way.
+  if (reason >= 0x80 && packet.qos === 0) return save(ws, conn);
+  const code = conn.version === 4 ? REASON.success : allowed(PUBACK_REASONS, reason);
   if (packet.qos === 1) send(ws, conn, { cmd: "puback", messageId: id, reasonCode: code });
   if (packet.qos === 2) {
     // [MQTT-4.3.3-8] after a PUBREC with a failure code the packet id is free again.
-    if (reason < 0x80) {
+    if (code < 0x80) {
       conn.awaitingRel.push(id);
       if (conn.persistent) addAwaitingRel(g.sql(), conn.clientId, id);
     }
@@ -114,7 +118,13 @@ async function route(g: Gateway, from: Publisher, own: OwnTopic, topic: string, 
   const twin = twinStub(g.env, from.device);
   let body: unknown;
   try {
-    body = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(payload));
+    // The one JSON entry (shared/safe-json.ts): depth, breadth and prototype keys checked before parsing.
+    const parsed = parseJsonSafe(
+      new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(payload),
+      jsonLimitsOf(readConfig(g.env)),
+    );
+    if (!parsed.ok) return REASON.payloadFormatInvalid;
+    body = parsed.value;
   } catch {
     return REASON.payloadFormatInvalid;
   }

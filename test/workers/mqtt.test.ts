@@ -238,10 +238,20 @@ describe("MQTT gateway: PUBLISH into the ingest path", () => {
     await client.closed;
   });
 
-  it("v3.1.1: a refused publish ends the connection", async () => {
+  it("v3.1.1: a publish the device may not make ends the connection [MQTT-3.3.5-2]", async () => {
     const { client } = await connected(4);
     client.send(publish("devices/someone-else/telemetry", { payload: { temperature: 1 } }, 1, 1));
     expect((await client.closed).code).toBe(1002);
+  });
+
+  it("v3.1.1: a payload that is no valid message is acknowledged and dropped, and the connection stays (no resend loop)", async () => {
+    const { device, client } = await connected(4);
+    client.send(publish(`devices/${device}/telemetry`, { payload: { "Not A Reading Name": 1 } }, 1, 7));
+    expect(((await client.next("puback")) as { messageId?: number }).messageId).toBe(7);
+    client.send(publish(`devices/${device}/telemetry`, { payload: { temperature: 2 } }, 1, 8));
+    expect(((await client.next("puback")) as { messageId?: number }).messageId).toBe(8);
+    const errors = await json<{ errors: { code: string }[] }>(await call(`/v1/devices/${device}/errors`, { headers: ADMIN }));
+    expect(errors.errors.map((e) => e.code)).toContain("invalid_payload");
   });
 
   it("packets joined in one frame and split across frames", async () => {
