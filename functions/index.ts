@@ -1,7 +1,16 @@
 /** The Worker: HTTP routes (Hono), the queue consumers, and the Durable Object classes. */
 import { Hono } from "hono";
+import { AgentLink as AgentLinkClass } from "../durable-objects/agent-link";
+import { AlertActor as AlertActorClass } from "../durable-objects/alert-actor";
+import { AutomationClock as AutomationClockClass } from "../durable-objects/automation-clock";
+import { DeviceTwin as DeviceTwinClass } from "../durable-objects/device-twin";
+import { LiveHub as LiveHubClass } from "../durable-objects/live-hub";
+import { MqttSession as MqttSessionClass } from "../durable-objects/mqtt-session";
+import { RoomActor as RoomActorClass } from "../durable-objects/room";
 import { pruneHistory } from "../queues/history";
 import { handleQueue } from "../queues/index";
+import { countBillable, meterEnv, meterQueueBatch } from "../shared/billing";
+import { meterDurableObject } from "../shared/billing-do";
 import { readConfig } from "../shared/config";
 import { maintainSeries } from "../shared/series/maintenance";
 import { ApiError, errorResponse, onError } from "./errors";
@@ -26,13 +35,22 @@ import { seriesRoutes } from "./routes/series";
 import { systemRoutes } from "./routes/system";
 import { twinRoutes } from "./routes/twins";
 
-export { AgentLink } from "../durable-objects/agent-link";
-export { AlertActor } from "../durable-objects/alert-actor";
-export { AutomationClock } from "../durable-objects/automation-clock";
-export { DeviceTwin } from "../durable-objects/device-twin";
-export { LiveHub } from "../durable-objects/live-hub";
-export { MqttSession } from "../durable-objects/mqtt-session";
-export { RoomActor } from "../durable-objects/room";
+// The Durable Object classes, metered (shared/billing-do.ts): their SQLite rows, alarms and
+// WebSocket messages counted, their env's bindings metered. Same names, same methods.
+export const AgentLink = meterDurableObject(AgentLinkClass);
+export type AgentLink = AgentLinkClass;
+export const AlertActor = meterDurableObject(AlertActorClass);
+export type AlertActor = AlertActorClass;
+export const AutomationClock = meterDurableObject(AutomationClockClass);
+export type AutomationClock = AutomationClockClass;
+export const DeviceTwin = meterDurableObject(DeviceTwinClass);
+export type DeviceTwin = DeviceTwinClass;
+export const LiveHub = meterDurableObject(LiveHubClass);
+export type LiveHub = LiveHubClass;
+export const MqttSession = meterDurableObject(MqttSessionClass);
+export type MqttSession = MqttSessionClass;
+export const RoomActor = meterDurableObject(RoomActorClass);
+export type RoomActor = RoomActorClass;
 
 export const app = new Hono<AppEnv>()
   .use(observe)
@@ -60,10 +78,16 @@ export const app = new Hono<AppEnv>()
   .onError(onError);
 
 export default {
-  fetch: app.fetch,
-  queue: handleQueue,
+  // Each entry meters the bindings once (shared/billing.ts): billable operations are counted where they happen.
+  fetch(request, env, ctx) {
+    countBillable("worker_invocations");
+    return app.fetch(request, meterEnv(env), ctx);
+  },
+  queue: (batch, env) => meterQueueBatch(batch, (metered) => handleQueue(metered, meterEnv(env))),
   /** Housekeeping on the cron of wrangler.toml: message history past its retention, series rollups and retention. */
-  async scheduled(_controller, env) {
+  async scheduled(_controller, rawEnv) {
+    countBillable("worker_invocations");
+    const env = meterEnv(rawEnv);
     const days = readConfig(env).MESSAGE_HISTORY_DAYS;
     // Each job on its own: a database outage must not keep the other from running.
     const [history, series] = await Promise.allSettled([pruneHistory(env, new Date(Date.now() - days * 86_400_000)), maintainSeries(env)]);
