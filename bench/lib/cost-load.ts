@@ -120,6 +120,8 @@ export class Fleet {
         password: d.token,
         reconnectPeriod: 0,
         connectTimeout: 15_000,
+        // A lost connection must fail the publish, not queue it out of sight.
+        queueQoSZero: false,
       });
       await new Promise<void>((resolve, reject) => {
         client.once("connect", () => resolve());
