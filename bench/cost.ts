@@ -156,7 +156,9 @@ try {
       const pings = await waitIdle(edge.url, counters);
       const after = counters.read();
       const ops = delta(before.billable, after.billable);
-      ops.worker_invocations = (ops.worker_invocations ?? 0) - pings;
+      // The idle probes are Worker invocations of the bench's own; a probe whose count is still in
+      // flight can make the difference slightly negative: never below 0.
+      ops.worker_invocations = Math.max(0, (ops.worker_invocations ?? 0) - pings);
       const ingest = delta(before.ingest, after.ingest);
       const sink = delta(before.sink, after.sink);
       const accepted = ingest.accepted ?? 0;
