@@ -79,7 +79,7 @@ function d1Bytes(samples: MetricSample[]): number {
 function estimate(ops: Record<string, number>, messages: number, seconds: number, storedBytes: number): CostEstimate {
   const month: Ops = perMonth(ops, seconds);
   return {
-    window_seconds: Math.round(seconds),
+    window_seconds: seconds,
     ops,
     messages,
     messages_per_month: Math.round((messages * 30 * 86_400) / Math.max(1, seconds)),

@@ -93,7 +93,7 @@ describe("edgemesh cost", () => {
 
     const text = await cli(["cost"]);
     expect(text.code).toBe(0);
-    expect(text.stdout).toMatch(/usage\s+\$\d+\.\d\d a month beyond Workers Paid's included quotas/);
+    expect(text.stdout).toMatch(/usage:\s+\$\d+\.\d\d a month beyond Workers Paid's included quotas/);
     expect(text.stdout).toContain("D1 rows written");
     expect(text.stdout).toContain(`as of ${PRICES_AS_OF}`);
   });

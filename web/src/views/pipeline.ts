@@ -208,7 +208,8 @@ function bill(samples: Sample[], at: number): HTMLElement {
   const estimate = estimateSinceStart(samples, at);
   if (!estimate) return h("p", { class: "empty", id: "pipeline-cost" }, "No billable operation counted yet.");
   const d1 = total(samples, "edgemesh_d1_size_bytes");
-  const days = daysUntilD1Full((d1 / estimate.window_seconds) * 86_400, d1);
+  // D1's whole size over the time since counting began: meaningless in the first hour (schema, registry).
+  const days = estimate.window_seconds >= 3600 ? daysUntilD1Full((d1 / estimate.window_seconds) * 86_400, d1) : Number.NaN;
   const lines = estimate.bill.lines.filter((l) => l.quantity > 0);
   return h(
     "section",
@@ -228,8 +229,10 @@ function bill(samples: Sample[], at: number): HTMLElement {
         "d1-full",
         "D1 full (10 GB) in",
         days,
-        Number.isFinite(days) ? `${formatNumber(Math.round(days))} days` : "—",
-        "at the growth since counting began; past that, move the series to TimescaleDB (docs/series.md)",
+        Number.isNaN(days) ? "—" : Number.isFinite(days) ? `${formatNumber(Math.round(days))} days` : "never",
+        Number.isNaN(days)
+          ? "estimated after the first hour of counting"
+          : "at the growth since counting began; past that, move the series to TimescaleDB (docs/series.md)",
       ),
     ),
     table(
@@ -241,7 +244,7 @@ function bill(samples: Sample[], at: number): HTMLElement {
     h(
       "p",
       { class: "muted small" },
-      `Average rate over the ${formatNumber(Math.round(estimate.window_seconds / 60))} minutes since the counters started; Cloudflare list prices as of ${PRICES_AS_OF} (docs/cost.md). Workers CPU time and Durable Object duration are not counted.`,
+      `Average rate over the ${estimate.window_seconds < 120 ? `${formatNumber(Math.round(estimate.window_seconds))} s` : `${formatNumber(Math.round(estimate.window_seconds / 60))} minutes`} since the counters started; Cloudflare list prices as of ${PRICES_AS_OF} (docs/cost.md). Workers CPU time and Durable Object duration are not counted.`,
     ),
   );
 }
