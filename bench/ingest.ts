@@ -88,14 +88,14 @@ function setting(flag: string | undefined, envName: string, fallback: number, mi
 
 const settings = {
   durationS: setting(flags["duration-s"], "BENCH_DURATION_S", QUICK ? 2 : 10, 1, 120, false),
-  concurrency: setting(flags.concurrency, "BENCH_CONCURRENCY", 8, 1, 256),
+  concurrency: setting(flags.concurrency, "BENCH_CONCURRENCY", QUICK ? 2 : 8, 1, 256),
   // edgemesh's MAX_BATCH_MESSAGES default is 500.
   batch: setting(flags.batch, "BENCH_BATCH", 100, 1, 500),
   devices: setting(flags.devices, "BENCH_DEVICES", 4, 1, 64),
   warmupRequests: setting(flags["warmup-requests"], "BENCH_WARMUP_REQUESTS", QUICK ? 20 : 200, 0, 100_000),
   warmupMaxMs: 3_000,
   /** The longest a request may take; a slower one is an error. */
-  timeoutMs: 10_000,
+  timeoutMs: QUICK ? 30_000 : 10_000,
   /** How long to wait for both edges to go quiet (queue consumers draining) before a measurement. */
   settleMaxMs: 8_000,
 };

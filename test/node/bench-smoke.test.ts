@@ -47,7 +47,7 @@ const BENCHES: { file: string; args?: string[]; figures: RegExp }[] = [
   { file: "fanout.ts", figures: /fan-out, light\s+\|?\s*50/ },
   { file: "series.ts", figures: /COPY[\s\S]*\d/ },
   { file: "mqtt.ts", figures: /edgemesh \(MQTT gateway[^\n]*\d/ },
-  { file: "agent.ts", figures: /agent, sync=full: MQTT → outbox → edge acknowledged\s+\d+/ },
+  { file: "agent.ts", figures: /agent, outbox sync=full: MQTT → outbox → edge acknowledged\s+\d+/ },
   { file: "flows.ts", figures: /trigger → command[^\n]*\d/ },
 ];
 
