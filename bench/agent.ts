@@ -26,14 +26,20 @@ import mqtt, { type MqttClient } from "mqtt";
 import type { StatusReport } from "../agent/health.ts";
 import { freePort, PROJECT_ROOT, startLocalEdge } from "../scripts/lib/local-edge.ts";
 import { startMosquitto } from "../scripts/lib/mosquitto.ts";
+import { privateRegistry } from "./lib/registry.ts";
 import { markdownTable, textTable } from "./lib/table.ts";
 
-const { values } = parseArgs({ options: { messages: { type: "string" }, devices: { type: "string" }, markdown: { type: "boolean" } } });
-const MESSAGES = Number(values.messages ?? 3000);
-const DEVICES = Number(values.devices ?? 10);
+const { values } = parseArgs({
+  options: { messages: { type: "string" }, devices: { type: "string" }, markdown: { type: "boolean" }, quick: { type: "boolean" } },
+});
+/** --quick (or BENCH_QUICK=1): the short run CI makes so the bench cannot rot. */
+const QUICK = values.quick || process.env.BENCH_QUICK === "1";
+const MESSAGES = Number(values.messages ?? (QUICK ? 300 : 3000));
+const DEVICES = Number(values.devices ?? (QUICK ? 3 : 10));
 const AGENT = "bench-agent";
 const devices = Array.from({ length: DEVICES }, (_, i) => `bench-meter-${i}`);
 
+privateRegistry();
 const edge = await startLocalEdge();
 const broker = await startMosquitto();
 const base = Date.now() - 6 * 3_600_000;

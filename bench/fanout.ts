@@ -29,6 +29,7 @@ import { parseArgs } from "node:util";
 import { type LocalEdge, startLocalEdge } from "../scripts/lib/local-edge.ts";
 import { type LiveUpdate, now, SubscriberPool } from "./lib/live-clients.ts";
 import { machineBusySeconds, TreeSampler } from "./lib/proc.ts";
+import { privateRegistry } from "./lib/registry.ts";
 import { fixed, ratio, summarize } from "./lib/stats.ts";
 import { type Column, markdownTable, textTable } from "./lib/table.ts";
 
@@ -47,6 +48,7 @@ const FLAGS = {
   "duration-s": { type: "string" },
   markdown: { type: "boolean", default: false },
   verbose: { type: "boolean", default: false },
+  quick: { type: "boolean", default: false },
   help: { type: "boolean", short: "h", default: false },
 } as const;
 
@@ -75,12 +77,14 @@ function setting(flag: string | undefined, env: string, fallback: number, min: n
   return value;
 }
 
+/** --quick (or BENCH_QUICK=1): the short run CI makes so the bench cannot rot. */
+const QUICK = flags.quick || process.env.BENCH_QUICK === "1";
 const settings = {
-  sockets: Math.round(setting(flags.sockets, "BENCH_SOCKETS", 1000, 1, 5000)),
+  sockets: Math.round(setting(flags.sockets, "BENCH_SOCKETS", QUICK ? 50 : 1000, 1, 5000)),
   rate: setting(flags.rate, "BENCH_RATE", 10, 0.5, 200),
   /** The fan-out hub again, at a rate well within what it delivers (1,000 messages/s at 1,000 sockets). */
   lightRate: setting(flags["light-rate"], "BENCH_LIGHT_RATE", 1, 0.2, 200),
-  durationS: setting(flags["duration-s"], "BENCH_DURATION_S", 10, 1, 60),
+  durationS: setting(flags["duration-s"], "BENCH_DURATION_S", QUICK ? 2 : 10, 1, 60),
   /** After the last post: wait this long at most for the last deliveries. */
   drainMs: 5_000,
   warmupPosts: 5,
@@ -266,6 +270,7 @@ async function main(): Promise<number> {
   );
   process.env.WRANGLER_CI_DISABLE_CONFIG_WATCHING ??= "true";
   persistDir = mkdtempSync(join(tmpdir(), "edgemesh-bench-fanout-"));
+  privateRegistry();
   edge = await startLocalEdge({ persistDir, verbose: flags.verbose });
   const adminToken = edge.adminToken;
   const direct: Hub = { room: "bench-direct", device: "fanout-direct", sockets: 1, deviceToken: "", openMs: 0 };

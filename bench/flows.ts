@@ -26,10 +26,13 @@ import { type LocalEdge, startLocalEdge } from "../scripts/lib/local-edge.ts";
 import { findMlserver, type ModelServer, startMlserver } from "../scripts/lib/mlserver.ts";
 import { findRedisServer, type RedisServer, startRedis, startUpstashRest, type UpstashRest } from "../scripts/lib/upstash-rest.ts";
 import { gaussian, seededRandom } from "../shared/random.ts";
+import { privateRegistry } from "./lib/registry.ts";
 import { summarize } from "./lib/stats.ts";
 
-const { values } = parseArgs({ options: { rounds: { type: "string" }, markdown: { type: "boolean" } } });
-const ROUNDS = Number(values.rounds ?? process.env.BENCH_ROUNDS ?? 30);
+const { values } = parseArgs({ options: { rounds: { type: "string" }, markdown: { type: "boolean" }, quick: { type: "boolean" } } });
+/** --quick (or BENCH_QUICK=1): the short run CI makes so the bench cannot rot. */
+const QUICK = values.quick || process.env.BENCH_QUICK === "1";
+const ROUNDS = Number(values.rounds ?? process.env.BENCH_ROUNDS ?? (QUICK ? 3 : 30));
 
 interface Row {
   flow: string;
@@ -97,6 +100,7 @@ const vars: Record<string, string> = {};
 if (model) vars.AI_MODEL_URL = model.url;
 if (rest) Object.assign(vars, { UPSTASH_REDIS_REST_URL: rest.url, UPSTASH_REDIS_REST_TOKEN: rest.token });
 const started = Date.now();
+privateRegistry();
 const edge: LocalEdge = await startLocalEdge({ vars });
 const rows: Row[] = [];
 // Interrupted: stop the services this run started (they run in process groups of their own).

@@ -29,6 +29,7 @@ import { parseArgs } from "node:util";
 import { type LocalEdge, PROJECT_ROOT, startLocalEdge } from "../scripts/lib/local-edge.ts";
 import { type Judgement, type LoadRequest, type LoadResponse, type LoadResult, runLoad } from "./lib/load.ts";
 import { machineBusySeconds, type ProcessCpu, procAvailable, TreeSampler, treeCpuSeconds, treeUsage } from "./lib/proc.ts";
+import { privateRegistry } from "./lib/registry.ts";
 import { fixed, ratio, summarize } from "./lib/stats.ts";
 import { type Column, markdownTable, textTable } from "./lib/table.ts";
 
@@ -61,9 +62,12 @@ const FLAG_OPTIONS = {
   "warmup-requests": { type: "string" },
   markdown: { type: "boolean", default: false },
   verbose: { type: "boolean", default: false },
+  quick: { type: "boolean", default: false },
   help: { type: "boolean", short: "h", default: false },
 } as const;
 const flags = parseFlags();
+/** --quick (or BENCH_QUICK=1): the short run CI makes so the bench cannot rot. */
+const QUICK = flags.quick || process.env.BENCH_QUICK === "1";
 if (flags.help) {
   console.log(USAGE);
   process.exit(0);
@@ -83,15 +87,15 @@ function setting(flag: string | undefined, envName: string, fallback: number, mi
 }
 
 const settings = {
-  durationS: setting(flags["duration-s"], "BENCH_DURATION_S", 10, 1, 120, false),
-  concurrency: setting(flags.concurrency, "BENCH_CONCURRENCY", 8, 1, 256),
+  durationS: setting(flags["duration-s"], "BENCH_DURATION_S", QUICK ? 2 : 10, 1, 120, false),
+  concurrency: setting(flags.concurrency, "BENCH_CONCURRENCY", QUICK ? 2 : 8, 1, 256),
   // edgemesh's MAX_BATCH_MESSAGES default is 500.
   batch: setting(flags.batch, "BENCH_BATCH", 100, 1, 500),
   devices: setting(flags.devices, "BENCH_DEVICES", 4, 1, 64),
-  warmupRequests: setting(flags["warmup-requests"], "BENCH_WARMUP_REQUESTS", 200, 0, 100_000),
+  warmupRequests: setting(flags["warmup-requests"], "BENCH_WARMUP_REQUESTS", QUICK ? 20 : 200, 0, 100_000),
   warmupMaxMs: 3_000,
   /** The longest a request may take; a slower one is an error. */
-  timeoutMs: 10_000,
+  timeoutMs: QUICK ? 30_000 : 10_000,
   /** How long to wait for both edges to go quiet (queue consumers draining) before a measurement. */
   settleMaxMs: 8_000,
 };
@@ -139,6 +143,7 @@ async function startEdge(kind: Target["name"]): Promise<LocalEdge> {
   const persistDir = mkdtempSync(join(tmpdir(), `edgemesh-bench-${kind}-`));
   const slot: (typeof started)[number] = { persistDir };
   started.push(slot);
+  privateRegistry();
   const edge =
     kind === "reference"
       ? await startLocalEdge({

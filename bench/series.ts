@@ -61,6 +61,7 @@ const flags = (() => {
         "batch-messages": { type: "string", default: process.env.BENCH_BATCH_MESSAGES ?? "100" },
         rounds: { type: "string", default: process.env.BENCH_ROUNDS ?? "3" },
         markdown: { type: "boolean", default: false },
+        quick: { type: "boolean", default: false },
       },
       strict: true,
     }).values;
@@ -69,9 +70,11 @@ const flags = (() => {
     process.exit(2);
   }
 })();
-const MESSAGES = Number(flags.messages);
+/** --quick (or BENCH_QUICK=1): the short run CI makes so the bench cannot rot. */
+const QUICK = flags.quick || process.env.BENCH_QUICK === "1";
+const MESSAGES = QUICK ? Math.min(2000, Number(flags.messages)) : Number(flags.messages);
 const BATCH_MESSAGES = Number(flags["batch-messages"]);
-const ROUNDS = Number(flags.rounds);
+const ROUNDS = QUICK ? 1 : Number(flags.rounds);
 if (![MESSAGES, BATCH_MESSAGES, ROUNDS].every((n) => Number.isInteger(n) && n > 0)) {
   console.error(`bench/series: --messages, --batch-messages and --rounds take positive integers\n${USAGE}`);
   process.exit(2);

@@ -15,22 +15,32 @@ import { parseArgs } from "node:util";
 import { unstable_readConfig } from "wrangler";
 import { PROJECT_ROOT, startLocalEdge } from "../scripts/lib/local-edge.ts";
 import { treeUsage } from "./lib/proc.ts";
+import { privateRegistry } from "./lib/registry.ts";
 import { fixed, ratio, summarize } from "./lib/stats.ts";
 import { type Column, markdownTable, textTable } from "./lib/table.ts";
 
 const { values: args } = parseArgs({
   options: {
-    n: { type: "string", default: process.env.BENCH_N ?? "3000" },
-    concurrency: { type: "string", default: process.env.BENCH_CONCURRENCY ?? "1,8" },
+    n: { type: "string" },
+    concurrency: { type: "string" },
     readings: { type: "string", default: process.env.BENCH_READINGS ?? "3" },
     markdown: { type: "boolean", default: false },
+    quick: { type: "boolean", default: false },
   },
 });
+/** --quick (or BENCH_QUICK=1): the short run CI makes so the bench cannot rot. */
+const QUICK = args.quick || process.env.BENCH_QUICK === "1";
+args.n ??= process.env.BENCH_N ?? (QUICK ? "300" : "3000");
+args.concurrency ??= process.env.BENCH_CONCURRENCY ?? (QUICK ? "1" : "1,8");
 const n = Number(args.n);
 const readings = Number(args.readings);
 const concurrencies = String(args.concurrency).split(",").map(Number);
 
-/** The real config, with the bench Worker as main and a no-op Durable Object beside the twin. */
+/**
+ * The real config, with the bench Worker as main and a no-op Durable Object beside the twin.
+ * Every Durable Object binding and migration of the real config is kept (the twin calls the
+ * room, the live hub, MQTT sessions and agent links), so the bench cannot drift from it again.
+ */
 function benchConfig(dir: string): string {
   const real = unstable_readConfig({ config: join(PROJECT_ROOT, "wrangler.toml") });
   const config = {
@@ -42,12 +52,11 @@ function benchConfig(dir: string): string {
     d1_databases: real.d1_databases,
     durable_objects: {
       bindings: [
-        { name: "DEVICE_TWIN", class_name: "DeviceTwin" },
-        { name: "ROOM", class_name: "RoomActor" },
+        ...real.durable_objects.bindings.map((b) => ({ name: b.name, class_name: b.class_name })),
         { name: "NOOP", class_name: "NoopObject" },
       ],
     },
-    migrations: [{ tag: "v1", new_sqlite_classes: ["DeviceTwin", "RoomActor", "NoopObject"] }],
+    migrations: [...real.migrations, { tag: "bench-noop", new_sqlite_classes: ["NoopObject"] }],
     // Producers only: the twin's sends are part of what is measured; nothing consumes them here.
     queues: { producers: real.queues.producers },
   };
@@ -64,6 +73,7 @@ interface RunResult {
 
 async function main() {
   const dir = mkdtempSync(join(tmpdir(), "edgemesh-bench-twin-"));
+  privateRegistry();
   const edge = await startLocalEdge({ config: benchConfig(dir), persistDir: join(dir, "state"), migrate: false });
   const rows: string[][] = [];
   try {

@@ -1,9 +1,18 @@
 /** The Worker: HTTP routes (Hono), the queue consumers, and the Durable Object classes. */
 import { Hono } from "hono";
+import { AgentLink as AgentLinkClass } from "../durable-objects/agent-link";
+import { AlertActor as AlertActorClass } from "../durable-objects/alert-actor";
+import { AutomationClock as AutomationClockClass } from "../durable-objects/automation-clock";
+import { DeviceTwin as DeviceTwinClass } from "../durable-objects/device-twin";
+import { LiveHub as LiveHubClass } from "../durable-objects/live-hub";
+import { MqttSession as MqttSessionClass } from "../durable-objects/mqtt/session";
+import { RoomActor as RoomActorClass } from "../durable-objects/room";
 import { maintainSeries } from "../platform/series/maintenance";
 import { pruneHistory } from "../queues/history";
 import { handleQueue } from "../queues/index";
 import { checkSystem, SYSTEM_CRON } from "../queues/system-monitor";
+import { countBillable, meterEnv, meterQueueBatch } from "../shared/billing";
+import { meterDurableObject } from "../shared/billing-do";
 import { readConfig } from "../shared/config";
 import { log } from "../shared/log";
 import { ApiError, errorResponse, onError } from "./errors";
@@ -32,13 +41,22 @@ import { seriesRoutes } from "./routes/series";
 import { systemRoutes } from "./routes/system";
 import { twinRoutes } from "./routes/twins";
 
-export { AgentLink } from "../durable-objects/agent-link";
-export { AlertActor } from "../durable-objects/alert-actor";
-export { AutomationClock } from "../durable-objects/automation-clock";
-export { DeviceTwin } from "../durable-objects/device-twin";
-export { LiveHub } from "../durable-objects/live-hub";
-export { MqttSession } from "../durable-objects/mqtt/session";
-export { RoomActor } from "../durable-objects/room";
+// The Durable Object classes, metered (shared/billing-do.ts): their SQLite rows, alarms and
+// WebSocket messages counted, their env's bindings metered. Same names, same methods.
+export const AgentLink = meterDurableObject(AgentLinkClass);
+export type AgentLink = AgentLinkClass;
+export const AlertActor = meterDurableObject(AlertActorClass);
+export type AlertActor = AlertActorClass;
+export const AutomationClock = meterDurableObject(AutomationClockClass);
+export type AutomationClock = AutomationClockClass;
+export const DeviceTwin = meterDurableObject(DeviceTwinClass);
+export type DeviceTwin = DeviceTwinClass;
+export const LiveHub = meterDurableObject(LiveHubClass);
+export type LiveHub = LiveHubClass;
+export const MqttSession = meterDurableObject(MqttSessionClass);
+export type MqttSession = MqttSessionClass;
+export const RoomActor = meterDurableObject(RoomActorClass);
+export type RoomActor = RoomActorClass;
 
 export const app = new Hono<AppEnv>()
   .use(observe)
@@ -71,10 +89,16 @@ export const app = new Hono<AppEnv>()
   .onError(onError);
 
 export default {
-  fetch: app.fetch,
-  queue: handleQueue,
-  /** Housekeeping on the hourly cron of wrangler.toml: message history past its retention, series rollups and retention. */
-  async scheduled(controller, env) {
+  // Each entry meters the bindings once (shared/billing.ts): billable operations are counted where they happen.
+  fetch(request, env, ctx) {
+    countBillable("worker_invocations");
+    return app.fetch(request, meterEnv(env), ctx);
+  },
+  queue: (batch, env) => meterQueueBatch(batch, (metered) => handleQueue(metered, meterEnv(env))),
+  /** Housekeeping on the crons of wrangler.toml: history past its retention, series rollups and retention; the system monitor. */
+  async scheduled(controller, rawEnv) {
+    countBillable("worker_invocations");
+    const env = meterEnv(rawEnv);
     // The system alerts' monitor has a cron of its own (every minute).
     if (controller.cron === SYSTEM_CRON) {
       await checkSystem(env);

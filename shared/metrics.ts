@@ -27,6 +27,10 @@ export const FAMILIES = {
     type: "counter",
     help: "Messages handled by consumers, by queue and outcome (delivered, retried, dead_lettered)",
   },
+  edgemesh_billable_ops_total: {
+    type: "counter",
+    help: "Operations Cloudflare bills, counted at the bindings (shared/billing.ts), by kind and source (app, metering)",
+  },
 } as const satisfies Record<string, { type: "counter" | "histogram"; help: string }>;
 
 export type Family = keyof typeof FAMILIES;
@@ -97,6 +101,9 @@ export class MetricsTally {
   }
 }
 
+/** shared/billing.ts's key to the binding behind a metered one (a registered symbol: no import cycle). */
+const UNMETERED = Symbol.for("edgemesh.unmetered");
+
 /** This isolate's tally, shared by every request and batch it serves. */
 export const metrics = new MetricsTally();
 let lastFlush = 0;
@@ -105,17 +112,22 @@ let lastFlush = 0;
  * Writes the tally to D1 when the last flush is at least `everySeconds` old (0: always). Never
  * throws: metrics must not fail the work they measure; what fails to write is added back.
  */
-export async function flushMetrics(db: D1Database, everySeconds: number, now = Date.now()): Promise<void> {
+export async function flushMetrics(metered: D1Database, everySeconds: number, now = Date.now()): Promise<void> {
   if (metrics.size === 0 || now - lastFlush < everySeconds * 1000) return;
+  // Through the binding itself, not its metered wrapper (shared/billing.ts): see below.
+  const db = ((metered as unknown as Record<symbol, D1Database | undefined>)[UNMETERED] ?? metered) as D1Database;
   lastFlush = now;
   const entries = metrics.drain();
   const at = new Date(now).toISOString();
   const upsert = db.prepare(
-    "INSERT INTO metric_counters (name, labels, value, updated_at) VALUES (?, ?, ?, ?) " +
+    "INSERT INTO metric_counters (name, labels, value, updated_at, created_at) VALUES (?, ?, ?, ?, ?) " +
       "ON CONFLICT (name, labels) DO UPDATE SET value = value + excluded.value, updated_at = excluded.updated_at",
   );
   try {
-    await db.batch(entries.map((e) => upsert.bind(e.name, e.labels, e.value, at)));
+    const results = await db.batch(entries.map((e) => upsert.bind(e.name, e.labels, e.value, at, at)));
+    // The meter's own writes are billed too; they are counted apart from the pipeline's.
+    const written = results.reduce((n, r) => n + (r.meta?.rows_written ?? 0), 0);
+    if (written > 0) metrics.add("edgemesh_billable_ops_total", 'kind="d1_rows_written",source="metering"', written);
   } catch (error) {
     for (const e of entries) metrics.add(e.name, e.labels, e.value);
     log("error", "metrics flush failed", { series: entries.length, error: String(error) });

@@ -6,8 +6,8 @@
 import { DurableObject } from "cloudflare:workers";
 import { sha256Hex } from "../../shared/ids";
 
-export { DeviceTwin } from "../../durable-objects/device-twin";
-export { RoomActor } from "../../durable-objects/room";
+// Every Durable Object class of the Worker, as it exports them (metered, shared/billing-do.ts).
+export { AgentLink, AlertActor, AutomationClock, DeviceTwin, LiveHub, MqttSession, RoomActor } from "../../functions/index";
 
 /** The reference: an RPC method that takes the same request and answers at once. */
 export class NoopObject extends DurableObject {

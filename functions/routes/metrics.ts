@@ -85,7 +85,7 @@ async function storedFamilies(env: Env): Promise<Exposed[]> {
 }
 
 async function scrapeGauges(env: Env): Promise<Exposed[]> {
-  const [devices, deadLetters, stats, size, routed, rooms] = await Promise.all([
+  const [devices, deadLetters, stats, size, routed, rooms, since] = await Promise.all([
     env.DB.prepare("SELECT kind, availability, COUNT(*) AS n FROM devices GROUP BY kind, availability").all<{
       kind: string;
       availability: string;
@@ -103,7 +103,11 @@ async function scrapeGauges(env: Env): Promise<Exposed[]> {
       value: number;
     }>(),
     env.DB.prepare("SELECT id FROM rooms UNION SELECT DISTINCT room FROM devices WHERE room IS NOT NULL").all<{ id: string }>(),
+    env.DB.prepare(
+      "SELECT MIN(COALESCE(created_at, updated_at)) AS since FROM metric_counters WHERE name = 'edgemesh_billable_ops_total'",
+    ).first<{ since: string | null }>(),
   ]);
+  const sinceSeconds = since?.since ? Date.parse(since.since) / 1000 : Number.NaN;
   const routedByQueue = new Map(routed.results.map((r) => [/queue="([^"]*)"/.exec(r.labels)?.[1] ?? "", r.value]));
   const hubs = ["system", ...[null, ...rooms.results.map((r) => r.id)].map(hubName)];
   const sockets = await Promise.all(
@@ -149,6 +153,12 @@ async function scrapeGauges(env: Env): Promise<Exposed[]> {
     family("edgemesh_d1_size_bytes", "gauge", "Size of the D1 database (registry, history, metrics, and the D1 series store)", [
       { labels: {}, value: size.meta.size_after ?? 0 },
     ]),
+    family(
+      "edgemesh_billable_since_timestamp_seconds",
+      "gauge",
+      "When the billable-operation counters started (Unix seconds); total / (now - this) is their average rate",
+      Number.isNaN(sinceSeconds) ? [] : [{ labels: {}, value: sinceSeconds }],
+    ),
     family(
       "edgemesh_live_connections",
       "gauge",

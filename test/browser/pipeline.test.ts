@@ -94,6 +94,19 @@ describe("pipeline health page", () => {
     expect(await queueRow.nth(1).textContent()).toBe("2"); // routed
     expect(await queueRow.nth(2).textContent()).toBe("2"); // delivered
     expect(await page.locator('#pipeline-rejections tr[data-code="invalid_payload"] td').nth(1).textContent()).toBe("1");
+    // The bill at the current rate: the counted lines (queues, D1 rows) and the plan apart.
+    expect(Number(await page.locator('[data-metric="cost-usage"]').getAttribute("data-value"))).toBeGreaterThanOrEqual(0);
+    expect(await page.locator('[data-metric="cost-base"]').getAttribute("data-value")).toBe("5");
+    for (const line of ["queue_ops", "d1_rows_written"])
+      expect(
+        Number(
+          await page
+            .locator(`#pipeline-cost-lines tr[data-line="${line}"] td`)
+            .nth(1)
+            .textContent()
+            .then((t) => t?.replace(/[^\d]/g, "")),
+        ),
+      ).toBeGreaterThan(0);
     await screenshot(page, "pipeline-health");
     expect(logs.filter((l) => l.startsWith("pageerror"))).toEqual([]);
   });

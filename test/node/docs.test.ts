@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { unstable_readConfig } from "wrangler";
+import { AWS_IOT_PRICES, CLOUDFLARE_PRICES, PRICES_AS_OF, WORKERS_PAID_BASE_USD } from "../../shared/billing-prices.ts";
 import { ERROR_CODES } from "../../shared/error-codes.ts";
 
 const root = join(import.meta.dirname, "../..");
@@ -20,5 +21,16 @@ describe("docs", () => {
     for (const [name, value] of Object.entries(config.vars ?? {})) {
       expect(doc, name).toMatch(new RegExp(`\\| \`${name}\` \\| \`${value}\` \\|`));
     }
+  });
+
+  it("docs/cost.md shows the price table the code prices with, and its date", () => {
+    const doc = read("docs/cost.md");
+    expect(doc).toContain(`## The price table (read ${PRICES_AS_OF})`);
+    expect(doc).toContain(`$${WORKERS_PAID_BASE_USD.toFixed(2)} a month`);
+    const usd = (n: number) => `$${n < 0.01 ? n.toFixed(3) : n.toFixed(2)} / M`;
+    for (const price of Object.values(CLOUDFLARE_PRICES)) expect(doc, price.line).toContain(usd(price.usdPerMillion));
+    expect(doc).toContain(`$${AWS_IOT_PRICES.messagesUsdPerMillion.toFixed(2)} / M messages`);
+    expect(doc).toContain(`$${AWS_IOT_PRICES.connectionMinutesUsdPerMillion.toFixed(2)} / M connection-minutes`);
+    expect(doc).toContain(`$${AWS_IOT_PRICES.rulesUsdPerMillion.toFixed(2)} / M each`);
   });
 });

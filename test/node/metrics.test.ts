@@ -108,6 +108,20 @@ describe("GET /metrics", () => {
     expect(value(family(families, "edgemesh_ingest_messages_total"), { outcome: "rejected" })).toBeGreaterThanOrEqual(1);
     expect(value(family(families, "edgemesh_ingest_rejections_total"), { code: "invalid_payload" })).toBeGreaterThanOrEqual(1);
     expect(value(family(families, "edgemesh_routed_messages_total"), { queue: "sensors.temperature" })).toBeGreaterThanOrEqual(2);
+    // Billable operations, counted at the bindings (shared/billing.ts): the accepted readings were
+    // sent to queues, delivered, stored in D1 and recorded in the twin's SQLite.
+    const billable = family(families, "edgemesh_billable_ops_total");
+    const ops = (kind: string) => value(billable, { kind, source: "app" });
+    expect(ops("queue_messages_sent")).toBeGreaterThanOrEqual(2);
+    expect(ops("queue_write_ops")).toBeGreaterThanOrEqual(ops("queue_messages_sent"));
+    expect(ops("queue_read_ops")).toBeGreaterThanOrEqual(2);
+    expect(ops("d1_rows_written")).toBeGreaterThan(0);
+    expect(ops("do_rows_written")).toBeGreaterThan(0);
+    expect(ops("do_requests")).toBeGreaterThanOrEqual(1);
+    expect(ops("worker_invocations")).toBeGreaterThanOrEqual(2);
+    const since = Number(family(families, "edgemesh_billable_since_timestamp_seconds").metrics[0]?.value);
+    expect(since).toBeGreaterThan(Date.now() / 1000 - 600);
+    expect(since).toBeLessThanOrEqual(Date.now() / 1000);
     expect(
       family(families, "edgemesh_http_requests_total").metrics.some(
         (m) => m.labels?.route === "/v1/telemetry" && m.labels.status === "202",

@@ -15,6 +15,7 @@ import type { CommandSpec, Io, OptionSpec, Values } from "./command.ts";
 import { ARCHIVE_SUMMARY, archive } from "./commands/archive.ts";
 import { commands } from "./commands/commands.ts";
 import { config } from "./commands/config.ts";
+import { cost } from "./commands/cost.ts";
 import { deadLetters } from "./commands/dead-letters.ts";
 import { devices } from "./commands/devices.ts";
 import { rooms } from "./commands/rooms.ts";
@@ -33,7 +34,7 @@ const GROUPS: Record<string, { summary: string; commands: Record<string, Command
   tokens: { summary: "login tokens for people, access tokens", commands: tokens },
   config: { summary: "the config file: where the edge is and its token", commands: config },
 };
-const SINGLE: Record<string, CommandSpec> = { tail };
+const SINGLE: Record<string, CommandSpec> = { tail, cost };
 
 const GLOBAL: Record<string, OptionSpec> = {
   url: { type: "string", value: "URL", help: "the edge, e.g. http://127.0.0.1:8787 [env EDGEMESH_URL]" },

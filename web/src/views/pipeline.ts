@@ -2,8 +2,12 @@
  * Pipeline health (seed 002's monitoring list): throughput, latency per stage, errors and
  * rejections, queue counts and backlog, dead letters, devices, dashboards and storage — drawn
  * from GET /metrics, the numbers Prometheus and Grafana read, refreshed every 10 s. Rates are
- * the difference between two refreshes. Admins only (the endpoint's rule).
+ * the difference between two refreshes. Admins only (the endpoint's rule). The bill: the
+ * estimated monthly cost at the average rate since the billable counters started, priced with
+ * the dated table in shared/billing-prices.ts (the same as `edgemesh cost` and bench/cost).
  */
+import { estimateSinceStart } from "../../../shared/billing-estimate.ts";
+import { daysUntilD1Full, PRICES_AS_OF } from "../../../shared/billing-prices.ts";
 import { ApiError } from "../api.ts";
 import { loading, problem } from "../components.ts";
 import type { View } from "../context.ts";
@@ -180,6 +184,8 @@ function render(samples: Sample[], previous: { samples: Sample[]; at: number } |
 
   return [
     tiles,
+    h("h2", {}, "Estimated monthly cost"),
+    bill(samples, at),
     h("h2", {}, "Latency by stage"),
     stages,
     h("h2", {}, "Queues"),
@@ -191,6 +197,56 @@ function render(samples: Sample[], previous: { samples: Sample[]; at: number } |
       h("section", {}, h("h2", {}, "HTTP errors by code"), errors),
     ),
   ];
+}
+
+function usd(n: number): string {
+  return `$${n.toFixed(2)}`;
+}
+
+/** The month's bill at the current rate: what is counted, what is included, what it costs. */
+function bill(samples: Sample[], at: number): HTMLElement {
+  const estimate = estimateSinceStart(samples, at);
+  if (!estimate) return h("p", { class: "empty", id: "pipeline-cost" }, "No billable operation counted yet.");
+  const d1 = total(samples, "edgemesh_d1_size_bytes");
+  // D1's whole size over the time since counting began: meaningless in the first hour (schema, registry).
+  const days = estimate.window_seconds >= 3600 ? daysUntilD1Full((d1 / estimate.window_seconds) * 86_400, d1) : Number.NaN;
+  const lines = estimate.bill.lines.filter((l) => l.quantity > 0);
+  return h(
+    "section",
+    { id: "pipeline-cost" },
+    h(
+      "div",
+      { class: "tiles" },
+      tile(
+        "cost-usage",
+        "Usage beyond included quotas",
+        estimate.bill.monthly_usd,
+        `${usd(estimate.bill.monthly_usd)} / month`,
+        `at ${formatNumber(estimate.messages_per_month)} messages a month`,
+      ),
+      tile("cost-base", "Workers Paid plan", estimate.bill.base_usd, `${usd(estimate.bill.base_usd)} / month`, "the subscription, apart"),
+      tile(
+        "d1-full",
+        "D1 full (10 GB) in",
+        days,
+        Number.isNaN(days) ? "—" : Number.isFinite(days) ? `${formatNumber(Math.round(days))} days` : "never",
+        Number.isNaN(days)
+          ? "estimated after the first hour of counting"
+          : "at the growth since counting began; past that, move the series to TimescaleDB (docs/series.md)",
+      ),
+    ),
+    table(
+      "pipeline-cost-lines",
+      ["Line", "A month at this rate", "Included", "Cost"],
+      lines.map((l) => ({ key: l.key, attr: "data-line", cells: [l.line, Math.round(l.quantity), l.included, usd(l.usd)] })),
+      "Nothing billed yet.",
+    ),
+    h(
+      "p",
+      { class: "muted small" },
+      `Average rate over the ${estimate.window_seconds < 120 ? `${formatNumber(Math.round(estimate.window_seconds))} s` : `${formatNumber(Math.round(estimate.window_seconds / 60))} minutes`} since the counters started; Cloudflare list prices as of ${PRICES_AS_OF} (docs/cost.md). Workers CPU time and Durable Object duration are not counted.`,
+    ),
+  );
 }
 
 export const pipelineView: View = (root, ctx) => {

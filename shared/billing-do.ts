@@ -1,0 +1,131 @@
+/**
+ * Metering inside a Durable Object (shared/billing.ts has the rest): `meterDurableObject(Class)`
+ * returns a subclass whose constructor hands the object a metered `ctx` (its SQLite cursor
+ * counts `rowsRead`/`rowsWritten`) and a metered `env` (D1, queues, R2 and the stubs of other
+ * objects), and whose `alarm()` and `webSocketMessage()` count as Durable Object requests (an
+ * incoming WebSocket message is billed 1/20 of a request: counted as `do_ws_messages_in`).
+ * RPC calls and fetches are counted by the caller's metered stub, once per call, as Cloudflare
+ * bills them. functions/index.ts exports the metered classes under the classes' own names.
+ */
+import { countBillable, meterEnv, UNMETERED } from "./billing";
+
+type AnyFn = (...args: unknown[]) => unknown;
+
+/** Counts a cursor's rows as far as it has run: now (a write runs at exec) and after each read of it. */
+function meterCursor<T extends Record<string, SqlStorageValue>>(cursor: SqlStorageCursor<T>): SqlStorageCursor<T> {
+  let read = 0;
+  let written = 0;
+  const settle = () => {
+    const r = cursor.rowsRead;
+    const w = cursor.rowsWritten;
+    if (r > read) countBillable("do_rows_read", r - read);
+    if (w > written) countBillable("do_rows_written", w - written);
+    read = r;
+    written = w;
+  };
+  settle();
+  const after =
+    (fn: AnyFn) =>
+    (...args: unknown[]) => {
+      try {
+        return Reflect.apply(fn, cursor, args);
+      } finally {
+        settle();
+      }
+    };
+  const proxy: SqlStorageCursor<T> = new Proxy(cursor, {
+    get(t, prop) {
+      if (prop === UNMETERED) return t;
+      const value = Reflect.get(t, prop, t);
+      if (typeof value !== "function") return value;
+      if (prop === Symbol.iterator) return () => proxy;
+      if (prop === "raw")
+        return (...args: unknown[]) => {
+          const iterator = Reflect.apply(value as AnyFn, t, args) as IterableIterator<unknown> & { toArray?: AnyFn };
+          const wrapped: IterableIterator<unknown> & { toArray?: AnyFn } = {
+            next: after(iterator.next.bind(iterator) as AnyFn) as () => IteratorResult<unknown>,
+            [Symbol.iterator]: () => wrapped,
+          };
+          if (typeof iterator.toArray === "function") wrapped.toArray = after(iterator.toArray.bind(iterator));
+          return wrapped;
+        };
+      if (prop === "next" || prop === "toArray" || prop === "one") return after(value as AnyFn);
+      return (value as AnyFn).bind(t);
+    },
+  });
+  return proxy;
+}
+
+function meterSql(sql: SqlStorage): SqlStorage {
+  return new Proxy(sql, {
+    get(t, prop) {
+      if (prop === UNMETERED) return t;
+      const value = Reflect.get(t, prop, t);
+      if (prop === "exec") return (query: string, ...bindings: unknown[]) => meterCursor(t.exec(query, ...(bindings as SqlStorageValue[])));
+      return typeof value === "function" ? (value as AnyFn).bind(t) : value;
+    },
+  });
+}
+
+function meterStorage(storage: DurableObjectStorage): DurableObjectStorage {
+  let sql: SqlStorage | undefined;
+  return new Proxy(storage, {
+    get(t, prop) {
+      if (prop === UNMETERED) return t;
+      if (prop === "sql") {
+        sql ??= meterSql(t.sql);
+        return sql;
+      }
+      const value = Reflect.get(t, prop, t);
+      return typeof value === "function" ? (value as AnyFn).bind(t) : value;
+    },
+  });
+}
+
+function meterState(ctx: DurableObjectState): DurableObjectState {
+  let storage: DurableObjectStorage | undefined;
+  return new Proxy(ctx, {
+    get(t, prop) {
+      if (prop === UNMETERED) return t;
+      if (prop === "storage") {
+        storage ??= meterStorage(t.storage);
+        return storage;
+      }
+      const value = Reflect.get(t, prop, t);
+      return typeof value === "function" ? (value as AnyFn).bind(t) : value;
+    },
+  });
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: a Durable Object class of any constructor shape
+type DurableObjectClass = abstract new (ctx: DurableObjectState, env: any) => object;
+
+/** The class, metered: same name, same methods; see the module comment. */
+export function meterDurableObject<C extends DurableObjectClass>(Base: C): C {
+  const Concrete = Base as unknown as new (ctx: DurableObjectState, env: object) => object;
+  class Metered extends Concrete {
+    constructor(ctx: DurableObjectState, env: object) {
+      // The runtime's base class takes only the real state; the constructor (schema setup) runs
+      // unmetered, and from then on `this.ctx` and `this.env` are the metered ones.
+      super(ctx, env);
+      Object.defineProperty(this, "ctx", { value: meterState(ctx), writable: false, configurable: true, enumerable: false });
+      Object.defineProperty(this, "env", { value: meterEnv(env), writable: false, configurable: true, enumerable: false });
+    }
+  }
+  const proto = Base.prototype as Record<string, unknown>;
+  const own = Metered.prototype as unknown as Record<string, unknown>;
+  const alarm = proto.alarm;
+  if (typeof alarm === "function")
+    own.alarm = function (this: unknown, ...args: unknown[]) {
+      countBillable("do_requests");
+      return Reflect.apply(alarm as AnyFn, this, args);
+    };
+  const onMessage = proto.webSocketMessage;
+  if (typeof onMessage === "function")
+    own.webSocketMessage = function (this: unknown, ...args: unknown[]) {
+      countBillable("do_ws_messages_in");
+      return Reflect.apply(onMessage as AnyFn, this, args);
+    };
+  Object.defineProperty(Metered, "name", { value: Base.name });
+  return Metered as unknown as C;
+}
