@@ -7,10 +7,10 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { Cron } from "croner";
-import { runAutomation } from "../queues/automations";
+import { publish } from "../shared/bus/exchange";
 import { derivedId } from "../shared/ids";
 import { listAutomations } from "../shared/repos/automations";
-import type { Automation } from "../shared/schemas/automations";
+import { type Automation, SCHEDULE_ROUTING_KEY, SCHEDULE_SOURCE } from "../shared/schemas/automations";
 import type { EnvelopeOf } from "../shared/schemas/message";
 
 type ScheduleTrigger = Extract<Automation["trigger"], { type: "schedule" }>;
@@ -80,6 +80,7 @@ export class AutomationClock extends DurableObject<Env> {
       .toArray();
     if (due.length > 0) {
       const automations = new Map((await listAutomations(this.env.DB, "schedule")).map((a) => [a.id, a]));
+      const ticks: EnvelopeOf<"event">[] = [];
       for (const slot of due) {
         const automation = automations.get(slot.automation_id);
         if (!automation || !isScheduled(automation)) {
@@ -90,8 +91,11 @@ export class AutomationClock extends DurableObject<Env> {
         const next = nextDue(automation.trigger, Math.max(slot.at, now));
         if (next === undefined) this.ctx.storage.sql.exec("DELETE FROM due WHERE automation_id = ?", slot.automation_id);
         else this.ctx.storage.sql.exec("UPDATE due SET at = ? WHERE automation_id = ?", next, slot.automation_id);
-        await runAutomation(this.env, automation, await this.#tick(automation, slot.at));
+        ticks.push(await this.#tick(automation, slot.at));
       }
+      // Seed 001's route for automation triggers: home.schedule.clock.trigger → home.events.automations,
+      // whose consumer runs the automation (queues/consumers/automations.ts), with its retries.
+      if (ticks.length > 0) await publish(this.env, ticks);
     }
     await this.#arm();
   }
@@ -102,9 +106,9 @@ export class AutomationClock extends DurableObject<Env> {
     return {
       id,
       correlation_id: id,
-      source: "scheduler",
+      source: SCHEDULE_SOURCE,
       exchange: "home.events",
-      routing_key: "home.schedule.clock.trigger",
+      routing_key: SCHEDULE_ROUTING_KEY,
       type: "event",
       timestamp: at,
       // The run's latency counts from the slot, so a late alarm shows.

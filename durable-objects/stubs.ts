@@ -10,6 +10,10 @@
  */
 import type { AgentLink } from "./agent-link";
 import type { AlertActor } from "./alert-actor";
+
+/** What the metrics consumer hands an AlertActor (its readings and the rules they match). */
+export type { Observation } from "./alert-actor/rules";
+
 import type { AutomationClock } from "./automation-clock";
 import type { DeviceTwin } from "./device-twin/index";
 import type { LiveHub } from "./live-hub";

@@ -4,7 +4,7 @@
  * routing key, device and readings, and each device's matching readings go to its AlertActor in
  * one call, which holds the rules' state and timers.
  */
-import type { Observation } from "../durable-objects/alert-actor";
+import type { Observation } from "../durable-objects/stubs";
 import { alertStub } from "../durable-objects/stubs";
 import { listRules } from "../shared/repos/alerts";
 import type { AlertRule } from "../shared/schemas/alerts";

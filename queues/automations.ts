@@ -10,7 +10,17 @@ import { roomStub, twinStub } from "../durable-objects/stubs";
 import { publish } from "../shared/bus/exchange";
 import { derivedId } from "../shared/ids";
 import { findRun, forgetCrossing, listAutomations, recordRun } from "../shared/repos/automations";
-import type { Action, ActionOutcome, Automation, AutomationRun, Condition, Decision, Trigger } from "../shared/schemas/automations";
+import {
+  type Action,
+  type ActionOutcome,
+  type Automation,
+  type AutomationRun,
+  type Condition,
+  type Decision,
+  SCHEDULE_ROUTING_KEY,
+  SCHEDULE_SOURCE,
+  type Trigger,
+} from "../shared/schemas/automations";
 import type { Envelope, EnvelopeOf } from "../shared/schemas/message";
 import { matchesPattern } from "../shared/topics";
 import { numbersOf } from "./alert-rules";
@@ -39,9 +49,15 @@ function triggered(automation: Automation, message: Envelope): boolean {
       const p = message.payload;
       return p.status === t.status && (!t.severity || p.severity === t.severity) && (!t.rule_id || p.rule_id === t.rule_id);
     }
-    case "threshold":
     case "schedule":
-      // Thresholds: thresholdCrossings; schedules: run by the AutomationClock, never by a message.
+      // The AutomationClock's tick for this automation (it publishes one per due slot).
+      return (
+        message.source === SCHEDULE_SOURCE &&
+        message.routing_key === SCHEDULE_ROUTING_KEY &&
+        (message.metadata as Record<string, unknown> | undefined)?.automation_id === automation.id
+      );
+    case "threshold":
+      // Thresholds: thresholdCrossings, never one message alone.
       return false;
   }
 }

@@ -144,3 +144,7 @@ export interface AutomationRun {
   reason?: string;
   at: string;
 }
+
+/** The AutomationClock's tick for a scheduled automation: an event on home.events that names it in `metadata.automation_id`. */
+export const SCHEDULE_SOURCE = "scheduler";
+export const SCHEDULE_ROUTING_KEY = "home.schedule.clock.trigger";
