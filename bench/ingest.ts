@@ -21,17 +21,17 @@
  * BENCH_DEVICES and BENCH_WARMUP_REQUESTS; flags win. Figures are for comparing runs on one
  * machine: `wrangler dev` is not production Cloudflare (docs/benchmarks.md).
  */
-import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { availableParallelism, cpus, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { type LocalEdge, PROJECT_ROOT, startLocalEdge } from "../scripts/lib/local-edge.ts";
-import { type Judgement, type LoadRequest, type LoadResponse, type LoadResult, runLoad } from "./lib/load.ts";
-import { machineBusySeconds, type ProcessCpu, procAvailable, TreeSampler, treeCpuSeconds, treeUsage } from "./lib/proc.ts";
+import { judgeEdgemesh, judgeReference, measure, type Row, type Scenario, type Target } from "./lib/ingest-measure.ts";
+import { acceptedPerSecond, cpuBreakdown, formatCounts, MB, ratioTable, tableOf } from "./lib/ingest-report.ts";
+import { procAvailable, treeUsage } from "./lib/proc.ts";
 import { privateRegistry } from "./lib/registry.ts";
-import { fixed, ratio, summarize } from "./lib/stats.ts";
-import { type Column, markdownTable, textTable } from "./lib/table.ts";
+import { fixed } from "./lib/stats.ts";
+import { markdownTable, textTable } from "./lib/table.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Settings
@@ -110,16 +110,6 @@ const RATE = { per_second: 10_000, burst: 100_000 };
 // ---------------------------------------------------------------------------------------------
 // Edges
 
-interface Target {
-  name: "reference" | "edgemesh";
-  edge: LocalEdge;
-  /** Device credentials to rotate over (the reference ignores them). */
-  tokens: string[];
-  judge: (response: LoadResponse, request: LoadRequest) => Judgement;
-  /** RSS of the tree right after start, before any load. */
-  idleRssBytes?: number | undefined;
-}
-
 const started: { edge?: LocalEdge; persistDir: string }[] = [];
 let cleaning: Promise<void> | undefined;
 
@@ -197,261 +187,6 @@ async function createDevices(edge: LocalEdge, count: number): Promise<string[]> 
   return tokens;
 }
 
-function parseJson(body: string): Record<string, unknown> | undefined {
-  try {
-    const value: unknown = JSON.parse(body);
-    return typeof value === "object" && value !== null ? (value as Record<string, unknown>) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** edgemesh: 202 with `accepted`; anything else is an error, named by status and error code. */
-function judgeEdgemesh(response: LoadResponse): Judgement {
-  const body = parseJson(response.body);
-  if (response.status !== 202) {
-    const error = body?.error as { code?: unknown } | string | undefined;
-    const code = typeof error === "object" ? error?.code : (error ?? body?.code);
-    return { ok: false, error: `HTTP ${response.status}${code ? ` ${String(code)}` : ""}` };
-  }
-  const accepted = body?.accepted;
-  if (typeof accepted !== "number") return { ok: false, error: "HTTP 202 without a numeric `accepted`" };
-  const rejected = Array.isArray(body?.rejected) ? body.rejected.length : 0;
-  const duplicates = typeof body?.duplicates === "number" ? body.duplicates : 0;
-  return { ok: true, accepted, duplicates, rejected };
-}
-
-/** The reference accepts nothing for real: every message of a 202 answer counts as accepted. */
-function judgeReference(response: LoadResponse, request: LoadRequest): Judgement {
-  return response.status === 202 ? { ok: true, accepted: request.messages } : { ok: false, error: `HTTP ${response.status}` };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Load
-
-interface Scenario {
-  name: string;
-  /** Messages per request; 1 posts a bare object, more post a JSON array. */
-  messages: number;
-}
-
-const runTag = `bench-${Date.now().toString(36)}-${randomBytes(3).toString("hex")}`;
-let messageSeq = 0;
-
-function reading(timestamp: string): Record<string, unknown> {
-  const n = messageSeq++;
-  return { id: `${runTag}-${n}`, timestamp, payload: { temperature: 18 + (n % 80) / 10 } };
-}
-
-function requestFor(target: Target, scenario: Scenario, seq: number): LoadRequest {
-  const timestamp = new Date().toISOString();
-  const body =
-    scenario.messages === 1
-      ? JSON.stringify(reading(timestamp))
-      : JSON.stringify(Array.from({ length: scenario.messages }, () => reading(timestamp)));
-  const token = target.tokens[seq % target.tokens.length] ?? "none";
-  return {
-    path: "/v1/telemetry",
-    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
-    body,
-    messages: scenario.messages,
-  };
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/**
- * Waits until both edges are quiet (under 5 % of a core over half a second), so that one edge's
- * leftover work — edgemesh's queue consumers draining the last run — does not land in the next
- * measurement. Bounded by settings.settleMaxMs; returns how long it waited.
- */
-async function settle(targets: readonly Target[]): Promise<number> {
-  const begin = performance.now();
-  const cpu = () => targets.reduce((sum, t) => sum + (treeCpuSeconds(t.edge.process.pid ?? 0) ?? 0), 0);
-  let before = cpu();
-  while (performance.now() - begin < settings.settleMaxMs) {
-    await sleep(500);
-    const now = cpu();
-    if ((now - before) / 0.5 < 0.05) break;
-    before = now;
-  }
-  return performance.now() - begin;
-}
-
-interface Row {
-  scenario: Scenario;
-  target: Target;
-  result: LoadResult;
-  latency: ReturnType<typeof summarize>;
-  /** Peak RSS of the edge's process tree, or of the load generator when /proc is not readable. */
-  rssBytes: number;
-  edgeCpuCores: number;
-  edgeCpuByProcess: ProcessCpu[];
-  generatorCpuCores: number;
-  /** CPU the edge not being measured used meanwhile, in cores. */
-  idleEdgeCpuCores: number;
-  /** CPU the rest of the machine used meanwhile (neither edge nor the load generator), in cores. */
-  otherCpuCores: number;
-  /** An edge's process tree changed during the measurement (a reload): the figures are suspect. */
-  reloaded: boolean;
-  settledMs: number;
-}
-
-async function measureOnce(scenario: Scenario, target: Target, all: readonly Target[]): Promise<Row> {
-  const settledMs = await settle(all);
-  const common = {
-    url: target.edge.url,
-    concurrency: settings.concurrency,
-    timeoutMs: settings.timeoutMs,
-    next: (seq: number) => requestFor(target, scenario, seq),
-    judge: target.judge,
-  };
-  if (settings.warmupRequests > 0) {
-    const warm = await runLoad({ ...common, durationMs: settings.warmupMaxMs, maxRequests: settings.warmupRequests });
-    if (warm.errorCount > 0) {
-      const first = [...warm.errors.keys()][0];
-      console.error(`\n  warning: ${warm.errorCount} of ${warm.requests} warm-up requests to ${target.name} failed (${first})`);
-    }
-  }
-  const samplers = all.map((t) => ({ target: t, sampler: new TreeSampler(t.edge.process.pid ?? 0) }));
-  const cpuBefore = process.cpuUsage();
-  const busyBefore = machineBusySeconds();
-  const wallBefore = performance.now();
-  let peakGeneratorRss = process.memoryUsage.rss();
-  const rssTimer = setInterval(() => {
-    peakGeneratorRss = Math.max(peakGeneratorRss, process.memoryUsage.rss());
-  }, 250);
-  for (const s of samplers) s.sampler.start();
-  const result = await runLoad({ ...common, durationMs: settings.durationS * 1000 });
-  const usages = samplers.map((s) => ({ target: s.target, usage: s.sampler.stop() }));
-  const busyAfter = machineBusySeconds();
-  clearInterval(rssTimer);
-  const cpu = process.cpuUsage(cpuBefore);
-  const wallS = (performance.now() - wallBefore) / 1000;
-  const generatorCpuCores = (cpu.user + cpu.system) / 1e6 / wallS;
-  const usage = usages.find((u) => u.target === target)?.usage;
-  // Everything else the machine did meanwhile, besides both edges and this process.
-  const ours = usages.reduce((sum, u) => sum + (u.usage?.cpuCores ?? 0), 0) + generatorCpuCores;
-  const idleEdgeCpuCores = usages.filter((u) => u.target !== target).reduce((sum, u) => sum + (u.usage?.cpuCores ?? 0), 0);
-  const otherCpuCores =
-    busyBefore === undefined || busyAfter === undefined || !usage ? Number.NaN : Math.max(0, (busyAfter - busyBefore) / wallS - ours);
-  return {
-    scenario,
-    target,
-    result,
-    latency: summarize(result.latenciesMs),
-    rssBytes: usage?.peakRssBytes ?? peakGeneratorRss,
-    edgeCpuCores: usage?.cpuCores ?? Number.NaN,
-    edgeCpuByProcess: usage?.perProcess ?? [],
-    generatorCpuCores,
-    idleEdgeCpuCores,
-    otherCpuCores,
-    reloaded: usages.some((u) => u.usage?.changed === true),
-    settledMs,
-  };
-}
-
-/**
- * One measurement, taken again once if an edge reloaded during it: `wrangler dev` restarts
- * workerd when a watched source file changes (someone editing the work tree), and such a
- * measurement mixes two runtimes and a rebuild.
- */
-async function measure(scenario: Scenario, target: Target, all: readonly Target[]): Promise<Row> {
-  const first = await measureOnce(scenario, target, all);
-  if (!first.reloaded) return first;
-  process.stdout.write("an edge reloaded during the measurement (a watched file changed); measuring again… ");
-  return measureOnce(scenario, target, all);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Report
-
-const MB = 1024 * 1024;
-const rate = (count: number, ms: number) => (ms > 0 ? (count * 1000) / ms : Number.NaN);
-const acceptedPerSecond = (row: Row) => rate(row.result.messagesAccepted, row.result.elapsedMs);
-
-function tableOf(rows: readonly Row[], rssLabel: string): { columns: Column[]; cells: string[][] } {
-  const columns: Column[] = [
-    { header: "scenario" },
-    { header: "target" },
-    { header: "requests", align: "right" },
-    { header: "req/s", align: "right" },
-    { header: "messages/s", align: "right" },
-    { header: "p50 ms", align: "right" },
-    { header: "p99 ms", align: "right" },
-    { header: "errors", align: "right" },
-    { header: rssLabel, align: "right" },
-    { header: "edge CPU", align: "right" },
-    { header: "gen CPU", align: "right" },
-    { header: "other CPU", align: "right" },
-  ];
-  const cells = rows.map((row) => [
-    row.scenario.name,
-    row.reloaded ? `${row.target.name} (reloaded!)` : row.target.name,
-    String(row.result.requests),
-    fixed(rate(row.result.requests, row.result.elapsedMs), 0),
-    fixed(acceptedPerSecond(row), 0),
-    fixed(row.latency.p50, 1),
-    fixed(row.latency.p99, 1),
-    String(row.result.errorCount),
-    fixed(row.rssBytes / MB, 0),
-    fixed(row.edgeCpuCores, 2),
-    fixed(row.generatorCpuCores, 2),
-    fixed(row.otherCpuCores, 2),
-  ]);
-  return { columns, cells };
-}
-
-function ratioTable(rows: readonly Row[], scenarios: readonly Scenario[]): { columns: Column[]; cells: string[][] } {
-  const columns: Column[] = [
-    { header: "scenario" },
-    { header: "messages/s", align: "right" },
-    { header: "p50", align: "right" },
-    { header: "p99", align: "right" },
-    { header: "RSS", align: "right" },
-  ];
-  const cells: string[][] = [];
-  for (const scenario of scenarios) {
-    const ref = rows.find((r) => r.scenario === scenario && r.target.name === "reference");
-    const em = rows.find((r) => r.scenario === scenario && r.target.name === "edgemesh");
-    if (!ref || !em) continue;
-    cells.push([
-      scenario.name,
-      ratio(acceptedPerSecond(em), acceptedPerSecond(ref)),
-      ratio(em.latency.p50, ref.latency.p50),
-      ratio(em.latency.p99, ref.latency.p99),
-      ratio(em.rssBytes, ref.rssBytes),
-    ]);
-  }
-  return { columns, cells };
-}
-
-/** What a process of a `wrangler dev` tree is, from its command line. */
-function processLabel(commandLine: string, port: number): string {
-  if (/\bworkerd\b/.test(commandLine)) {
-    // wrangler dev runs two workerd: the dev proxy on the public port, and the runtime of the
-    // Worker itself (with its Durable Objects, D1 and Queues) on a port of its own.
-    return new RegExp(`entry=127\\.0\\.0\\.1:${port}(\\s|$)`).test(commandLine) ? "workerd (dev proxy)" : "workerd (Worker runtime)";
-  }
-  if (commandLine.includes("wrangler-dist/cli.js")) return "node (wrangler dev)";
-  if (commandLine.includes("wrangler.js")) return "node (wrangler launcher)";
-  if (commandLine.includes("esbuild")) return "esbuild";
-  return commandLine.split(" ")[0]?.split("/").at(-1) ?? "?";
-}
-
-function cpuBreakdown(row: Row): string {
-  const parts = row.edgeCpuByProcess
-    .filter((p) => p.cpuCores >= 0.005)
-    .map((p) => `${processLabel(p.commandLine, row.target.edge.port)} ${fixed(p.cpuCores, 2)}`);
-  return parts.join(", ") || "-";
-}
-
-const formatCounts = (counts: Map<number | string, number>) =>
-  [...counts]
-    .sort((a, b) => b[1] - a[1])
-    .map(([key, n]) => `${key}×${n}`)
-    .join(", ") || "none";
-
 // ---------------------------------------------------------------------------------------------
 // Main
 
@@ -465,7 +200,7 @@ async function main(): Promise<number> {
       `batches of ${settings.batch}, ${settings.devices} devices, rate limit ${RATE.per_second}/s burst ${RATE.burst} per device`,
   );
 
-  // A config edit mid-run would make wrangler dev reload; source edits still do (see measure()).
+  // A config edit mid-run would make wrangler dev reload; source edits still do (see measure() in bench/lib/ingest-measure.ts).
   process.env.WRANGLER_CI_DISABLE_CONFIG_WATCHING ??= "true";
   console.log("  starting the local edges…");
   const [refStart, emStart] = await Promise.allSettled([startEdge("reference"), startEdge("edgemesh")]);
@@ -496,7 +231,7 @@ async function main(): Promise<number> {
   for (const scenario of scenarios) {
     for (const target of targets) {
       process.stdout.write(`  measuring ${scenario.name} → ${target.name}… `);
-      const row = await measure(scenario, target, targets);
+      const row = await measure(scenario, target, targets, settings);
       rows.push(row);
       console.log(
         `${row.result.requests} requests, ${fixed(acceptedPerSecond(row), 0)} messages/s, p50 ${fixed(row.latency.p50, 1)} ms` +
