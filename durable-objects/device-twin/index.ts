@@ -342,7 +342,7 @@ export class DeviceTwin extends DurableObject<Env> {
     this.#core.announceCommands([command]);
     this.#core.waiters.wakePolls();
     this.#core.wakeAgent("commands");
-    // A device connected over MQTT hears of it at once (durable-objects/mqtt-session.ts).
+    // A device connected over MQTT hears of it at once (durable-objects/mqtt/).
     this.ctx.waitUntil(
       sessionStub(this.env, profile.id)
         .commandsWaiting()
