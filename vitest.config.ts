@@ -20,6 +20,7 @@ export default defineConfig(async () => {
   const accessPublic = { ...(await exportJWK(access.publicKey)), kid: "test-access", alg: "RS256", use: "sig" };
   const accessPrivate = { ...(await exportJWK(access.privateKey)), kid: "test-access", alg: "RS256" };
   const bindings = {
+    LOG_LEVEL: "warn",
     ADMIN_TOKEN: "test-admin-token",
     JWT_SECRET: "test-jwt-secret-at-least-32-characters-long",
     ALLOWED_ORIGINS: "https://dashboard.example",

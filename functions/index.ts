@@ -14,7 +14,7 @@ import { checkSystem, SYSTEM_CRON } from "../queues/system-monitor";
 import { countBillable, meterEnv, meterQueueBatch } from "../shared/billing";
 import { meterDurableObject } from "../shared/billing-do";
 import { readConfig } from "../shared/config";
-import { log } from "../shared/log";
+import { log, setLogLevel } from "../shared/log";
 import { ApiError, errorResponse, onError } from "./errors";
 import type { AppEnv } from "./middleware/auth";
 import { observe } from "./middleware/observe";
@@ -91,12 +91,17 @@ export const app = new Hono<AppEnv>()
 export default {
   // Each entry meters the bindings once (shared/billing.ts): billable operations are counted where they happen.
   fetch(request, env, ctx) {
+    setLogLevel(env.LOG_LEVEL);
     countBillable("worker_invocations");
     return app.fetch(request, meterEnv(env), ctx);
   },
-  queue: (batch, env) => meterQueueBatch(batch, (metered) => handleQueue(metered, meterEnv(env))),
+  queue: (batch, env) => {
+    setLogLevel(env.LOG_LEVEL);
+    return meterQueueBatch(batch, (metered) => handleQueue(metered, meterEnv(env)));
+  },
   /** Housekeeping on the crons of wrangler.toml: history past its retention, series rollups and retention; the system monitor. */
   async scheduled(controller, rawEnv) {
+    setLogLevel(rawEnv.LOG_LEVEL);
     countBillable("worker_invocations");
     const env = meterEnv(rawEnv);
     // The system alerts' monitor has a cron of its own (every minute).

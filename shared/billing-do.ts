@@ -8,6 +8,7 @@
  * bills them. functions/index.ts exports the metered classes under the classes' own names.
  */
 import { countBillable, meterEnv, UNMETERED } from "./billing";
+import { setLogLevel } from "./log";
 
 type AnyFn = (...args: unknown[]) => unknown;
 
@@ -108,6 +109,7 @@ export function meterDurableObject<C extends DurableObjectClass>(Base: C): C {
       // The runtime's base class takes only the real state; the constructor (schema setup) runs
       // unmetered, and from then on `this.ctx` and `this.env` are the metered ones.
       super(ctx, env);
+      setLogLevel((env as { LOG_LEVEL?: unknown }).LOG_LEVEL);
       Object.defineProperty(this, "ctx", { value: meterState(ctx), writable: false, configurable: true, enumerable: false });
       Object.defineProperty(this, "env", { value: meterEnv(env), writable: false, configurable: true, enumerable: false });
     }

@@ -13,9 +13,23 @@ export interface LogFields {
 
 const ORDER: Record<LogLevel, number> = { debug: 0, info: 1, warn: 2, error: 3 };
 
-/** Everything by default; the workerd test pool sets `warn` (test/workers/setup.ts) so per-message lines do not bury its output. */
+/**
+ * `info` by default: the per-message lines (`routed`, `delivered`) are `debug`, off the hot path
+ * (issue 13) unless `LOG_LEVEL = "debug"` asks for them. Set once per isolate from the Worker's
+ * entry and each Durable Object's (setLogLevel); the workerd test pool sets `warn`.
+ */
 function minimum(): LogLevel {
-  return (globalThis as { EDGEMESH_LOG_LEVEL?: LogLevel }).EDGEMESH_LOG_LEVEL ?? "debug";
+  return (globalThis as { EDGEMESH_LOG_LEVEL?: LogLevel }).EDGEMESH_LOG_LEVEL ?? "info";
+}
+
+/** Takes `LOG_LEVEL` from the environment when it names a level; anything else leaves the level as it is. */
+export function setLogLevel(level: unknown): void {
+  if (typeof level === "string" && Object.hasOwn(ORDER, level)) (globalThis as { EDGEMESH_LOG_LEVEL?: string }).EDGEMESH_LOG_LEVEL = level;
+}
+
+/** Whether lines of this level are written: callers skip building per-message lines nobody reads. */
+export function logs(level: LogLevel): boolean {
+  return ORDER[level] >= ORDER[minimum()];
 }
 
 export function log(level: LogLevel, msg: string, fields: LogFields = {}): void {

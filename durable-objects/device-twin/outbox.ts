@@ -14,7 +14,7 @@
  */
 import { sendToQueue, unroutable } from "../../shared/bus/exchange";
 import { DEAD_LETTER_QUEUE, type PackWindow } from "../../shared/bus/topology";
-import { log } from "../../shared/log";
+import { log, logs } from "../../shared/log";
 import { metrics } from "../../shared/metrics";
 import { Envelope, MAX_PACK_BYTES, MAX_PACK_MESSAGES, type QueuePack } from "../../shared/schemas/message";
 import { utf8Length } from "./ingest";
@@ -211,6 +211,9 @@ export class TwinOutbox {
       const bodies = queue === DEAD_LETTER_QUEUE ? messages.map((m) => unroutable(m)) : packs(messages);
       await sendToQueue(this.#env, queue, bodies);
       metrics.inc("edgemesh_routed_messages_total", { queue }, messages.length);
+      // One line per message only when asked for (LOG_LEVEL = "debug"): the flow by correlation id.
+      if (logs("debug"))
+        for (const m of messages) log("debug", "routed", { correlation_id: m.correlation_id, message_id: m.id, source: m.source, queue });
       this.#retryMs = 0;
       this.#retryAt = 0;
       for (const row of rows) {

@@ -22,7 +22,14 @@ const DEVICES = [
   { id: "office-meter", name: "Office energy meter", type: "energy", room: "office", class: "mains" },
   { id: "hall-motion", name: "Hall motion sensor", type: "motion", class: "mains" },
   // No binding takes sensors.pressure.*: its messages become dead letters (unroutable).
-  { id: "garage-barometer", name: "Garage barometer", type: "pressure", room: "garage", class: "battery" },
+  {
+    id: "garage-barometer",
+    name: "Garage barometer",
+    type: "pressure",
+    room: "garage",
+    class: "battery",
+    publish: ["sensors:#", "metrics:#"],
+  },
 ] as const;
 
 let edge: LocalEdge;
@@ -215,7 +222,16 @@ describe("dashboard in chromium against the local edge", () => {
     await page.goto(`${edge.url}/#/dead-letters`);
     await page.locator("#dead-letter-list").waitFor();
     await expect.poll(() => page.locator("#dead-letter-list").textContent()).toMatch(/Nothing here|dead letter/i);
-    await post("garage-barometer", { pressure_hpa: 1013.2 });
+    // Every sensor type is routed now (sensors.other): a metric on a key no binding takes is dead-lettered.
+    const token = tokens.get("garage-barometer") ?? "";
+    await mustCall(
+      edge.url,
+      token,
+      "POST",
+      "/v1/exchanges/metrics/publish",
+      { routing_key: "metrics.garage.pressure", payload: { pressure_hpa: 1013.2 } },
+      [202],
+    );
     await expect.poll(() => page.locator("article.dead-letter").count(), { timeout: 20_000 }).toBeGreaterThan(0);
     expect(await page.locator("article.dead-letter").first().textContent()).toContain("garage-barometer");
     // Operators see dead letters; replaying them is for admins.

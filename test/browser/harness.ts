@@ -28,7 +28,7 @@ export const CHROMIUM_ARGS = [
 /** Fails loudly (never skips) when chromium is missing: a dashboard nobody looked at is not tested. */
 export function requireChromium(): void {
   if (existsSync(CHROMIUM)) return;
-  const where = process.env.CI === "true" ? ".ci/run should have installed it (APT_PACKAGES)" : "install it";
+  const where = process.env.CI === "true" ? ".ci/run should have installed it (scripts/lib/services.sh)" : "install it";
   throw new Error(
     `\n\n  ✗ The dashboard's browser tests need Debian's chromium at ${CHROMIUM}, and it is missing: ${where}:\n\n` +
       "      apt-get update && apt-get install -y chromium\n\n" +
@@ -62,9 +62,16 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   return path;
 }
 
-export const DOC_SHOTS = join(PROJECT_ROOT, "docs", "screenshots");
+/**
+ * Where the docs' screenshots go: docs/screenshots/ (committed) when EDGEMESH_DOC_SHOTS=1 asks to
+ * refresh them, else test-results/doc-screenshots/, so a test run leaves the work tree clean.
+ */
+export const DOC_SHOTS =
+  process.env.EDGEMESH_DOC_SHOTS === "1"
+    ? join(PROJECT_ROOT, "docs", "screenshots")
+    : join(PROJECT_ROOT, "test-results", "doc-screenshots");
 
-/** A small screenshot for docs/dashboard.md (committed): the viewport at CSS pixels, from the top. */
+/** A small screenshot for docs/dashboard.md: the viewport at CSS pixels, from the top. */
 export async function docShot(page: Page, name: string): Promise<void> {
   mkdirSync(DOC_SHOTS, { recursive: true });
   await page.evaluate(() => window.scrollTo(0, 0));

@@ -71,7 +71,8 @@ describe("benchmarks in their short mode", () => {
     expect(meter?.messages).toBe(20);
     // A stored meter reading is written somewhere and travels through at least one queue.
     expect(meter?.ops_per_message.d1_rows_written).toBeGreaterThan(0);
-    expect(meter?.ops_per_message.queue_ops).toBeGreaterThanOrEqual(3);
+    // Packed (issue 13): well under one queue message a reading, but some.
+    expect(meter?.ops_per_message.queue_ops).toBeGreaterThan(0);
     expect(meter?.ops_per_message.do_requests).toBeGreaterThan(0);
   });
 });

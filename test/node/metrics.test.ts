@@ -12,7 +12,7 @@ let edge: LocalEdge;
 
 beforeAll(async () => {
   // Flush after every request, so the test sees its own traffic at once.
-  edge = await startLocalEdge({ vars: { METRICS_FLUSH_SECONDS: "0" } });
+  edge = await startLocalEdge({ vars: { METRICS_FLUSH_SECONDS: "0", LOG_LEVEL: "debug" } });
 });
 
 afterAll(async () => {
@@ -112,9 +112,10 @@ describe("GET /metrics", () => {
     // sent to queues, delivered, stored in D1 and recorded in the twin's SQLite.
     const billable = family(families, "edgemesh_billable_ops_total");
     const ops = (kind: string) => value(billable, { kind, source: "app" });
-    expect(ops("queue_messages_sent")).toBeGreaterThanOrEqual(2);
+    // The twins pack what shares a queue (issue 13): at least one queue message went out.
+    expect(ops("queue_messages_sent")).toBeGreaterThanOrEqual(1);
     expect(ops("queue_write_ops")).toBeGreaterThanOrEqual(ops("queue_messages_sent"));
-    expect(ops("queue_read_ops")).toBeGreaterThanOrEqual(2);
+    expect(ops("queue_read_ops")).toBeGreaterThanOrEqual(1);
     expect(ops("d1_rows_written")).toBeGreaterThan(0);
     expect(ops("do_rows_written")).toBeGreaterThan(0);
     expect(ops("do_requests")).toBeGreaterThanOrEqual(1);
