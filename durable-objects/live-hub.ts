@@ -12,6 +12,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { readConfig } from "../shared/config";
 import { toIssues } from "../shared/error-codes";
+import { log } from "../shared/log";
 import { type HubUpdate, LiveClientMessage, type LiveStream, type LiveUpdate } from "../shared/schemas/live";
 import { matchesPattern } from "../shared/topics";
 import { roomStub } from "./stubs";
@@ -142,9 +143,7 @@ export class LiveHub extends DurableObject<Env> {
         // The aggregates are a live view: a lost report is mended by the device's next reading.
         roomStub(this.env, room)
           .reportAll(Object.fromEntries(byDevice))
-          .catch((error: unknown) =>
-            console.warn(JSON.stringify({ level: "warn", msg: "room update failed", room, error: String(error) })),
-          );
+          .catch((error: unknown) => log("warn", "room update failed", { room, error: String(error) }));
       }
     }, ROOM_REPORT_MS);
   }
