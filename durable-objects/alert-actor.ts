@@ -12,6 +12,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { RollingDetector } from "../shared/anomaly";
 import { publish } from "../shared/bus/exchange";
+import { log } from "../shared/log";
 import { alertOfPayload, rulesById, saveAlert } from "../shared/repos/alerts";
 import type { Alert, AlertRule } from "../shared/schemas/alerts";
 import type { EnvelopeOf } from "../shared/schemas/message";
@@ -266,7 +267,7 @@ export class AlertActor extends DurableObject<Env> {
       for (const m of pending) this.ctx.storage.sql.exec("DELETE FROM outbox WHERE id = ?", m.id);
       return true;
     } catch (error) {
-      console.warn(JSON.stringify({ level: "warn", msg: "alert publish failed; the alarm retries", error: String(error) }));
+      log("warn", "alert publish failed; the alarm retries", { error: String(error) });
       return false;
     }
   }

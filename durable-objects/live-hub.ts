@@ -12,7 +12,8 @@
 import { DurableObject } from "cloudflare:workers";
 import { readConfig } from "../shared/config";
 import { toIssues } from "../shared/error-codes";
-import { type HubUpdate, LiveClientMessage, type LiveStream } from "../shared/schemas/live";
+import { log } from "../shared/log";
+import { type HubUpdate, LiveClientMessage, type LiveStream, type LiveUpdate } from "../shared/schemas/live";
 import { matchesPattern } from "../shared/topics";
 import { roomStub } from "./stubs";
 import { mergeReadings, type ReportedReading } from "./twin-document";
@@ -45,16 +46,12 @@ interface Attachment {
   behindSince: number;
 }
 
-interface Sequenced extends HubUpdate {
-  seq: number;
-}
-
 /** Per-socket state that changes with every update, kept in memory (see #state). */
 interface Flow {
   sent: number;
   /** What the client acknowledged; persisted only when the socket's behind-state changes. */
   acked: number;
-  pending: Map<string, Sequenced> | undefined;
+  pending: Map<string, LiveUpdate> | undefined;
 }
 
 const SCHEMA = `
@@ -113,9 +110,9 @@ export class LiveHub extends DurableObject<Env> {
   async publish(updates: HubUpdate[], report?: RoomReport): Promise<number> {
     if (report) this.#gather(report);
     const config = readConfig(this.env);
-    const sequenced: Sequenced[] = [];
+    const sequenced: LiveUpdate[] = [];
     for (const update of updates) {
-      const item: Sequenced = { ...update, seq: ++this.#seq };
+      const item: LiveUpdate = { ...update, seq: ++this.#seq };
       sequenced.push(item);
       this.ctx.storage.sql.exec("INSERT INTO updates (seq, body) VALUES (?, ?)", item.seq, JSON.stringify(item));
       this.#remember(item);
@@ -146,9 +143,7 @@ export class LiveHub extends DurableObject<Env> {
         // The aggregates are a live view: a lost report is mended by the device's next reading.
         roomStub(this.env, room)
           .reportAll(Object.fromEntries(byDevice))
-          .catch((error: unknown) =>
-            console.warn(JSON.stringify({ level: "warn", msg: "room update failed", room, error: String(error) })),
-          );
+          .catch((error: unknown) => log("warn", "room update failed", { room, error: String(error) }));
       }
     }, ROOM_REPORT_MS);
   }
@@ -265,7 +260,7 @@ export class LiveHub extends DurableObject<Env> {
   }
 
   /** Sends an update, or coalesces it when the socket is too far behind. Returns whether it is behind. */
-  #deliver(ws: WebSocket, attachment: Attachment, item: Sequenced, window: number): boolean {
+  #deliver(ws: WebSocket, attachment: Attachment, item: LiveUpdate, window: number): boolean {
     const flow = this.#flow(ws, attachment);
     if (attachment.behindSince === 0 && flow.sent - flow.acked < window) {
       if (send(ws, { type: "update", ...item })) flow.sent = item.seq;
@@ -306,7 +301,7 @@ export class LiveHub extends DurableObject<Env> {
     }
     const rows = this.ctx.storage.sql.exec<{ body: string }>("SELECT body FROM updates WHERE seq > ? ORDER BY seq", after).toArray();
     for (const row of rows) {
-      const item = JSON.parse(row.body) as Sequenced;
+      const item = JSON.parse(row.body) as LiveUpdate;
       if (matches(attachment, item)) send(ws, { type: "update", ...item });
     }
     this.#flow(ws, attachment).sent = this.#seq;
@@ -314,7 +309,7 @@ export class LiveHub extends DurableObject<Env> {
   }
 
   /** Keeps each device's latest state for snapshots. */
-  #remember(item: Sequenced): void {
+  #remember(item: LiveUpdate): void {
     if (!item.device) return;
     if (item.stream === "twin") {
       const row = this.ctx.storage.sql
@@ -375,7 +370,7 @@ function selects(a: Attachment, device: string | undefined, routingKey: string |
   return routingKey !== undefined && a.patterns.some((p) => matchesPattern(p, routingKey));
 }
 
-function matches(a: Attachment, item: Sequenced): boolean {
+function matches(a: Attachment, item: LiveUpdate): boolean {
   if (!a.streams.includes(item.stream)) return false;
   if (item.stream === "dead_letter") return true;
   return selects(a, item.device, item.routing_key);

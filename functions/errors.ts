@@ -5,6 +5,7 @@
 import type { Context } from "hono";
 import { ConfigError } from "../shared/config";
 import { ERROR_CODES, type ErrorCode, type Issue } from "../shared/error-codes";
+import { log } from "../shared/log";
 
 export class ApiError extends Error {
   override name = "ApiError";
@@ -46,16 +47,7 @@ export function errorResponse(error: ApiError): Response {
 export function onError(err: Error, c: Context): Response {
   if (err instanceof ApiError) return errorResponse(err);
   const requestId = c.req.header("cf-ray") ?? crypto.randomUUID();
-  console.error(
-    JSON.stringify({
-      level: "error",
-      msg: "unhandled error",
-      request_id: requestId,
-      path: c.req.path,
-      error: String(err),
-      stack: err.stack,
-    }),
-  );
+  log("error", "unhandled error", { request_id: requestId, path: c.req.path, error: String(err), stack: err.stack });
   if (err instanceof ConfigError) return errorResponse(new ApiError("internal", err.message));
   // Durable Objects and bindings mark passing failures (an object resetting, overload) retryable:
   // a client should retry those, and a 500 would tell it not to.

@@ -6,6 +6,8 @@
  * its received_at index); a later step on another queue updates the row in place (1 row).
  * infra/migrations/d1/0015_message_log.sql has the table and the lookups it serves.
  */
+
+import { log } from "../shared/log";
 import type { Envelope } from "../shared/schemas/message";
 
 export type Step = "accepted" | "delivered" | "retried" | "dead_lettered" | "replayed" | "stored";
@@ -99,7 +101,7 @@ export async function recordSteps(env: Env, steps: StepRecord[], counts?: { queu
   try {
     await env.DB.batch(statements);
   } catch (error) {
-    console.warn(JSON.stringify({ level: "warn", msg: "message history not recorded", steps: steps.length, error: String(error) }));
+    log("warn", "message history not recorded", { steps: steps.length, error: String(error) });
   }
 }
 

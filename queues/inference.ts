@@ -14,6 +14,7 @@ import type { z } from "zod";
 import { breakerNamed, forgetBreakers } from "../shared/breakers";
 import { readConfig } from "../shared/config";
 import { sha256Hex } from "../shared/ids";
+import { log } from "../shared/log";
 import type { InferenceRequestPayload, InferenceResultPayload } from "../shared/schemas/message";
 
 export type InferenceRequest = z.infer<typeof InferenceRequestPayload>;
@@ -152,7 +153,7 @@ export async function infer(env: Env, request: InferenceRequest, options: InferO
       if (hit) return done({ outputs: hit, cached: true });
     } catch (error) {
       // A cache that is down is a miss, not a failure.
-      console.warn(JSON.stringify({ level: "warn", msg: "inference cache read failed", cache: cache.kind, error: String(error) }));
+      log("warn", "inference cache read failed", { cache: cache.kind, error: String(error) });
     }
   }
   const ai = (env as unknown as { AI?: Ai }).AI;
@@ -184,7 +185,7 @@ export async function infer(env: Env, request: InferenceRequest, options: InferO
     try {
       await cache.set(key, outputs, config.AI_CACHE_TTL_SECONDS);
     } catch (error) {
-      console.warn(JSON.stringify({ level: "warn", msg: "inference cache write failed", cache: cache.kind, error: String(error) }));
+      log("warn", "inference cache write failed", { cache: cache.kind, error: String(error) });
     }
   }
   return done({ outputs });

@@ -6,13 +6,9 @@
  * moment it was received. Node's built-in WebSocket client (undici).
  */
 
-export interface LiveUpdate {
-  seq: number;
-  stream: string;
-  device?: string;
-  at: string;
-  data: Record<string, unknown>;
-}
+import type { LiveServerMessage, LiveUpdate } from "../../shared/schemas/api/live.ts";
+
+export type { LiveUpdate };
 
 export interface PoolOptions {
   /** ws://127.0.0.1:port/v1/live */
@@ -91,7 +87,7 @@ export class SubscriberPool {
       };
       ws.onmessage = (event) => {
         const receivedAt = now();
-        const message = JSON.parse(String(event.data)) as { type: string; seq?: number; updates?: LiveUpdate[] } & LiveUpdate;
+        const message = JSON.parse(String(event.data)) as LiveServerMessage;
         switch (message.type) {
           case "snapshot":
             subscriber.lastSeq = message.seq ?? 0;

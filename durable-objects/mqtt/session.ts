@@ -15,6 +15,7 @@
 import { DurableObject } from "cloudflare:workers";
 import type { Packet } from "mqtt-packet";
 import { readConfig } from "../../shared/config";
+import { log } from "../../shared/log";
 import { MqttError, REASON, WS_CLOSE } from "../../shared/mqtt";
 import { commandsQos, deliverCommands, sendDesired, wantsDesired } from "./commands";
 import { onConnect, refuseConnect } from "./connect";
@@ -265,7 +266,7 @@ export class MqttSession extends DurableObject<Env> {
     const conn = ws.deserializeAttachment() as Conn;
     if (conn.state === "closed") return;
     if (!(error instanceof MqttError)) {
-      console.error(JSON.stringify({ level: "error", msg: "mqtt gateway failure", device: conn.device, error: String(error) }));
+      log("error", "mqtt gateway failure", { device: conn.device, error: String(error) });
     }
     const reason = error instanceof MqttError ? error.reason : REASON.unspecified;
     const message = error instanceof Error ? error.message : String(error);

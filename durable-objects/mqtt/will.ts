@@ -3,6 +3,8 @@
  * v5's Will Delay Interval, published like the device's own publish when the connection ends
  * without DISCONNECT [MQTT-3.1.2-8].
  */
+
+import { log } from "../../shared/log";
 import { MqttError, REASON } from "../../shared/mqtt";
 import { twinStub } from "../stubs";
 import { accept } from "./publish";
@@ -50,7 +52,7 @@ export async function publishWill(g: Gateway, clientId: string): Promise<void> {
     { topic: will.topic, payload: fromBase64(will.payload), qos: will.qos, retain: will.retain, properties: will.properties },
   ).catch((error: unknown) => (error instanceof MqttError ? error.reason : REASON.unspecified));
   if (reason >= 0x80) {
-    console.warn(JSON.stringify({ level: "warn", msg: "will refused", device: row.device, topic: will.topic, reason }));
+    log("warn", "will refused", { device: row.device, topic: will.topic, reason });
   }
   await twinStub(g.env, row.device).signalPresence("offline", "last_will");
 }

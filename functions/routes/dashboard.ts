@@ -11,6 +11,7 @@
  */
 import { Hono } from "hono";
 import { z } from "zod";
+import { log } from "../../shared/log";
 import { type DashboardAnswer, DashboardLayout, DEFAULT_LAYOUT, type DeviceStatus } from "../../shared/schemas/dashboard";
 import { ApiError } from "../errors";
 import { type AppEnv, requireRole } from "../middleware/auth";
@@ -86,14 +87,12 @@ async function readDashboard(env: Env, sub: string) {
       return await withTimeout(readOnce(env, sub), ATTEMPT_TIMEOUT_MS);
     } catch (error) {
       last = error;
-      console.error(
-        JSON.stringify({ level: "error", msg: "dashboard read failed", attempt, of: DASHBOARD_ATTEMPTS, error: String(error) }),
-      );
+      log("error", "dashboard read failed", { attempt, of: DASHBOARD_ATTEMPTS, error: String(error) });
       const pause = BACKOFF_MS[attempt - 1];
       if (attempt < DASHBOARD_ATTEMPTS && pause) await new Promise((r) => setTimeout(r, pause));
     }
   }
-  console.error(JSON.stringify({ level: "error", msg: "dashboard unavailable", attempts: DASHBOARD_ATTEMPTS, error: String(last) }));
+  log("error", "dashboard unavailable", { attempts: DASHBOARD_ATTEMPTS, error: String(last) });
   throw new ApiError("unavailable", `the dashboard's data could not be read after ${DASHBOARD_ATTEMPTS} attempts; retry in a moment`, {
     headers: { "retry-after": "5" },
   });

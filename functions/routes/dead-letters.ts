@@ -26,7 +26,7 @@ interface DeadLetterRow {
   error_message: string;
   attempts: number;
   failed_at: string;
-  status: "pending" | "replayed";
+  status: DeadLetter["status"];
   replayed_at: string | null;
   correlation_id: string | null;
   source: string;

@@ -5,6 +5,7 @@
  * alerts trigger.
  */
 import { hubStub } from "../../durable-objects/stubs";
+import { log } from "../../shared/log";
 import { runAutomations } from "../automations";
 import type { BatchHandler } from "../consumer";
 import { toArchive } from "./archive-feed";
@@ -20,7 +21,7 @@ export const alertFeed: BatchHandler = async (messages, { env }) => {
     );
   } catch (error) {
     // A live view only: dashboards read the alert list on reconnect.
-    console.warn(JSON.stringify({ level: "warn", msg: "alerts not announced", error: String(error) }));
+    log("warn", "alerts not announced", { error: String(error) });
   }
   return undefined;
 };

@@ -145,7 +145,7 @@ async function announce(env: Env, letters: Stored[]): Promise<void> {
       })),
     );
   } catch (error) {
-    console.warn(JSON.stringify({ level: "warn", msg: "dead letters not announced", error: String(error) }));
+    log("warn", "dead letters not announced", { error: String(error) });
   }
 }
 
@@ -169,7 +169,7 @@ export async function storeDeadLetters(batch: MessageBatch<unknown>, env: Env): 
   } catch (error) {
     // The store is the end of the line: never drop a dead letter; retry until D1 is back.
     for (const msg of batch.messages) msg.retry({ delaySeconds: backoffSeconds(msg.attempts) });
-    console.error(JSON.stringify({ level: "error", msg: "dead letters not stored, retrying", error: String(error) }));
+    log("error", "dead letters not stored, retrying", { error: String(error) });
     return;
   }
   await announce(

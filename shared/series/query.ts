@@ -9,6 +9,7 @@
  * is the same whichever parts it was read from, as long as raw readings exist, and old ranges
  * stay answerable after raw retention pruned them.
  */
+import type { SeriesAnswer } from "../schemas/api/series";
 import type { Aggregate, Bucket, SeriesQuery } from "../schemas/series";
 import type { PartialAggregate, RollupState, SeriesFilter, SeriesStore, Source, TimeRange } from "./store";
 import { ceilTo, DAY_MS, floorTo, HOUR_MS, SECOND_MS } from "./time";
@@ -186,24 +187,7 @@ export function aggregateOf(p: PartialAggregate, agg: Aggregate): number {
   }
 }
 
-export interface SeriesOut {
-  device?: string;
-  room?: string;
-  unit: string;
-  points: { time: string; value: number; count?: number }[];
-}
-
-export interface SeriesAnswer {
-  metric: string;
-  agg: Aggregate | "none";
-  bucket: string;
-  start: string;
-  end: string;
-  group: "device" | "room";
-  /** Raw readings only: more readings matched than `limit`. */
-  truncated: boolean;
-  series: SeriesOut[];
-}
+export type { SeriesAnswer, SeriesOut } from "../schemas/api/series";
 
 /** Bucketed partials for a resolved query, read from the parts planned against the rollups. */
 export async function readPartials(store: SeriesStore, q: ResolvedQuery): Promise<PartialAggregate[]> {

@@ -8,6 +8,7 @@ import mqtt, { type MqttClient } from "mqtt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type LocalEdge, startLocalEdge } from "../../scripts/lib/local-edge.ts";
 import { until } from "../../scripts/lib/wait.ts";
+import type { TwinView } from "../../shared/schemas/api/twin.ts";
 
 let edge: LocalEdge;
 
@@ -43,11 +44,7 @@ function connect(id: string, token: string, version: 4 | 5, extra: mqtt.IClientO
   });
 }
 
-interface Twin {
-  reported: { readings: Record<string, { value: unknown }> };
-  availability: { status: string; reason: string };
-}
-const twin = async (id: string) => (await edge.admin<Twin>("GET", `/v1/devices/${id}/twin`)).body;
+const twin = async (id: string) => (await edge.admin<TwinView>("GET", `/v1/devices/${id}/twin`)).body;
 
 describe("MQTT.js against the local edge", () => {
   for (const version of [4, 5] as const) {

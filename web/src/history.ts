@@ -4,6 +4,7 @@
  * readings that do not ride the metrics path (motion, custom types) are kept only by the twin.
  */
 import { unitOrNull } from "../../shared/display.ts";
+import type { SeriesAnswer } from "../../shared/schemas/api/series.ts";
 import { type Api, seg } from "./api.ts";
 
 export interface Point {
@@ -19,10 +20,6 @@ interface RecentReading {
   metric: string;
   value: number | boolean;
   unit: string | null;
-}
-
-interface SeriesAnswer {
-  series: { device?: string; unit?: string | null; points: { time: string; value: number }[] }[];
 }
 
 /** The series store marks booleans "bool"; the twin gives them no unit. Neither is a unit. */

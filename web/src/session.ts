@@ -5,6 +5,7 @@
  * access token is refreshed a minute before it expires, when an API call answers 401 because it
  * expired, and when a hub closes a socket with 4001.
  */
+import type { AccessAnswer } from "../../shared/schemas/api/auth.ts";
 import type { Role } from "./types.ts";
 
 export const REFRESH_KEY = "edgemesh.refresh_token";
@@ -30,14 +31,6 @@ export class LoginError extends Error {
     super(message);
     this.status = status;
   }
-}
-
-interface TokenAnswer {
-  access_token: string;
-  expires_in: number;
-  refresh_token?: string;
-  role: Role;
-  sub: string;
 }
 
 export interface SessionOptions {
@@ -131,7 +124,7 @@ export class Session {
     if (had || reason) for (const listener of this.#listeners) listener(undefined, reason);
   }
 
-  async #token(body: Record<string, string>, loggingIn: boolean): Promise<TokenAnswer> {
+  async #token(body: Record<string, string>, loggingIn: boolean): Promise<AccessAnswer> {
     let res: Response;
     try {
       res = await this.#fetch(`${this.#base}/v1/auth/token`, {
@@ -142,8 +135,8 @@ export class Session {
     } catch {
       throw new LoginError("Cannot reach the edge. Check that it is running, then try again.", 0);
     }
-    const json = (await res.json().catch(() => ({}))) as Partial<TokenAnswer> & { error?: { code?: string; message?: string } };
-    if (res.ok && typeof json.access_token === "string") return json as TokenAnswer;
+    const json = (await res.json().catch(() => ({}))) as Partial<AccessAnswer> & { error?: { code?: string; message?: string } };
+    if (res.ok && typeof json.access_token === "string") return json as AccessAnswer;
     if (res.status === 401 || res.status === 400) {
       if (!loggingIn) {
         this.logout("Your session has expired. Please sign in again.");
@@ -156,7 +149,7 @@ export class Session {
     throw new LoginError(`Signing in failed (HTTP ${res.status}${json.error?.message ? `: ${json.error.message}` : ""}).`, res.status);
   }
 
-  #accept(answer: TokenAnswer): void {
+  #accept(answer: AccessAnswer): void {
     const expiresAt = this.#now() + answer.expires_in * 1000;
     this.#access = { token: answer.access_token, expiresAt };
     const changed = this.#identity?.sub !== answer.sub || this.#identity?.role !== answer.role;

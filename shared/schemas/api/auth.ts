@@ -5,7 +5,7 @@ import { Role } from "./common.ts";
 export const AccessAnswer = z.object({
   access_token: z.string(),
   token_type: z.literal("Bearer").optional(),
-  expires_in: z.number().optional(),
+  expires_in: z.number(),
   /** Seconds since the epoch. */
   expires_at: z.number(),
   sub: z.string(),

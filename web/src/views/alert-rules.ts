@@ -3,23 +3,12 @@
  * (shared/schemas/alerts.ts: threshold, rate of change, absence) with a preview of how often a
  * threshold rule would have fired on the last 24 h of one device's data; enable, disable, delete.
  */
+import type { AlertRule } from "../../../shared/schemas/alerts.ts";
 import { seg } from "../api.ts";
 import { badge, loadInto } from "../components.ts";
 import type { View } from "../context.ts";
 import { h, setText } from "../dom.ts";
 import { failure, field, select } from "./manage-devices.ts";
-
-interface Rule {
-  id: string;
-  name: string;
-  metric?: string;
-  device?: string;
-  condition: { type: string; op?: string; value?: number; seconds?: number; per_seconds?: number };
-  for_seconds: number;
-  severity: string;
-  enabled: boolean;
-  version: number;
-}
 
 const OPS: [string, string][] = [
   ["gt", "above (>)"],
@@ -29,7 +18,7 @@ const OPS: [string, string][] = [
 ];
 const SYMBOL: Record<string, string> = { gt: ">", gte: "≥", lt: "<", lte: "≤" };
 
-export function describeCondition(rule: Pick<Rule, "metric" | "condition" | "for_seconds">): string {
+export function describeCondition(rule: Pick<AlertRule, "metric" | "condition" | "for_seconds">): string {
   const c = rule.condition;
   const held = rule.for_seconds ? ` for ${rule.for_seconds} s` : "";
   if (c.type === "threshold") return `${rule.metric} ${SYMBOL[c.op ?? ""] ?? c.op} ${c.value}${held}`;
@@ -65,7 +54,7 @@ export const alertRulesView: View = (root, ctx) => {
     leave();
     leave = loadInto(
       list,
-      () => ctx.api.get<{ rules: Rule[] }>("/api/monitoring/alert_rules"),
+      () => ctx.api.get<{ rules: AlertRule[] }>("/api/monitoring/alert_rules"),
       ({ rules }) => {
         if (rules.length === 0) list.append(h("p", { class: "muted empty" }, "No alert rules yet."));
         for (const rule of rules) {

@@ -1,4 +1,5 @@
 /** Alerts: what the alert rules raised, live from the `system` hub; operators acknowledge them (docs/alerts.md). */
+import type { DeliveryStatus, Alert as SharedAlert } from "../../../shared/schemas/alerts.ts";
 import { ApiError } from "../api.ts";
 import { badge, loadInto, refreshOnLive, statusSelect } from "../components.ts";
 import type { View } from "../context.ts";
@@ -6,20 +7,8 @@ import { h, setText } from "../dom.ts";
 import { time } from "../format.ts";
 import { isAuthFailure } from "../live.ts";
 
-interface Alert {
-  id: string;
-  rule_name: string;
-  device: string;
-  status: "active" | "acknowledged" | "cleared";
-  severity: "critical" | "warning" | "info";
-  title: string;
-  value?: number;
-  started_at: string;
-  acknowledged_by?: string;
-  escalated: boolean;
-  notifications: number;
-  deliveries: { channel: number; type: string; status: string; attempts: number; error?: string }[];
-}
+/** An alert as GET /v1/alerts answers it: the alert and its deliveries (shared/repos/alerts.ts StoredAlert). */
+type Alert = SharedAlert & { deliveries: DeliveryStatus[] };
 
 /** Badge colours: the dashboard's status classes. */
 const TONE: Record<string, string> = {

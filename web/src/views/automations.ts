@@ -4,29 +4,13 @@
  * (threshold, event, schedule), at most one twin condition, one action (a command or a desired
  * change) — and enable, disable or delete them.
  */
+import type { Automation, AutomationRun } from "../../../shared/schemas/automations.ts";
 import { seg } from "../api.ts";
 import { badge, loadInto } from "../components.ts";
 import type { View } from "../context.ts";
 import { h, setText } from "../dom.ts";
 import { time } from "../format.ts";
 import { failure, field, select } from "./manage-devices.ts";
-
-interface Automation {
-  id: string;
-  name: string;
-  enabled: boolean;
-  trigger: Record<string, unknown> & { type: string };
-  conditions: Record<string, unknown>[];
-  actions: (Record<string, unknown> & { type: string })[];
-}
-
-interface Run {
-  id: string;
-  outcome: "succeeded" | "skipped" | "failed";
-  latency_ms: number;
-  reason?: string;
-  at: string;
-}
 
 const OUTCOME_TONE: Record<string, string> = { succeeded: "succeeded", skipped: "expired", failed: "failed" };
 
@@ -44,7 +28,7 @@ function describeAction(a: Automation["actions"][number]): string {
   return a.type;
 }
 
-function runsList(runs: Run[]): HTMLElement {
+function runsList(runs: AutomationRun[]): HTMLElement {
   if (runs.length === 0) return h("p", { class: "muted small" }, "No runs yet.");
   return h(
     "ul",
@@ -82,7 +66,7 @@ export const automationsView: View = (root, ctx) => {
         if (automations.length === 0) list.append(h("p", { class: "muted empty" }, "No automations yet."));
         for (const a of automations) {
           const runs = h("div", {}, h("p", { class: "muted small" }, "Loading runs…"));
-          ctx.api.get<{ runs: Run[] }>(`/api/automations/${seg(a.id)}/runs?limit=5`).then(
+          ctx.api.get<{ runs: AutomationRun[] }>(`/api/automations/${seg(a.id)}/runs?limit=5`).then(
             ({ runs: got }) => runs.replaceChildren(runsList(got)),
             (error: unknown) => runs.replaceChildren(h("p", { class: "muted small" }, `Runs unavailable: ${failure(error)}`)),
           );

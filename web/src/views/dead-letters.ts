@@ -1,4 +1,6 @@
 /** Dead letters: what failed on which queue and why, live from the `system` hub; admins replay them. */
+
+import type { DeadLetter, DeadLetterList } from "../../../shared/schemas/api/dead-letter.ts";
 import { sourceOf } from "../../../shared/schemas/api/dead-letter.ts";
 import { ApiError } from "../api.ts";
 import { badge, loadInto, refreshOnLive, statusSelect } from "../components.ts";
@@ -6,12 +8,6 @@ import type { View } from "../context.ts";
 import { h, setText } from "../dom.ts";
 import { time } from "../format.ts";
 import { isAuthFailure } from "../live.ts";
-import type { DeadLetter } from "../types.ts";
-
-interface Page {
-  dead_letters: DeadLetter[];
-  total: number;
-}
 
 export const deadLettersView: View = (root, ctx, _params, query) => {
   let status = query.get("status") ?? "pending";
@@ -87,7 +83,7 @@ export const deadLettersView: View = (root, ctx, _params, query) => {
     fresh.hidden = true;
     stop = loadInto(
       list,
-      () => ctx.api.get<Page>(`/v1/dead-letters?status=${encodeURIComponent(status)}&limit=100`),
+      () => ctx.api.get<DeadLetterList>(`/v1/dead-letters?status=${encodeURIComponent(status)}&limit=100`),
       (page) => {
         setText(total, `${page.total} ${status === "all" ? "in all" : status}`);
         if (replayAll) (replayAll as HTMLButtonElement).disabled = status === "replayed" || page.total === 0;
