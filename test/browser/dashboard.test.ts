@@ -12,10 +12,21 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect } from "vitest";
 import { buildWeb } from "../../scripts/build-web.ts";
 import { freePort, type LocalEdge, startLocalEdge } from "../../scripts/lib/local-edge.ts";
-import { DESKTOP, launchChromium, mustCall, newPage, PHONE, randomSecret, requireChromium, screenshot, uniqueValue } from "./harness.ts";
+import {
+  DESKTOP,
+  launchChromium,
+  mustCall,
+  newPage,
+  PHONE,
+  randomSecret,
+  requireChromium,
+  screenshot,
+  steps,
+  uniqueValue,
+} from "./harness.ts";
 
 const DEVICES = [
   { id: "kitchen-thermo", name: "Kitchen thermometer", type: "temperature", room: "kitchen", class: "mains" },
@@ -80,21 +91,14 @@ async function signIn(target: Page, token: string): Promise<void> {
   await target.locator("#device-grid").waitFor({ timeout: 20_000 });
 }
 
-/** A failed setup (no chromium, no edge) fails every test rather than skipping them: a skip proves nothing. */
-let setupError: unknown;
-function step(name: string, fn: () => Promise<void>): void {
-  it(name, async () => {
-    if (setupError) throw setupError;
-    await fn();
-  });
-}
+const { step, failed } = steps();
 
 describe("dashboard in chromium against the local edge", () => {
   beforeAll(async () => {
     try {
       await setUp();
     } catch (error) {
-      setupError = error;
+      failed(error);
     }
   });
 

@@ -15,10 +15,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect } from "vitest";
 import { buildWeb } from "../../scripts/build-web.ts";
 import { freePort, type LocalEdge, PROJECT_ROOT, startLocalEdge } from "../../scripts/lib/local-edge.ts";
-import { DESKTOP, launchChromium, mustCall, newPage, PHONE, randomSecret, requireChromium, screenshot } from "./harness.ts";
+import { DESKTOP, launchChromium, mustCall, newPage, PHONE, randomSecret, requireChromium, screenshot, steps } from "./harness.ts";
 
 const CLI = join(PROJECT_ROOT, "tools/cli/main.ts");
 const FAHRENHEIT = 65; // 18.333… °C
@@ -77,17 +77,7 @@ interface DeviceAnswer {
 const listed = async (id: string) =>
   ((await mustCall(edge.url, adminToken, "GET", "/v1/devices?limit=1000")) as { devices: DeviceAnswer[] }).devices.find((d) => d.id === id);
 
-let setupError: unknown;
-function step(name: string, fn: () => Promise<void>, timeout = 60_000): void {
-  it(
-    name,
-    async () => {
-      if (setupError) throw setupError;
-      await fn();
-    },
-    timeout,
-  );
-}
+const { step, failed } = steps(60_000);
 
 describe("the fleet list and unitless charts in chromium, the CLI and the API", () => {
   beforeAll(async () => {
@@ -113,7 +103,7 @@ describe("the fleet list and unitless charts in chromium, the CLI and the API", 
       for (const kw of [1.25, 2.5, 3.75]) await post("meter1", { power_kw: kw, total_energy_kwh: 100 + kw });
       ({ context, page, logs } = await newPage(browser, DESKTOP));
     } catch (error) {
-      setupError = error;
+      failed(error);
     }
   }, 180_000);
 

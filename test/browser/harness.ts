@@ -7,6 +7,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
+import { it } from "vitest";
 import { PROJECT_ROOT } from "../../scripts/lib/local-edge.ts";
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -116,3 +117,27 @@ export async function mustCall(
 
 export const uniqueValue = () => Math.round((10 + Math.random() * 20) * 1000) / 1000;
 export const randomSecret = () => randomBytes(32).toString("base64url");
+
+/**
+ * Steps of one browser suite that share its setup: a failed setup (no chromium, no edge) fails
+ * every step rather than skipping them, since a skip proves nothing. The suite's beforeAll hands
+ * its error to `failed`.
+ */
+export function steps(defaultTimeout?: number) {
+  let setupError: unknown;
+  return {
+    failed(error: unknown): void {
+      setupError = error;
+    },
+    step(name: string, fn: () => Promise<void>, timeout = defaultTimeout): void {
+      it(
+        name,
+        async () => {
+          if (setupError) throw setupError;
+          await fn();
+        },
+        timeout,
+      );
+    },
+  };
+}

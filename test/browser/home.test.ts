@@ -11,12 +11,12 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect } from "vitest";
 import { issueToken } from "../../functions/auth/tokens.ts";
 import { buildWeb } from "../../scripts/build-web.ts";
 import { freePort, type LocalEdge, startLocalEdge } from "../../scripts/lib/local-edge.ts";
 import { REFRESH_KEY } from "../../web/src/session.ts";
-import { call, DESKTOP, docShot, launchChromium, mustCall, newPage, PHONE, randomSecret, requireChromium } from "./harness.ts";
+import { call, DESKTOP, docShot, launchChromium, mustCall, newPage, PHONE, randomSecret, requireChromium, steps } from "./harness.ts";
 
 const adminToken = randomSecret();
 const jwtSecret = randomSecret();
@@ -42,17 +42,7 @@ async function signIn(target: Page): Promise<void> {
 
 const faults = (store: "down" | "up") => mustCall(edge.url, adminToken, "PUT", "/api/dashboard/faults", { store });
 
-let setupError: unknown;
-function step(name: string, fn: () => Promise<void>, timeout = 60_000): void {
-  it(
-    name,
-    async () => {
-      if (setupError) throw setupError;
-      await fn();
-    },
-    timeout,
-  );
-}
+const { step, failed } = steps(60_000);
 
 describe("the home screen and seed 003's dashboard flow in chromium", () => {
   beforeAll(async () => {
@@ -94,7 +84,7 @@ describe("the home screen and seed 003's dashboard flow in chromium", () => {
       // shed-sensor never reports: offline, so it needs attention.
       ({ context, page, logs } = await newPage(browser, DESKTOP));
     } catch (error) {
-      setupError = error;
+      failed(error);
     }
   }, 180_000);
 

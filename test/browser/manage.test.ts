@@ -12,10 +12,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect } from "vitest";
 import { buildWeb } from "../../scripts/build-web.ts";
 import { freePort, type LocalEdge, startLocalEdge } from "../../scripts/lib/local-edge.ts";
-import { call, DESKTOP, docShot, launchChromium, mustCall, newPage, PHONE, randomSecret, requireChromium } from "./harness.ts";
+import { call, DESKTOP, docShot, launchChromium, mustCall, newPage, PHONE, randomSecret, requireChromium, steps } from "./harness.ts";
 
 const adminToken = randomSecret();
 let edge: LocalEdge;
@@ -37,17 +37,7 @@ async function signIn(target: Page, token: string): Promise<void> {
 
 const post = (token: string, payload: Record<string, unknown>) => call(edge.url, token, "POST", "/v1/telemetry", { payload });
 
-let setupError: unknown;
-function step(name: string, fn: () => Promise<void>, timeout = 60_000): void {
-  it(
-    name,
-    async () => {
-      if (setupError) throw setupError;
-      await fn();
-    },
-    timeout,
-  );
-}
+const { step, failed } = steps(60_000);
 
 describe("managing the home from the dashboard in chromium", () => {
   beforeAll(async () => {
@@ -74,7 +64,7 @@ describe("managing the home from the dashboard in chromium", () => {
       ({ context, page, logs } = await newPage(browser, DESKTOP));
       await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: edge.url });
     } catch (error) {
-      setupError = error;
+      failed(error);
     }
   }, 180_000);
 
