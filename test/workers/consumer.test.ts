@@ -6,28 +6,13 @@ import { backoffSeconds, type ConsumerContext, consume } from "../../queues/cons
 import { metrics } from "../../queues/consumers/metrics";
 import { ConsumerError } from "../../queues/errors";
 import { findQueue } from "../../shared/bus/topology";
-import { ADMIN, call, eventually, json, uniqueId } from "./helpers";
+import { ADMIN, call, eventually, json, metricEnvelope, uniqueId } from "./helpers";
 
 const found = findQueue("metrics.system");
 if (!found) throw new Error("topology lost metrics.system");
 const queue = found;
 
-function envelope(id: string) {
-  const now = new Date().toISOString();
-  return {
-    id,
-    correlation_id: id,
-    source: "tester",
-    type: "metric",
-    exchange: "metrics",
-    routing_key: "metrics.system.nas",
-    timestamp: now,
-    received_at: now,
-    payload: { cpu: 1 },
-    metadata: {},
-    schema_version: 1,
-  };
-}
+const envelope = (id: string) => metricEnvelope(id);
 
 async function run(messages: { id: string; attempts: number; body: unknown }[], fail: (id: string) => unknown) {
   const batch = createMessageBatch(

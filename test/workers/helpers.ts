@@ -1,6 +1,7 @@
 /** Helpers for tests that run inside workerd against the real Worker, DOs, D1 and Queues. */
 import { exports } from "cloudflare:workers";
 import { expect } from "vitest";
+import type { Envelope } from "../../shared/schemas/message";
 
 export const ADMIN = { authorization: "Bearer test-admin-token" };
 
@@ -74,4 +75,22 @@ export async function tokenFor(role: "viewer" | "operator" | "admin", sub = `${r
   });
   expect(res.status).toBe(200);
   return (await json<{ access_token: string }>(res)).access_token;
+}
+
+/** A valid system metric envelope (metrics.system.nas) for the consumer tests: one shape, not one per file. */
+export function metricEnvelope(id: string, options: { correlation?: string; source?: string } = {}): Envelope {
+  const now = new Date().toISOString();
+  return {
+    id,
+    correlation_id: options.correlation ?? id,
+    source: options.source ?? "tester",
+    type: "metric",
+    exchange: "metrics",
+    routing_key: "metrics.system.nas",
+    timestamp: now,
+    received_at: now,
+    payload: { cpu: 1 },
+    metadata: {},
+    schema_version: 1,
+  };
 }

@@ -3,24 +3,9 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { historyStatements, recordSteps, type StepRecord } from "../../queues/history";
 import type { Envelope } from "../../shared/schemas/message";
-import { ADMIN, call, json, uniqueId } from "./helpers";
+import { ADMIN, call, json, metricEnvelope, uniqueId } from "./helpers";
 
-function envelope(id: string, correlation = id): Envelope {
-  const now = new Date().toISOString();
-  return {
-    id,
-    correlation_id: correlation,
-    source: "history-tester",
-    type: "metric",
-    exchange: "metrics",
-    routing_key: "metrics.system.nas",
-    timestamp: now,
-    received_at: now,
-    payload: { cpu: 1 },
-    metadata: {},
-    schema_version: 1,
-  };
-}
+const envelope = (id: string, correlation = id): Envelope => metricEnvelope(id, { correlation, source: "history-tester" });
 
 async function rowsWritten(steps: StepRecord[]): Promise<number> {
   const results = await env.DB.batch(historyStatements(env.DB, steps));

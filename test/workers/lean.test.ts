@@ -10,7 +10,7 @@ import { consume } from "../../queues/consumer";
 import { ConsumerError } from "../../queues/errors";
 import { findQueue, QUEUES } from "../../shared/bus/topology";
 import { QueuePack } from "../../shared/schemas/message";
-import { ADMIN, call, createDevice, eventually, json, post, uniqueId } from "./helpers";
+import { ADMIN, call, createDevice, eventually, json, metricEnvelope, post, uniqueId } from "./helpers";
 
 interface Sent {
   queue: string;
@@ -137,20 +137,8 @@ describe("packs", () => {
   it("dead-letters only the bad member of a pack and acknowledges the pack", async () => {
     const queue = findQueue("metrics.system");
     if (!queue) throw new Error("topology lost metrics.system");
-    const now = new Date().toISOString();
-    const good = (id: string) => ({
-      id,
-      correlation_id: id,
-      source: "tester",
-      type: "metric",
-      exchange: "metrics",
-      routing_key: "metrics.system.nas",
-      timestamp: now,
-      received_at: now,
-      payload: { cpu: 1 },
-      metadata: {},
-      schema_version: 1,
-    });
+    const good = (id: string) => metricEnvelope(id);
+
     const [a, bad, c] = [uniqueId("a"), uniqueId("bad"), uniqueId("c")];
     const batch = createMessageBatch("edgemesh-metrics-system", [
       { id: "p1", attempts: 1, timestamp: new Date(), body: { pack: 1, messages: [good(a), good(bad), good(c)] } },
