@@ -5,16 +5,10 @@
  * (ACCESS_TOKEN_TTL_SECONDS, 15 minutes by default); no refresh after that.
  */
 import { decodeJwt } from "jose";
+import type { IssuedToken } from "../shared/schemas/api/auth";
 
-export interface LoginTokenRecord {
-  id: string;
-  sub: string;
-  role: string;
-  issued_by: string;
-  issued_at: string;
-  expires_at: string;
-  revoked_at: string | null;
-}
+/** A row of login_tokens, as GET /v1/auth/tokens answers it (shared/schemas/api/auth.ts). */
+export type LoginTokenRecord = IssuedToken;
 
 /** The jti of a token this edge signed (already verified by the caller). */
 export function tokenId(token: string): string | undefined {

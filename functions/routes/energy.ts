@@ -6,6 +6,7 @@
  */
 import { Hono } from "hono";
 import { retentionCutoffs } from "../../platform/series/maintenance";
+import type { EnergyHourlyRow, EnergyLatestRow } from "../../shared/schemas/api/energy";
 import { EnergyHourlyQuery } from "../../shared/schemas/series";
 import { readPartials } from "../../shared/series/query";
 import type { PartialAggregate } from "../../shared/series/store";
@@ -30,7 +31,7 @@ export const energyRoutes = new Hono<AppEnv>()
   .get("/latest", async (c) => {
     const rows = await readSeries(c.env, (store) => store.latest({ metrics: ENERGY_METRICS }));
     const meters = Map.groupBy(rows, (r) => r.device);
-    const answer = [];
+    const answer: EnergyLatestRow[] = [];
     for (const [device, readings] of meters) {
       const by = new Map(readings.map((r) => [r.metric, r]));
       // A meter measures energy or power; voltage and current alone are some other sensor.
@@ -75,7 +76,7 @@ export const energyRoutes = new Hono<AppEnv>()
     }
     const rows = [...hours.values()]
       .sort((a, b) => a.hour - b.hour || a.device.localeCompare(b.device))
-      .map(({ device, hour }) => {
+      .map(({ device, hour }): EnergyHourlyRow => {
         const p = powerAt.get(key(device, hour));
         const e = energyAt.get(key(device, hour));
         return {

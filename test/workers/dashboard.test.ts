@@ -4,6 +4,7 @@
  * last_seen. Bad input gets 4xx with the field at fault, never a 5xx.
  */
 import { describe, expect, it } from "vitest";
+import { IssuedTokensAnswer, RevokedTokenAnswer } from "../../shared/schemas/api/auth";
 import { ADMIN, call, createDevice, eventually, json, post, tokenFor, uniqueId } from "./helpers";
 
 const send = (method: string, path: string, token: string | null, body?: unknown) =>
@@ -74,15 +75,13 @@ describe("login tokens", () => {
     const issued = await json<{ refresh_token: string; id: string }>(
       await send("POST", "/v1/auth/token", admin, { grant_type: "issue", sub, role: "viewer" }),
     );
-    const list = await json<{ tokens: { id: string; sub: string; revoked_at: string | null }[] }>(
-      await send("GET", "/v1/auth/tokens", admin),
-    );
+    const list = IssuedTokensAnswer.parse(await json(await send("GET", "/v1/auth/tokens", admin)));
     expect(list.tokens.find((t) => t.id === issued.id)).toMatchObject({ sub, revoked_at: null });
     const refresh = () => send("POST", "/v1/auth/token", null, { grant_type: "refresh_token", refresh_token: issued.refresh_token });
     expect((await refresh()).status).toBe(200);
     const revoked = await send("DELETE", `/v1/auth/tokens/${issued.id}`, admin);
     expect(revoked.status).toBe(200);
-    expect((await json<{ token: { revoked_at: string } }>(revoked)).token.revoked_at).toBeTruthy();
+    expect(RevokedTokenAnswer.parse(await json(revoked)).token.revoked_at).toBeTruthy();
     expect((await refresh()).status).toBe(401);
     expect((await send("DELETE", "/v1/auth/tokens/not-an-id", admin)).status).toBe(404);
     expect((await send("DELETE", `/v1/auth/tokens/${crypto.randomUUID()}`, admin)).status).toBe(404);

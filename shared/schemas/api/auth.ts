@@ -13,3 +13,19 @@ export const AccessAnswer = z.object({
   refresh_token: z.string().optional(),
 });
 export type AccessAnswer = z.infer<typeof AccessAnswer>;
+
+/** A login token an admin issued (GET /v1/auth/tokens, DELETE /v1/auth/tokens/:id; docs/auth.md). */
+export const IssuedToken = z.object({
+  id: z.string(),
+  sub: z.string(),
+  role: z.string(),
+  issued_by: z.string(),
+  issued_at: z.string(),
+  expires_at: z.string(),
+  revoked_at: z.string().nullable(),
+});
+export type IssuedToken = z.infer<typeof IssuedToken>;
+export const IssuedTokensAnswer = z.object({ tokens: z.array(IssuedToken) });
+export type IssuedTokensAnswer = z.infer<typeof IssuedTokensAnswer>;
+export const RevokedTokenAnswer = z.object({ token: IssuedToken });
+export type RevokedTokenAnswer = z.infer<typeof RevokedTokenAnswer>;

@@ -9,6 +9,7 @@ import worker from "../../../functions/index";
 import { consume } from "../../../queues/consumer";
 import { series } from "../../../queues/consumers/series";
 import { findQueue } from "../../../shared/bus/topology";
+import { EnergyHourlyAnswer, EnergyLatestAnswer } from "../../../shared/schemas/api/energy";
 import { rowsOf } from "../../../shared/series/rows";
 import { DAY_MS, HOUR_MS } from "../../../shared/series/time";
 import { ADMIN, call, createDevice, eventually, json, post, uniqueId } from "../helpers";
@@ -192,7 +193,7 @@ describe(`seed 004's energy API (${label})`, () => {
       "the meter's rows",
     );
 
-    const latest = await json<Record<string, unknown>[]>(await get("/api/v1/energy/latest"));
+    const latest = EnergyLatestAnswer.parse(await json(await get("/api/v1/energy/latest")));
     expect(latest.find((r) => r.device_id === device.id)).toEqual({
       device_id: device.id,
       timestamp: new Date(h + 130 * 60_000).toISOString(),
@@ -204,7 +205,7 @@ describe(`seed 004's energy API (${label})`, () => {
 
     const start = new Date(h).toISOString();
     const end = new Date(h + 3 * HOUR_MS).toISOString();
-    const hourly = await json<Record<string, unknown>[]>(await get(`/api/v1/energy/hourly?start=${start}&end=${end}&device=${device.id}`));
+    const hourly = EnergyHourlyAnswer.parse(await json(await get(`/api/v1/energy/hourly?start=${start}&end=${end}&device=${device.id}`)));
     expect(hourly).toEqual([
       { hour: start, device_id: device.id, avg_power_kw: 2.25, energy_kwh: 1.5, readings: 2 },
       { hour: new Date(h + HOUR_MS).toISOString(), device_id: device.id, avg_power_kw: 3.1, energy_kwh: 2.5, readings: 2 },

@@ -4,28 +4,15 @@
  * them. Bars are plain elements over a table of the same numbers, so the figures are readable by
  * keyboard and screen reader too; each value carries the API's number in `data-value`.
  */
+import type { EnergyHourlyRow, EnergyLatestRow } from "../../../shared/schemas/api/energy.ts";
 import { seg } from "../api.ts";
 import { loadInto } from "../components.ts";
 import type { View } from "../context.ts";
 import { h } from "../dom.ts";
 import { formatValue, time } from "../format.ts";
 
-interface Latest {
-  device_id: string;
-  timestamp: string;
-  total_energy_kwh: number | null;
-  power_kw: number | null;
-  voltage: number | null;
-  current: number | null;
-}
-
-interface Hourly {
-  hour: string;
-  device_id: string;
-  avg_power_kw: number | null;
-  energy_kwh: number | null;
-  readings: number;
-}
+type Latest = EnergyLatestRow;
+type Hourly = EnergyHourlyRow;
 
 const HOUR_MS = 3_600_000;
 

@@ -3,22 +3,13 @@
  * issued ones (POST /v1/auth/token grant "issue", GET /v1/auth/tokens, DELETE /v1/auth/tokens/:id;
  * docs/auth.md). A revoked person is signed out when their access token next needs refreshing.
  */
+import type { IssuedTokensAnswer } from "../../../shared/schemas/api/auth.ts";
 import { seg } from "../api.ts";
 import { badge, loadInto } from "../components.ts";
 import type { View } from "../context.ts";
 import { h, setText } from "../dom.ts";
 import { time } from "../format.ts";
 import { failure, field, select } from "./manage-devices.ts";
-
-interface IssuedToken {
-  id: string;
-  sub: string;
-  role: string;
-  issued_by: string;
-  issued_at: string;
-  expires_at: string;
-  revoked_at: string | null;
-}
 
 export const usersView: View = (root, ctx) => {
   root.append(h("div", { class: "page-head" }, h("h1", {}, "People")));
@@ -33,7 +24,7 @@ export const usersView: View = (root, ctx) => {
     leave();
     leave = loadInto(
       list,
-      () => ctx.api.get<{ tokens: IssuedToken[] }>("/v1/auth/tokens"),
+      () => ctx.api.get<IssuedTokensAnswer>("/v1/auth/tokens"),
       ({ tokens }) => {
         if (tokens.length === 0) list.append(h("p", { class: "muted empty" }, "No login tokens issued yet."));
         const rows = tokens.map((t) => {
