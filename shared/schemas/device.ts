@@ -28,8 +28,20 @@ export const Slug = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/, {
 
 export { DeviceClass, DeviceKind };
 
+/**
+ * The sources of edgemesh's own messages (the automation clock, the automation engine, the alert
+ * manager, the inference consumer). Consumers trust a message by its source, so no device may
+ * take one of these ids.
+ */
+export const RESERVED_DEVICE_IDS = ["scheduler", "automations", "alert-manager", "ai-inference", "edgemesh", "system"] as const;
+const reserved: ReadonlySet<string> = new Set(RESERVED_DEVICE_IDS);
+/** A new device's id: a device id that is not one of edgemesh's own sources. */
+export const NewDeviceId = DeviceId.refine((id) => !reserved.has(id), {
+  message: `is reserved for edgemesh's own messages (${RESERVED_DEVICE_IDS.join(", ")})`,
+});
+
 export const DeviceCreate = z.strictObject({
-  id: DeviceId,
+  id: NewDeviceId,
   kind: DeviceKind.default("device"),
   name: z.string().min(1).max(128).optional(),
   type: Slug,
@@ -47,7 +59,7 @@ export type DeviceCreate = z.infer<typeof DeviceCreate>;
  * its kind, metadata.agent and permissions; the agent names it, its inferred type and where it came from.
  */
 export const AgentDeviceProvision = z.strictObject({
-  id: DeviceId,
+  id: NewDeviceId,
   type: Slug,
   name: z.string().min(1).max(128).optional(),
   room: Slug.optional(),

@@ -1,4 +1,6 @@
 import { describe, expect, it } from "vitest";
+import { SCHEDULE_SOURCE } from "../../shared/schemas/automations";
+import { RESERVED_DEVICE_IDS } from "../../shared/schemas/device";
 import { ADMIN, call, createDevice, json, post, uniqueId, uniqueIp } from "./helpers";
 
 const adminJson = (method: string, path: string, body?: unknown) =>
@@ -184,6 +186,16 @@ describe("the device registry", () => {
 });
 
 describe("registry edge cases", () => {
+  it("keeps the ids of edgemesh's own message sources away from devices, naming the field", async () => {
+    // Consumers trust a message by its source: a device called "scheduler" must not exist.
+    for (const source of [SCHEDULE_SOURCE, ...RESERVED_DEVICE_IDS]) {
+      const res = await adminJson("POST", "/v1/devices", { id: source, type: "temperature" });
+      expect(res.status, source).toBe(400);
+      expect(await json(res)).toMatchObject({ error: { code: "invalid_payload", issues: [{ path: "id" }] } });
+    }
+    expect(RESERVED_DEVICE_IDS).toContain(SCHEDULE_SOURCE);
+  });
+
   it("settles two concurrent creates of one id: one 201 whose token works, one 409", async () => {
     const id = uniqueId("race");
     const body = JSON.stringify({ id, type: "temperature" });
