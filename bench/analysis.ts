@@ -32,7 +32,7 @@ type Detector = (values: readonly number[]) => boolean[];
 function defaultAnalysis(score: number): Detector {
   return (values) => {
     const rows = new Map<string, StoredBaseline>();
-    const baselines = new Baselines({ load: (m) => rows.get(m), save: (m, b) => rows.set(m, b), find: () => undefined });
+    const baselines = new Baselines({ load: (m) => rows.get(m), save: (m, b) => rows.set(m, b), find: () => undefined, open: () => [] });
     const settings: AnalysisSettings = {
       rule_id: "default",
       rule_name: "default",
@@ -140,7 +140,7 @@ const DETECTORS: [string, Detector][] = [
   [`default analysis (no rule: robust z ≥ ${DEFAULT.score}, trend + resolution, window ${DEFAULT.window})`, defaultAnalysis(DEFAULT.score)],
   ["anomaly rule, its defaults (robust z ≥ 4, window 60)", anomalyRule(4)],
   ["anomaly rule as in the docs' figures (robust z ≥ 4.5, window 60)", anomalyRule(4.5)],
-  ["mean/σ z-score (|z| ≥ 4.5, window 60)", meanSd(4.5)],
+  ["mean/σ z-score (absolute z ≥ 4.5, window 60)", meanSd(4.5)],
 ];
 
 const rows = DETECTORS.map(([name, detector]) => ({ name, t: run(detector, EVAL_SEEDS) }));

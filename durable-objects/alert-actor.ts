@@ -218,12 +218,14 @@ export class AlertActor extends DurableObject<Env> {
     const now = Date.now();
     const device = this.#device();
     const rows = this.ctx.storage.sql.exec<{ rule_id: string }>("SELECT rule_id FROM state").toArray();
+    this.#baselines ??= new Baselines(sqlBaselineStore(this.ctx.storage.sql));
+    const analysed = this.#baselines.openAlerts();
     // Rules may have changed or gone since the last reading: the timers follow the stored rules.
-    const current = await rulesById(
-      this.env.DB,
-      rows.map((r) => r.rule_id),
-    );
-    const outgoing: EnvelopeOf<"alert">[] = [];
+    const current = await rulesById(this.env.DB, [...new Set([...rows.map((r) => r.rule_id), ...analysed.map((a) => a.rule_id)])]);
+    // The default analysis' open alerts clear when the rule that set them went or was disabled.
+    const outgoing: EnvelopeOf<"alert">[] = this.#baselines
+      .retire((a) => !current.get(a.rule_id)?.enabled, now)
+      .map((t) => machine.message(t.alert, t.transition));
     for (const { rule_id } of rows) {
       const s = this.#load(rule_id);
       if (!s) continue;

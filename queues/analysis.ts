@@ -76,16 +76,29 @@ export function planAnalysis(rules: readonly AlertRule[], messages: readonly Env
     const settings = settingsOf(base);
     if (!settings) continue;
     const at = Date.parse(message.received_at);
+    const retired: string[] = [];
     for (const metric of names) {
-      if (perMetric.some((r) => r.metric === metric && matches(r, message))) continue;
-      let batch = plan.get(message.source);
-      if (!batch) {
-        batch = { settings: {}, readings: [] };
-        plan.set(message.source, batch);
+      if (perMetric.some((r) => r.metric === metric && matches(r, message))) {
+        retired.push(metric);
+        continue;
       }
+      const batch = batchOf(plan, message.source);
       batch.settings[metric] = settings;
       batch.readings.push({ id: message.id, at, metric, value: readings[metric] as number });
     }
+    // Taken over by a rule for the metric: an open default alert of it clears, when the device's
+    // actor is called anyway (no request only for that).
+    const batch = plan.get(message.source);
+    if (batch && retired.length > 0) batch.retired = [...new Set([...(batch.retired ?? []), ...retired])];
   }
   return plan;
+}
+
+function batchOf(plan: Map<string, AnalysisBatch>, device: string): AnalysisBatch {
+  let batch = plan.get(device);
+  if (!batch) {
+    batch = { settings: {}, readings: [] };
+    plan.set(device, batch);
+  }
+  return batch;
 }

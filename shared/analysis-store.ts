@@ -27,6 +27,12 @@ export function sqlBaselineStore(sql: SqlStorage): BaselineStore {
         baseline.alert?.id ?? null,
       );
     },
+    open() {
+      return sql
+        .exec<{ metric: string }>("SELECT metric FROM baselines WHERE alert_id IS NOT NULL")
+        .toArray()
+        .map((r) => r.metric);
+    },
     find(alertId) {
       return sql.exec<{ metric: string }>("SELECT metric FROM baselines WHERE alert_id = ?", alertId).toArray()[0]?.metric;
     },

@@ -48,6 +48,8 @@ export interface AnalysisReading {
 export interface AnalysisBatch {
   settings: Record<string, AnalysisSettings>;
   readings: AnalysisReading[];
+  /** Metrics of the batch a rule for the metric took over (tuned or silenced): their open default alert clears. */
+  retired?: string[];
 }
 
 /** One metric's stored baseline (one storage row per metric). */
@@ -65,6 +67,8 @@ export interface BaselineStore {
   save(metric: string, baseline: StoredBaseline): void;
   /** The metric whose stored open alert has this id. */
   find(alertId: string): string | undefined;
+  /** The metrics whose stored row holds an open alert. */
+  open(): string[];
 }
 
 export interface Transition {
@@ -237,7 +241,35 @@ export class Baselines {
         out.results.push(resultMessage(device, cleared, "normal", evidence));
       }
     }
+    const retired = new Set(batch.retired ?? []);
+    if (retired.size > 0) out.transitions.push(...this.retire((a) => a.metric !== undefined && retired.has(a.metric), Date.now()));
     for (const metric of touched) this.#persist(metric, false);
+    return out;
+  }
+
+  /** The open alerts of the default analysis, stored or in memory. */
+  openAlerts(): Alert[] {
+    for (const metric of this.store.open()) if (!this.#metrics.has(metric)) this.#live(metric, 500, 1);
+    return [...this.#metrics.values()].flatMap((l) => (l.alert ? [l.alert] : []));
+  }
+
+  /**
+   * Clears the open alerts `which` selects — their rule went or was disabled, or a rule for the
+   * metric took it over — as a rule's alert clears when its rule goes. No analysis result: the
+   * reading did not change verdict.
+   */
+  retire(which: (alert: Alert) => boolean, now: number): Transition[] {
+    const out: Transition[] = [];
+    for (const alert of this.openAlerts()) {
+      if (!which(alert) || !alert.metric) continue;
+      const live = this.#metrics.get(alert.metric);
+      if (!live) continue;
+      const at = new Date(now).toISOString();
+      live.alert = null;
+      live.dirty = true;
+      this.#persist(alert.metric, true);
+      out.push({ alert: { ...alert, status: "cleared", cleared_at: at, updated_at: at }, transition: "cleared" });
+    }
     return out;
   }
 

@@ -17,7 +17,7 @@ const same = (a: number, b: number) => Math.abs(a - b) <= 1e-9 * Math.max(1, Mat
 
 function memoryBaselines(): Baselines {
   const rows = new Map<string, StoredBaseline>();
-  return new Baselines({ load: (m) => rows.get(m), save: (m, b) => rows.set(m, b), find: () => undefined });
+  return new Baselines({ load: (m) => rows.get(m), save: (m, b) => rows.set(m, b), find: () => undefined, open: () => [] });
 }
 
 const SETTINGS: AnalysisSettings = { rule_id: "r", rule_name: "r", severity: "info", score: 5, window: 30, min_samples: 10 };

@@ -196,6 +196,35 @@ describe("the default analysis on the stream", () => {
     expect((await alertsOf(device))[0]?.status).toBe("acknowledged");
   });
 
+  it("a device's own default (an anomaly rule without a metric) sets its alerts; disabling it clears them, and a rule taking a metric over clears that one", async () => {
+    const device = uniqueId("own");
+    const own = await createRule({ name: "pump analysis", device, condition: { type: "anomaly", score: 6 }, severity: "critical" });
+    const t0 = Date.now() - 300_000;
+    await evaluateAlerts(env, warmUp(device, t0, 25, { flow: 30, pressure: 2 }));
+    await evaluateAlerts(env, [reading(device, t0 + 30_000, { flow: 60, pressure: 9 })]);
+    const fired = await alertsOf(device);
+    expect(fired.map((a) => [a.rule_id, a.metric, a.severity, a.status]).sort()).toEqual([
+      [own.id, "flow", "critical", "active"],
+      [own.id, "pressure", "critical", "active"],
+    ]);
+    // A rule for `pressure` takes it over: its open default alert clears with the next batch.
+    await createRule({ name: "pressure by rule", device, metric: "pressure", condition: { type: "anomaly", score: 50 }, severity: "info" });
+    await evaluateAlerts(env, [reading(device, t0 + 31_000, { flow: 60, pressure: 9 })]);
+    expect((await alertsOf(device)).filter((a) => a.status === "active").map((a) => a.metric)).toEqual(["flow"]);
+    // Disabling the device's default clears the rest at once (the API rechecks the device).
+    const res = await call(`/api/monitoring/alert_rules/${own.id}`, {
+      method: "PATCH",
+      headers: H,
+      body: JSON.stringify({ enabled: false }),
+    });
+    expect(res.status).toBe(200);
+    await eventually(
+      async () => ((await alertsOf(device)).every((a) => a.status === "cleared") ? true : undefined),
+      10_000,
+      "the default's alerts cleared",
+    );
+  });
+
   it("the default is an ordinary rule: listed, and an anomaly rule without a metric is accepted while a bad one names its field", async () => {
     const rules = await json<{ rules: { id: string; enabled: boolean; condition: { type: string; score: number } }[] }>(
       await call("/api/monitoring/alert_rules", { headers: ADMIN }),
