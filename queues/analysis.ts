@@ -75,7 +75,9 @@ export function planAnalysis(rules: readonly AlertRule[], messages: readonly Env
     if (!base?.enabled) continue;
     const settings = settingsOf(base);
     if (!settings) continue;
-    const at = Date.parse(message.received_at);
+    // The reading's own time: a batch packs many readings of one edge millisecond, and concurrent
+    // requests arrive out of order; the device's timestamps say in which order they were taken.
+    const at = Date.parse(message.timestamp);
     const retired: string[] = [];
     for (const metric of names) {
       if (perMetric.some((r) => r.metric === metric && matches(r, message))) {

@@ -38,7 +38,7 @@ export interface AnalysisSettings {
 
 export interface AnalysisReading {
   id: string;
-  /** Edge time, ms. */
+  /** The reading's time (the message's `timestamp`), ms. */
   at: number;
   metric: string;
   value: number;
@@ -176,7 +176,8 @@ export class Baselines {
   observe(device: string, batch: AnalysisBatch): Outcome {
     const out: Outcome = { transitions: [], results: [], scored: 0, skipped: 0 };
     const touched = new Set<string>();
-    const readings = [...batch.readings].sort((a, b) => a.at - b.at || (a.id < b.id ? -1 : 1));
+    // In time order; readings of the same time keep the batch's order (a stable sort).
+    const readings = [...batch.readings].sort((a, b) => a.at - b.at);
     for (const r of readings) {
       const settings = batch.settings[r.metric];
       if (!settings || !Number.isFinite(r.value)) continue;

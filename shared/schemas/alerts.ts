@@ -144,7 +144,7 @@ export const AnomalyEvidence = z.strictObject({
   threshold: z.number(),
   /** Readings in the baseline window when scored. */
   window: z.int().nonnegative(),
-  /** The reading's edge time and message id. */
+  /** The reading's time (its message's `timestamp`) and message id. */
   at: z.iso.datetime(),
   reading_id: z.string().max(128),
 });
