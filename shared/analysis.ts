@@ -24,7 +24,7 @@ export const ANALYSIS_MODEL = "edgemesh-baseline";
 export const ANALYSIS_OPTIONS: ScoreOptions = { trend: true, resolution: true };
 /** A metric's baseline is written after this many new readings, and on every verdict change. */
 export const PERSIST_EVERY = 16;
-/** Metrics analysed per device (the rest are left out, said once in the log by the actor). */
+/** Metrics analysed per device (readings of more metrics are left out: a limit on memory and rows). */
 export const MAX_METRICS = 256;
 
 export interface AnalysisSettings {
@@ -143,6 +143,7 @@ export function resultMessage(
 /** A device's baselines: one rolling detector per metric, its dedup mark and its open alert. */
 export class Baselines {
   readonly #metrics = new Map<string, Live>();
+  #openLoaded = false;
   readonly store: BaselineStore;
 
   constructor(store: BaselineStore) {
@@ -248,9 +249,10 @@ export class Baselines {
     return out;
   }
 
-  /** The open alerts of the default analysis, stored or in memory. */
+  /** The open alerts of the default analysis, stored or in memory (the store is asked once per wake-up). */
   openAlerts(): Alert[] {
-    for (const metric of this.store.open()) if (!this.#metrics.has(metric)) this.#live(metric, 500, 1);
+    if (!this.#openLoaded) for (const metric of this.store.open()) if (!this.#metrics.has(metric)) this.#live(metric, 500, 1);
+    this.#openLoaded = true;
     return [...this.#metrics.values()].flatMap((l) => (l.alert ? [l.alert] : []));
   }
 
