@@ -1,8 +1,10 @@
 /**
  * Alert evaluation on the stream (docs/alerts.md): the metrics consumer hands each batch here
- * after storing it. The enabled rules are read once per batch, matched against each message's
- * routing key, device and readings, and each device's matching readings go to its AlertActor in
- * one call, which holds the rules' state and timers.
+ * after storing it. The rules are read once per batch, matched against each message's routing
+ * key, device and readings, and each device's matching readings go to its AlertActor in one
+ * call, which holds the rules' state and timers — with the device's readings for the default
+ * analysis on the stream (queues/analysis.ts, docs/ai.md), so that costs no request of its own
+ * where a rule already calls the actor.
  */
 import type { Observation } from "../durable-objects/stubs";
 import { alertStub } from "../durable-objects/stubs";
