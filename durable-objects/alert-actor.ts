@@ -10,12 +10,14 @@
  * fanout exchange, where the notifier and the alert feed (archive, dashboard) take it.
  */
 import { DurableObject } from "cloudflare:workers";
+import { type AnalysisBatch, Baselines } from "../shared/analysis";
+import { sqlBaselineStore } from "../shared/analysis-store";
 import { RollingDetector } from "../shared/anomaly";
 import { publish } from "../shared/bus/exchange";
 import { log } from "../shared/log";
 import { alertOfPayload, rulesById, saveAlert } from "../shared/repos/alerts";
 import type { Alert, AlertRule } from "../shared/schemas/alerts";
-import type { EnvelopeOf } from "../shared/schemas/message";
+import type { Envelope, EnvelopeOf } from "../shared/schemas/message";
 import type { Observation, Phase, State } from "./alert-actor/rules";
 import * as machine from "./alert-actor/rules";
 
@@ -54,6 +56,8 @@ export class AlertActor extends DurableObject<Env> {
   #detectors = new Map<string, RollingDetector>();
   /** The newest `seen` seq: read once per wake-up, then counted here (no MAX(seq) scan per reading). */
   #seq: number | undefined;
+  /** The default analysis on the stream (docs/ai.md): baselines in memory, stored lazily. */
+  #baselines: Baselines | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -98,10 +102,24 @@ export class AlertActor extends DurableObject<Env> {
     return detector;
   }
 
-  /** Evaluates the rules on a device's new readings, in order; messages seen before are skipped. */
-  async evaluate(device: string, rules: AlertRule[], observations: Observation[]): Promise<{ evaluated: number; changes: number }> {
+  /**
+   * Evaluates the rules on a device's new readings, in order; messages seen before are skipped.
+   * `analysis`: the same batch's readings for the default analysis (shared/analysis.ts).
+   */
+  async evaluate(
+    device: string,
+    rules: AlertRule[],
+    observations: Observation[],
+    analysis?: AnalysisBatch,
+  ): Promise<{ evaluated: number; changes: number }> {
     this.ctx.storage.sql.exec("INSERT OR IGNORE INTO meta (key, value) VALUES ('device', ?)", device);
-    const outgoing: EnvelopeOf<"alert">[] = [];
+    this.#baselines ??= new Baselines(sqlBaselineStore(this.ctx.storage.sql));
+    const analysed = analysis ? this.#baselines.observe(device, analysis) : undefined;
+    const outgoing: Envelope[] = [
+      ...(analysed?.transitions.map((t) => machine.message(t.alert, t.transition, t.cause)) ?? []),
+      ...(analysed?.results ?? []),
+    ];
+    if (observations.length === 0 && outgoing.length === 0) return { evaluated: 0, changes: 0 };
     let evaluated = 0;
     const touchedWindows = new Set<string>();
     for (const obs of observations) {
@@ -161,7 +179,14 @@ export class AlertActor extends DurableObject<Env> {
   /** Acknowledges the rule's current alert (when it is the one named); stops re-notification and escalation. */
   async acknowledge(ruleId: string, alertId: string, by: string): Promise<Alert | undefined> {
     const s = this.#load(ruleId);
-    if (!s?.alert || s.alert.id !== alertId) return undefined;
+    if (!s) {
+      // An alert of the default analysis (its state is the metric's baseline, not a rule's row).
+      this.#baselines ??= new Baselines(sqlBaselineStore(this.ctx.storage.sql));
+      const acked = this.#baselines.acknowledge(alertId, by);
+      if (acked) await this.#emit([machine.message(acked.alert, "acknowledged")]);
+      return acked?.alert;
+    }
+    if (!s.alert || s.alert.id !== alertId) return undefined;
     if (s.phase === "acknowledged") return s.alert;
     const at = new Date().toISOString();
     s.phase = "acknowledged";
@@ -193,12 +218,14 @@ export class AlertActor extends DurableObject<Env> {
     const now = Date.now();
     const device = this.#device();
     const rows = this.ctx.storage.sql.exec<{ rule_id: string }>("SELECT rule_id FROM state").toArray();
+    this.#baselines ??= new Baselines(sqlBaselineStore(this.ctx.storage.sql));
+    const analysed = this.#baselines.openAlerts();
     // Rules may have changed or gone since the last reading: the timers follow the stored rules.
-    const current = await rulesById(
-      this.env.DB,
-      rows.map((r) => r.rule_id),
-    );
-    const outgoing: EnvelopeOf<"alert">[] = [];
+    const current = await rulesById(this.env.DB, [...new Set([...rows.map((r) => r.rule_id), ...analysed.map((a) => a.rule_id)])]);
+    // The default analysis' open alerts clear when the rule that set them went or was disabled.
+    const outgoing: EnvelopeOf<"alert">[] = this.#baselines
+      .retire((a) => !current.get(a.rule_id)?.enabled, now)
+      .map((t) => machine.message(t.alert, t.transition));
     for (const { rule_id } of rows) {
       const s = this.#load(rule_id);
       if (!s) continue;
@@ -239,7 +266,7 @@ export class AlertActor extends DurableObject<Env> {
    * An outbox: the messages are stored with the state change that made them (one synchronous
    * step), then sent; what fails to send is sent again by the alarm, so no transition is lost.
    */
-  async #emit(messages: EnvelopeOf<"alert">[]): Promise<void> {
+  async #emit(messages: Envelope[]): Promise<void> {
     for (const m of messages)
       this.ctx.storage.sql.exec("INSERT OR REPLACE INTO outbox (id, body, created) VALUES (?, ?, ?)", m.id, JSON.stringify(m), Date.now());
     await this.#flush();
@@ -258,11 +285,12 @@ export class AlertActor extends DurableObject<Env> {
     const pending = this.ctx.storage.sql
       .exec<{ id: string; body: string }>("SELECT id, body FROM outbox ORDER BY rowid")
       .toArray()
-      .map((r) => JSON.parse(r.body) as EnvelopeOf<"alert">);
+      .map((r) => JSON.parse(r.body) as Envelope);
     if (pending.length === 0) return true;
     try {
-      // D1 first: a notification never names an alert the API cannot show.
-      for (const m of pending) await saveAlert(this.env.DB, alertOfPayload(m));
+      // D1 first: a notification never names an alert the API cannot show. (The default analysis'
+      // results on the `ai` exchange share the outbox, so no verdict change is lost either.)
+      for (const m of pending) if (m.type === "alert") await saveAlert(this.env.DB, alertOfPayload(m));
       await publish(this.env, pending);
       for (const m of pending) this.ctx.storage.sql.exec("DELETE FROM outbox WHERE id = ?", m.id);
       return true;

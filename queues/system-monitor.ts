@@ -104,6 +104,6 @@ export async function checkSystem(env: Env, options: MonitorOptions = {}): Promi
     message(EDGE_SOURCE, `metrics.system.${EDGE_SOURCE}.health`, readings.edge, now),
     ...Object.entries(readings.agents).map(([agent, values]) => message(agent, `metrics.system.agent.${agent}`, values, now)),
   ];
-  await evaluateAlerts(env, messages);
+  await evaluateAlerts(env, messages, { analysis: false });
   return readings;
 }

@@ -94,7 +94,8 @@ const RuleFields = {
 };
 
 function needsMetric(rule: { metric?: string; condition: AlertCondition }, ctx: z.RefinementCtx): void {
-  if (rule.condition.type !== "absence" && !rule.metric) {
+  // An anomaly rule without a metric sets the default analysis on the stream for what it matches (docs/ai.md).
+  if (rule.condition.type !== "absence" && rule.condition.type !== "anomaly" && !rule.metric) {
     ctx.addIssue({ code: "custom", path: ["metric"], message: `a ${rule.condition.type} condition needs the metric it reads` });
   }
 }
@@ -128,6 +129,27 @@ export interface DeliveryStatus {
   error?: string;
 }
 
+/**
+ * What the default analysis on the stream saw when it raised or last updated an anomaly alert
+ * (docs/ai.md): the reading, the baseline it was scored against and the score.
+ */
+export const AnomalyEvidence = z.strictObject({
+  metric: MetricName,
+  value: z.number(),
+  /** The baseline: where the series was expected (median level, trend-projected) and its noise σ. */
+  level: z.number(),
+  sigma: z.number().nonnegative(),
+  /** The robust z-score and the threshold it met. */
+  score: z.number().nonnegative(),
+  threshold: z.number(),
+  /** Readings in the baseline window when scored. */
+  window: z.int().nonnegative(),
+  /** The reading's time (its message's `timestamp`) and message id. */
+  at: z.iso.datetime(),
+  reading_id: z.string().max(128),
+});
+export type AnomalyEvidence = z.infer<typeof AnomalyEvidence>;
+
 /** An alert: one per rule and device while it lives; `id` changes each time it fires anew. */
 export interface Alert {
   id: string;
@@ -146,6 +168,8 @@ export interface Alert {
   cleared_at?: string;
   escalated: boolean;
   notifications: number;
+  /** Anomaly alerts of the default analysis: what was seen (docs/ai.md). */
+  evidence?: AnomalyEvidence;
 }
 
 export const AlertAck = z.strictObject({ note: z.string().max(512).optional() });

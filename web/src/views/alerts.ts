@@ -10,6 +10,8 @@ import { isAuthFailure } from "../live.ts";
 /** An alert as GET /v1/alerts answers it: the alert and its deliveries (shared/repos/alerts.ts StoredAlert). */
 type Alert = SharedAlert & { deliveries: DeliveryStatus[] };
 
+const num = (n: number) => String(Number(n.toPrecision(4)));
+
 /** Badge colours: the dashboard's status classes. */
 const TONE: Record<string, string> = {
   critical: "failed",
@@ -67,6 +69,15 @@ export const alertsView: View = (root, ctx, _params, query) => {
         a.escalated ? " · escalated" : "",
         a.acknowledged_by ? ` · acknowledged by ${a.acknowledged_by}` : "",
       ),
+      // The default analysis' evidence (docs/ai.md): the reading against its baseline.
+      a.evidence
+        ? h(
+            "p",
+            { class: "small", "data-evidence": a.evidence.metric },
+            `${a.evidence.metric} ${num(a.evidence.value)} vs baseline ${num(a.evidence.level)} ± ${num(a.evidence.sigma)} · ` +
+              `z ${num(a.evidence.score)} (≥ ${a.evidence.threshold}) over ${a.evidence.window} readings · ${time(a.evidence.at)}`,
+          )
+        : null,
       a.deliveries.length
         ? h(
             "p",
