@@ -8,6 +8,7 @@
  */
 
 import { type CallOptions, SeriesUnavailable, writeWithBreaker } from "../../platform/series/resilience";
+import { metrics } from "../../shared/metrics";
 import type { Envelope } from "../../shared/schemas/message";
 import type { SeriesRow } from "../../shared/schemas/series";
 import { NotReadings, rowsOf } from "../../shared/series/rows";
@@ -41,6 +42,12 @@ export function seriesSink(options: CallOptions = {}): BatchHandler {
       if (!(error instanceof SeriesUnavailable)) throw error;
       const code = error.breakerOpen ? "series_circuit_open" : "series_unavailable";
       throw new ConsumerError(code, error.message, { retriable: true, cause: error });
+    }
+    // Accepted → stored (issue 13: p99 < 1 s), once the write committed: docs/metrics.md.
+    const committed = Date.now();
+    for (const { message } of storable) {
+      const lag = (committed - Date.parse(message.received_at)) / 1000;
+      if (Number.isFinite(lag)) metrics.observe("edgemesh_stored_lag_seconds", Math.max(0, lag), { queue: queue.name });
     }
     const backend = options.open ? "injected store" : seriesBackend(env);
     const stored = storable.map(({ message, readings }) => ({
