@@ -7,6 +7,10 @@
  * messages, each carrying the time the request arrived, to a queue whose consumer does nothing
  * but note, per message, how long after that it ran (`GET /queue/lags` answers the notes in ms
  * and forgets them). Locally the consumer runs in this isolate, so the notes are one array.
+ *
+ * bench/agent's reference is `POST /v1/agent/messages`: it reads the agent's batch (gunzipped as
+ * edgemesh does) and answers every message `stored`, the answer the agent needs to acknowledge
+ * it, and does nothing else.
  */
 interface Env {
   ROUND_TRIP?: Queue<{ t: number }>;
@@ -22,6 +26,13 @@ export default {
       const n = Math.min(100, Math.max(1, Number(url.searchParams.get("n")) || 1));
       await env.ROUND_TRIP.sendBatch(Array.from({ length: n }, () => ({ body: { t } })));
       return new Response(`{"accepted":${n}}`, { status: 202, headers: { "content-type": "application/json" } });
+    }
+    if (url.pathname === "/v1/agent/messages" && request.body) {
+      const body =
+        request.headers.get("content-encoding") === "gzip" ? request.body.pipeThrough(new DecompressionStream("gzip")) : request.body;
+      const { messages } = JSON.parse(await new Response(body).text()) as { messages: { id?: string }[] };
+      const results = messages.map((m) => ({ status: "stored", id: m.id ?? "" }));
+      return Response.json({ agent: "bench-reference", results });
     }
     if (url.pathname === "/queue/lags") {
       const taken = lags;
