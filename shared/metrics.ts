@@ -119,6 +119,24 @@ export class MetricsTally {
     this.add(`${name}_count`, base, 1);
   }
 
+  /** observe() for many values with one label set (a consumer batch): one add per bucket hit. */
+  observeMany(name: Histogram, seconds: readonly number[], labels: Labels = {}): void {
+    if (seconds.length === 0) return;
+    const bounds = bucketsOf(name);
+    const perBucket = new Map<string, number>();
+    let sum = 0;
+    for (const value of seconds) {
+      const le = bounds.find((bound) => value <= bound);
+      const key = le === undefined ? "+Inf" : String(le);
+      perBucket.set(key, (perBucket.get(key) ?? 0) + 1);
+      sum += value;
+    }
+    for (const [le, n] of perBucket) this.add(`${name}_bucket`, cachedLabelText(labels, le), n);
+    const base = cachedLabelText(labels);
+    this.add(`${name}_sum`, base, sum);
+    this.add(`${name}_count`, base, seconds.length);
+  }
+
   get size(): number {
     return this.#values.size;
   }

@@ -45,10 +45,8 @@ export function seriesSink(options: CallOptions = {}): BatchHandler {
     }
     // Accepted → stored (issue 13: p99 < 1 s), once the write committed: docs/metrics.md.
     const committed = Date.now();
-    for (const { message } of storable) {
-      const lag = (committed - Date.parse(message.received_at)) / 1000;
-      if (Number.isFinite(lag)) metrics.observe("edgemesh_stored_lag_seconds", Math.max(0, lag), { queue: queue.name });
-    }
+    const lags = storable.map(({ message }) => Math.max(0, (committed - Date.parse(message.received_at)) / 1000));
+    metrics.observeMany("edgemesh_stored_lag_seconds", lags.filter(Number.isFinite), { queue: queue.name });
     const backend = options.open ? "injected store" : seriesBackend(env);
     const stored = storable.map(({ message, readings }) => ({
       message,
