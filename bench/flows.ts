@@ -26,6 +26,7 @@ import { type LocalEdge, startLocalEdge } from "../scripts/lib/local-edge.ts";
 import { findMlserver, type ModelServer, startMlserver } from "../scripts/lib/mlserver.ts";
 import { findRedisServer, type RedisServer, startRedis, startUpstashRest, type UpstashRest } from "../scripts/lib/upstash-rest.ts";
 import { gaussian, seededRandom } from "../shared/random.ts";
+import { type CpuFigures, cpuCells, cpuWindow } from "./lib/cpu-window.ts";
 import { privateRegistry } from "./lib/registry.ts";
 import { summarize } from "./lib/stats.ts";
 
@@ -41,11 +42,13 @@ interface Row {
   p50: number;
   p99: number;
   max: number;
+  /** CPU over the flow's rounds (a flow's rows interleave, so both share it). */
+  cpu?: CpuFigures;
 }
 
-function row(flow: string, target: string, samples: number[]): Row {
+function row(flow: string, target: string, samples: number[], cpu?: CpuFigures): Row {
   const { count, p50, p99, max } = summarize(samples);
-  return { flow, target, n: count, p50, p99, max };
+  return { flow, target, n: count, p50, p99, max, cpu };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -144,6 +147,7 @@ try {
   });
   const viaAutomation: number[] = [];
   const viaApi: number[] = [];
+  let window = cpuWindow([edge.process.pid]);
   for (let i = 0; i < ROUNDS; i++) {
     const received = nextCommand(lampToken);
     await sleep(20);
@@ -159,8 +163,9 @@ try {
     const at2 = await withTimeout(direct, 15_000, "API command");
     if (at2) viaApi.push(at2 - t1);
   }
-  rows.push(row("trigger → command", "event → automation → lamp's long poll", viaAutomation));
-  rows.push(row("trigger → command", "reference: operator API command → long poll", viaApi));
+  let cpu = window.stop();
+  rows.push(row("trigger → command", "event → automation → lamp's long poll", viaAutomation, cpu));
+  rows.push(row("trigger → command", "reference: operator API command → long poll", viaApi, cpu));
 
   // ── anomaly → alert notification ───────────────────────────────────────────────────────────
   const meter = await device("bench-meter", "energy", "benchhall");
@@ -208,12 +213,14 @@ try {
     // Back to normal: the alert clears before the next round.
     for (let k = 0; k < 3; k++) await send("/v1/telemetry", token, { payload: { power: normal() } });
   };
+  window = cpuWindow([edge.process.pid]);
   for (let i = 0; i < Math.min(ROUNDS, 15); i++) {
     await measure("bench-meter", meter, 5000, anomaly);
     await measure("bench-gauge", gauge, 5000, threshold);
   }
-  rows.push(row("anomaly → notification", "spike → anomaly rule → webhook", anomaly));
-  rows.push(row("anomaly → notification", "reference: threshold rule → webhook", threshold));
+  cpu = window.stop();
+  rows.push(row("anomaly → notification", "spike → anomaly rule → webhook", anomaly, cpu));
+  rows.push(row("anomaly → notification", "reference: threshold rule → webhook", threshold, cpu));
 
   // ── inference ──────────────────────────────────────────────────────────────────────────────
   if (model) {
@@ -235,6 +242,7 @@ try {
     const cached: number[] = [];
     const direct: number[] = [];
     await timed(post(ask(30)));
+    const inferWindow = cpuWindow([edge.process.pid]);
     for (let i = 0; i < ROUNDS; i++) {
       uncached.push(await timed(post(ask(10 + Math.random() * 30))));
       cached.push(await timed(post(ask(30))));
@@ -248,9 +256,10 @@ try {
         ),
       );
     }
-    rows.push(row("inference", "uncached: edge → MLServer (KServe v2)", uncached));
-    rows.push(row("inference", `cached: edge → ${rest ? "Redis via Upstash REST" : "D1"}`, cached));
-    rows.push(row("inference", "reference: straight to MLServer", direct));
+    const inferCpu = inferWindow.stop();
+    rows.push(row("inference", "uncached: edge → MLServer (KServe v2)", uncached, inferCpu));
+    rows.push(row("inference", `cached: edge → ${rest ? "Redis via Upstash REST" : "D1"}`, cached, inferCpu));
+    rows.push(row("inference", "reference: straight to MLServer", direct, inferCpu));
   }
 } finally {
   await edge.stop();
@@ -263,14 +272,20 @@ try {
 const ms = (v: number) => (Number.isFinite(v) ? v.toFixed(1) : "–");
 const context = `node ${process.version}, ${availableParallelism()} cores, ${ROUNDS} rounds, run took ${Math.round((Date.now() - started) / 1000)} s`;
 if (values.markdown) {
-  console.log(`\n${context}\n\n| flow | path | n | p50 ms | p99 ms | max ms |\n| --- | --- | ---: | ---: | ---: | ---: |`);
-  for (const r of rows) console.log(`| ${r.flow} | ${r.target} | ${r.n} | ${ms(r.p50)} | ${ms(r.p99)} | ${ms(r.max)} |`);
+  console.log(
+    `\n${context}\n\n| flow | path | n | p50 ms | p99 ms | max ms | edge CPU | gen CPU | other CPU |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |`,
+  );
+  for (const r of rows)
+    console.log(`| ${r.flow} | ${r.target} | ${r.n} | ${ms(r.p50)} | ${ms(r.p99)} | ${ms(r.max)} | ${cpuCells(r.cpu).join(" | ")} |`);
 } else {
   console.log(`\nbench/flows (${context})`);
   for (const r of rows)
     console.log(
-      `${r.flow.padEnd(24)} ${r.target.padEnd(48)} n=${String(r.n).padStart(3)}  p50 ${ms(r.p50).padStart(7)} ms  p99 ${ms(r.p99).padStart(7)} ms`,
+      `${r.flow.padEnd(24)} ${r.target.padEnd(48)} n=${String(r.n).padStart(3)}  p50 ${ms(r.p50).padStart(7)} ms  p99 ${ms(r.p99).padStart(7)} ms  CPU edge/gen/other ${cpuCells(r.cpu).join(" / ")}`,
     );
 }
+console.log(
+  "edge CPU: the edge's process tree over the flow's rounds, shared by its rows (they interleave); gen CPU: this process; other CPU: the rest (MLServer, Redis included), in cores.",
+);
 console.log("targets (seed 000): automations < 1 s, critical alerts < 5 s, inference < 500 ms cached, < 2 s uncached");
 process.exit(incomplete > 0 ? 1 : 0);

@@ -26,6 +26,7 @@ import { availableParallelism, cpus, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { type LocalEdge, PROJECT_ROOT, startLocalEdge } from "../scripts/lib/local-edge.ts";
+import { goalLine } from "./lib/cpu-window.ts";
 import { judgeEdgemesh, judgeReference, measure, type Row, type Scenario, type Target } from "./lib/ingest-measure.ts";
 import { acceptedPerSecond, cpuBreakdown, formatCounts, MB, ratioTable, tableOf } from "./lib/ingest-report.ts";
 import { procAvailable, treeUsage } from "./lib/proc.ts";
@@ -264,6 +265,22 @@ async function main(): Promise<number> {
         `  ${row.scenario.name} → ${row.target.name}: ${cpuBreakdown(row)}; the other edge meanwhile ${fixed(row.idleEdgeCpuCores, 2)}`,
       );
     }
+  }
+
+  // Issue 13's goal: HTTPS batch-100 ≥ 0.25× the bare Worker, in messages/s.
+  const batchScenario = scenarios[1] as Scenario;
+  const batchRef = rows.find((r) => r.scenario === batchScenario && r.target.name === "reference");
+  const batchEm = rows.find((r) => r.scenario === batchScenario && r.target.name === "edgemesh");
+  if (batchRef && batchEm) {
+    const em = acceptedPerSecond(batchEm);
+    const ref = acceptedPerSecond(batchRef);
+    console.log(
+      `\n${goalLine(
+        `HTTPS ${batchScenario.name} ≥ 0.25× the bare Worker${settings.batch === 100 ? "" : " (the goal is stated for batches of 100)"}`,
+        em >= 0.25 * ref,
+        `${fixed(em, 0)} vs ${fixed(ref, 0)} messages/s = ×${fixed(em / ref, 2)}, other CPU ${fixed(batchEm.otherCpuCores, 2)} / ${fixed(batchRef.otherCpuCores, 2)}`,
+      )}`,
+    );
   }
 
   const busy = rows.filter((row) => row.otherCpuCores > 0.25);

@@ -7,6 +7,9 @@
  * config generated from the real wrangler.toml, asks for the runs, and prints the figures.
  *
  *   node bench/twin.ts [--n 3000] [--concurrency 1,8] [--readings 3]
+ *
+ * Issue 13's goal: DeviceTwin.ingest ≥ 0.3× the no-op call; it prints whether that holds at each
+ * concurrency, with the CPU columns (the edge's tree, this process, the rest of the machine).
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -14,6 +17,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { unstable_readConfig } from "wrangler";
 import { PROJECT_ROOT, startLocalEdge } from "../scripts/lib/local-edge.ts";
+import { CPU_COLUMNS, type CpuFigures, cpuCells, cpuWindow, goalLine } from "./lib/cpu-window.ts";
 import { treeUsage } from "./lib/proc.ts";
 import { privateRegistry } from "./lib/registry.ts";
 import { fixed, ratio, summarize } from "./lib/stats.ts";
@@ -76,6 +80,7 @@ async function main() {
   privateRegistry();
   const edge = await startLocalEdge({ config: benchConfig(dir), persistDir: join(dir, "state"), migrate: false });
   const rows: string[][] = [];
+  const goals: string[] = [];
   try {
     const get = async <T>(path: string): Promise<T> => {
       const res = await fetch(`${edge.url}${path}`);
@@ -89,8 +94,11 @@ async function main() {
       await get(`/run?target=twin&twin=${twin}&n=200&concurrency=${concurrency}&readings=${readings}`);
       await get(`/run?target=noop&n=200&concurrency=${concurrency}`);
       const results: Record<string, RunResult> = {};
+      const cpu: Record<string, CpuFigures> = {};
       for (const target of ["noop", "twin"] as const) {
+        const window = cpuWindow([edge.process.pid]);
         results[target] = await get<RunResult>(`/run?target=${target}&twin=${twin}&n=${n}&concurrency=${concurrency}&readings=${readings}`);
+        cpu[target] = window.stop();
       }
       const rss = treeUsage(edge.process.pid ?? 0)?.rssBytes;
       for (const target of ["noop", "twin"] as const) {
@@ -108,9 +116,19 @@ async function main() {
           String(r.failures),
           target === "twin" ? ratio(rate, (n / reference.elapsedMs) * 1000) : "",
           rss === undefined ? "-" : fixed(rss / 1_048_576, 0),
+          ...cpuCells(cpu[target]),
         ]);
         if (r.failures > 0) process.exitCode = 1;
       }
+      const twinRate = (n / (results.twin as RunResult).elapsedMs) * 1000;
+      const noopRate = (n / (results.noop as RunResult).elapsedMs) * 1000;
+      goals.push(
+        goalLine(
+          `DeviceTwin.ingest ≥ 0.3× a no-op DO RPC, concurrency ${concurrency}`,
+          twinRate >= 0.3 * noopRate,
+          `${fixed(twinRate, 0)} vs ${fixed(noopRate, 0)} calls/s = ${ratio(twinRate, noopRate)}, other CPU ${fixed(cpu.twin?.otherCores, 2)}`,
+        ),
+      );
     }
   } finally {
     await edge.stop();
@@ -126,10 +144,15 @@ async function main() {
     { header: "failures", align: "right" },
     { header: "vs no-op", align: "right" },
     { header: "edge RSS MB", align: "right" },
+    ...CPU_COLUMNS.map((header): Column => ({ header, align: "right" })),
   ];
   console.log(textTable(columns, rows));
   if (args.markdown) console.log(`\n${markdownTable(columns, rows)}`);
-  console.log("\nLatencies are measured inside workerd around each RPC call (timers there advance on I/O).");
+  console.log(
+    "\nLatencies are measured inside workerd around each RPC call (timers there advance on I/O). edge CPU: the edge's process tree;" +
+      " gen CPU: this process (it only asks for the run); other CPU: the rest of the machine, in cores.",
+  );
+  for (const line of goals) console.log(line);
 }
 
 await main();

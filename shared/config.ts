@@ -87,16 +87,22 @@ export function availabilityTimeouts(config: Config, deviceClass: "mains" | "bat
 
 export { ConfigError };
 
-let cached: { source: unknown; config: Config } | undefined;
+/**
+ * Per environment object: the Worker's and each Durable Object's `env` are different objects in
+ * one isolate (the metered wrappers, shared/billing-do.ts), and a single-slot cache made them evict
+ * each other, re-parsing the whole config on most twin calls (~10 % of the twin's CPU, bench/twin).
+ */
+const cached = new WeakMap<object, Config>();
 
-/** Reads the configuration from the Worker's environment; parsed once per isolate. */
+/** Reads the configuration from the Worker's environment; parsed once per environment object. */
 export function readConfig(env: object): Config {
-  if (cached?.source === env) return cached.config;
+  const hit = cached.get(env);
+  if (hit) return hit;
   const result = Checked.safeParse(env);
   if (!result.success) {
     const detail = result.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
     throw new ConfigError(`edgemesh configuration is invalid (check [vars] in wrangler.toml): ${detail}`);
   }
-  cached = { source: env, config: result.data };
+  cached.set(env, result.data);
   return result.data;
 }

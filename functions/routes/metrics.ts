@@ -10,7 +10,7 @@ import { hubName, hubStub } from "../../durable-objects/stubs";
 import { readQueueStats } from "../../queues/history";
 import { QUEUES } from "../../shared/bus/topology";
 import { bearerToken } from "../../shared/credentials";
-import { BUCKETS, FAMILIES, type Labels, labelText, parseLabelText } from "../../shared/metrics";
+import { bucketsOf, FAMILIES, type Labels, labelText, parseLabelText } from "../../shared/metrics";
 import { ApiError } from "../errors";
 import { type AppEnv, authenticate, sameSecret } from "../middleware/auth";
 
@@ -73,7 +73,7 @@ async function storedFamilies(env: Env): Promise<Exposed[]> {
     }
     const lines = [...groups.values()].flatMap((g) => {
       let cumulative = 0;
-      const buckets = [...BUCKETS.map(String), "+Inf"].map((le) => {
+      const buckets = [...bucketsOf(name).map(String), "+Inf"].map((le) => {
         cumulative += g.perBucket.get(le) ?? 0;
         return sample(`${name}_bucket`, { ...g.labels, le }, cumulative);
       });

@@ -8,6 +8,7 @@
  */
 
 import { type CallOptions, SeriesUnavailable, writeWithBreaker } from "../../platform/series/resilience";
+import { metrics } from "../../shared/metrics";
 import type { Envelope } from "../../shared/schemas/message";
 import type { SeriesRow } from "../../shared/schemas/series";
 import { NotReadings, rowsOf } from "../../shared/series/rows";
@@ -42,6 +43,10 @@ export function seriesSink(options: CallOptions = {}): BatchHandler {
       const code = error.breakerOpen ? "series_circuit_open" : "series_unavailable";
       throw new ConsumerError(code, error.message, { retriable: true, cause: error });
     }
+    // Accepted → stored (issue 13: p99 < 1 s), once the write committed: docs/metrics.md.
+    const committed = Date.now();
+    const lags = storable.map(({ message }) => Math.max(0, (committed - Date.parse(message.received_at)) / 1000));
+    metrics.observeMany("edgemesh_stored_lag_seconds", lags.filter(Number.isFinite), { queue: queue.name });
     const backend = options.open ? "injected store" : seriesBackend(env);
     const stored = storable.map(({ message, readings }) => ({
       message,

@@ -50,6 +50,10 @@ const BENCHES: { file: string; args?: string[]; figures: RegExp }[] = [
   { file: "agent.ts", figures: /agent, outbox sync=full: MQTT → outbox → edge acknowledged\s+\d+/ },
   { file: "flows.ts", figures: /trigger → command[^\n]*\d/ },
   { file: "analysis.ts", figures: /default analysis[^\n]*\n\s+alerts \d+, false \d+: precision [\d.]+, recall [\d.]+/ },
+  {
+    file: "latency.ts",
+    figures: /goal (HOLDS|MISSED): accepted → stored p99 < 1 s, idle[\s\S]*goal (HOLDS|MISSED): accepted → stored p99 < 1 s, 1000\/s/,
+  },
 ];
 
 describe("benchmarks in their short mode", () => {
