@@ -48,7 +48,8 @@ export type BatchedMessage = [
 ];
 
 /** The steps that go to the batch rows; every other step gets a per-message row. */
-export const HAPPY_STEPS: ReadonlySet<Step> = new Set<Step>(["accepted", "delivered", "stored"]);
+const HAPPY_ORDER: readonly Step[] = ["accepted", "delivered", "stored"];
+export const HAPPY_STEPS: ReadonlySet<Step> = new Set<Step>(HAPPY_ORDER);
 
 // D1 takes statements up to 100 KB: a chunk of messages per statement keeps well under it.
 const MESSAGES_PER_STATEMENT = 100;
@@ -105,6 +106,9 @@ function batchStatements(db: D1Database, steps: readonly StepRecord[], at: strin
     if (same >= 0) own[same] = [step.step, step.detail ?? null];
     else own.push([step.step, step.detail ?? null]);
   }
+  // A message's steps on one queue in the order they happen, whichever part of the consumer noted them.
+  for (const messages of byQueue.values())
+    for (const m of messages.values()) m[8].sort((a, b) => HAPPY_ORDER.indexOf(a[0]) - HAPPY_ORDER.indexOf(b[0]));
   const statements: D1PreparedStatement[] = [];
   const id = batchId();
   for (const [queue, messages] of byQueue) {
