@@ -1,18 +1,11 @@
 /**
  * Seed 002's message repository: recent messages with what happened to each — which queues it
  * was delivered to, retried on, dead-lettered from, replayed to — by device, type, time, or
- * correlation id, so one can follow a message through the mesh.
- *
- * Two tables hold it (queues/history.ts): `message_batches`, a row per consumer batch and queue
- * with its messages packed (the happy path), and `message_log`, a row per message that had an
- * unhappy step. A lookup picks the newest matching messages from both, then gathers each one's
- * steps from both. The batch rows have no index but their time key: a lookup reads the rows
- * since `since` (or since the retention, MESSAGE_HISTORY_DAYS), and only unpacks those whose text
- * holds the id, correlation id or device asked for (docs/api.md has the rows read).
+ * correlation id, so one can follow a message through the mesh (queues/history-lookup.ts reads it).
  */
 import { Hono } from "hono";
 import { z } from "zod";
-import type { BatchedMessage } from "../../queues/history";
+import { lookupMessages } from "../../queues/history-lookup";
 import { readConfig } from "../../shared/config";
 import { type AppEnv, requireRole } from "../middleware/auth";
 import { validate } from "../validate";
@@ -25,185 +18,10 @@ const MessagesQuery = z.strictObject({
   since: z.iso.datetime({ offset: true }).optional(),
   limit: z.coerce.number().int().min(1).max(500).default(100),
 });
-type Query = z.infer<typeof MessagesQuery>;
-
-interface Fields {
-  id: string;
-  correlation_id: string;
-  source: string;
-  type: string;
-  exchange: string;
-  routing_key: string;
-  timestamp: string;
-  received_at: string;
-}
-
-interface Step {
-  queue: string;
-  status: string;
-  at: string;
-  detail: string | null;
-}
-
-interface LogRow extends Fields {
-  /** JSON: [queue, status, at, detail][] (queues/history.ts). */
-  steps: string;
-}
-
-type StoredStep = [queue: string, status: string, at: string, detail: string | null];
-
-/**
- * A batch row is written when its consumer runs, after every message in it was received; this
- * margin covers clocks of different machines, so `at >= received_at - margin` never misses one.
- */
-const CLOCK_MARGIN_MS = 60_000;
-
-function parsed<T>(json: string): T[] {
-  try {
-    const value = JSON.parse(json) as unknown;
-    return Array.isArray(value) ? (value as T[]) : [];
-  } catch {
-    return [];
-  }
-}
-
-const keyOf = (m: { source: string; id: string }) => `${m.source}\u001f${m.id}`;
-
-function fieldsOf(m: BatchedMessage): Fields {
-  const [id, source, correlation_id, type, exchange, routing_key, timestamp, received_at] = m;
-  return { id, correlation_id, source, type, exchange, routing_key, timestamp, received_at };
-}
-
-/** The filters on a packed message (`m.value`), and the text a row must hold to be unpacked at all. */
-function batchFilter(q: Query, since: string | undefined): { sql: string; params: unknown[] } {
-  const where: string[] = [];
-  const params: unknown[] = [];
-  // The most selective of the asked values, as it appears in the row's JSON text.
-  const needle = q.id ?? q.correlation_id ?? q.device;
-  if (needle !== undefined) where.push("instr(b.messages, ?) > 0") && params.push(JSON.stringify(needle));
-  if (q.id) where.push("m.value ->> 0 = ?") && params.push(q.id);
-  if (q.device) where.push("m.value ->> 1 = ?") && params.push(q.device);
-  if (q.correlation_id) where.push("m.value ->> 2 = ?") && params.push(q.correlation_id);
-  if (q.type) where.push("m.value ->> 3 = ?") && params.push(q.type);
-  if (since) where.push("m.value ->> 7 >= ?") && params.push(since);
-  return { sql: where.length ? `AND ${where.join(" AND ")}` : "", params };
-}
-
-/** The newest matching messages of the batch rows, at most `limit`. */
-async function batchCandidates(db: D1Database, q: Query, lower: string, since: string | undefined): Promise<Fields[]> {
-  const f = batchFilter(q, since);
-  const { results } = await db
-    .prepare(
-      `SELECT max(m.value ->> 7) AS received_at, m.value AS msg, m.value ->> 0 AS id
-       FROM message_batches b, json_each(b.messages) m
-       WHERE b.at >= ? ${f.sql}
-       GROUP BY m.value ->> 1, m.value ->> 0
-       ORDER BY received_at DESC, id DESC LIMIT ?`,
-    )
-    .bind(lower, ...f.params, q.limit)
-    .all<{ msg: string }>();
-  return results.map((r) => fieldsOf(JSON.parse(r.msg) as BatchedMessage));
-}
-
-/** The newest matching messages of the per-message rows, with their steps. */
-async function logCandidates(db: D1Database, q: Query, since: string | undefined): Promise<LogRow[]> {
-  const where: string[] = [];
-  const params: unknown[] = [];
-  if (q.device) where.push("source = ?") && params.push(q.device);
-  if (q.type) where.push("type = ?") && params.push(q.type);
-  // A message whose correlation id is its own is found by its key; the partial index holds the rest.
-  if (q.correlation_id)
-    where.push("(id = ? AND correlation_id = id OR correlation_id = ? AND correlation_id <> id)") &&
-      params.push(q.correlation_id, q.correlation_id);
-  if (q.id) where.push("id = ?") && params.push(q.id);
-  if (since) where.push("received_at >= ?") && params.push(since);
-  const clause = where.length ? `WHERE ${where.join(" AND ")}` : "";
-  const { results } = await db
-    .prepare(
-      `SELECT id, correlation_id, source, type, exchange, routing_key, timestamp, received_at, steps
-       FROM message_log ${clause} ORDER BY received_at DESC, id DESC LIMIT ?`,
-    )
-    .bind(...params, q.limit)
-    .all<LogRow>();
-  return results;
-}
-
-/** Every step of the chosen messages: from their batch rows (read since the oldest of them) and their own rows. */
-async function stepsOf(db: D1Database, chosen: Fields[], logged: Map<string, LogRow>): Promise<Map<string, Step[]>> {
-  const steps = new Map<string, Step[]>(chosen.map((m) => [keyOf(m), []]));
-  const keys = JSON.stringify(chosen.map((m) => keyOf(m)));
-  const oldest = Math.min(...chosen.map((m) => Date.parse(m.received_at) || 0));
-  const lower = new Date(Math.max(0, oldest - CLOCK_MARGIN_MS)).toISOString();
-  const needle = chosen.length === 1 ? chosen[0]?.id : undefined;
-  const [batches, rows] = await db.batch([
-    db
-      .prepare(
-        `SELECT b.at, b.queue, m.value ->> 1 || char(31) || (m.value ->> 0) AS k, m.value ->> 8 AS steps
-         FROM message_batches b, json_each(b.messages) m
-         WHERE b.at >= ?1 ${needle === undefined ? "" : "AND instr(b.messages, ?3) > 0"}
-           AND m.value ->> 1 || char(31) || (m.value ->> 0) IN (SELECT value FROM json_each(?2))
-         ORDER BY b.at`,
-      )
-      .bind(lower, keys, ...(needle === undefined ? [] : [JSON.stringify(needle)])),
-    db
-      .prepare(
-        `SELECT id, correlation_id, source, type, exchange, routing_key, timestamp, received_at, steps FROM message_log
-         WHERE (source, id) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?1))`,
-      )
-      .bind(JSON.stringify(chosen.filter((m) => !logged.has(keyOf(m))).map((m) => [m.source, m.id]))),
-  ]);
-  for (const row of (batches?.results ?? []) as { at: string; queue: string; k: string; steps: string }[])
-    for (const [status, detail] of parsed<[string, string | null]>(row.steps))
-      steps.get(row.k)?.push({ queue: row.queue, status, at: row.at, detail: detail ?? null });
-  for (const row of [...logged.values(), ...((rows?.results ?? []) as LogRow[])])
-    for (const [queue, status, at, detail] of parsed<StoredStep>(row.steps))
-      steps.get(keyOf(row))?.push({ queue, status, at, detail: detail ?? null });
-  // A step is listed once per queue and status, its newest record kept; then in time order.
-  for (const [key, all] of steps) {
-    const newest = new Map<string, Step>();
-    for (const s of all) {
-      const k = `${s.queue}\u001f${s.status}`;
-      const seen = newest.get(k);
-      if (!seen || s.at >= seen.at) {
-        newest.delete(k);
-        newest.set(k, s);
-      }
-    }
-    steps.set(
-      key,
-      [...newest.values()].sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0)),
-    );
-  }
-  return steps;
-}
-
-const newestFirst = (a: Fields, b: Fields) =>
-  a.received_at > b.received_at ? -1 : a.received_at < b.received_at ? 1 : a.id > b.id ? -1 : a.id < b.id ? 1 : 0;
 
 export const messageRoutes = new Hono<AppEnv>().get("/", requireRole("viewer"), validate("query", MessagesQuery), async (c) => {
   const q = c.req.valid("query");
-  const db = c.env.DB;
   const since = q.since ? new Date(q.since).toISOString() : undefined;
-  const retention = Date.now() - readConfig(c.env).MESSAGE_HISTORY_DAYS * 86_400_000;
-  const lower = new Date(Math.max(retention, since ? Date.parse(since) - CLOCK_MARGIN_MS : 0)).toISOString();
-  const [fromBatches, fromLog] = await Promise.all([batchCandidates(db, q, lower, since), logCandidates(db, q, since)]);
-  const logged = new Map(fromLog.map((r) => [keyOf(r), r]));
-  const byKey = new Map<string, Fields>();
-  for (const m of [...fromLog, ...fromBatches]) if (!byKey.has(keyOf(m))) byKey.set(keyOf(m), m);
-  const chosen = [...byKey.values()].sort(newestFirst).slice(0, q.limit);
-  if (chosen.length === 0) return c.json({ messages: [] });
-  const steps = await stepsOf(db, chosen, logged);
-  return c.json({
-    messages: chosen.map((m) => ({
-      id: m.id,
-      correlation_id: m.correlation_id,
-      source: m.source,
-      type: m.type,
-      exchange: m.exchange,
-      routing_key: m.routing_key,
-      timestamp: m.timestamp,
-      received_at: m.received_at,
-      steps: steps.get(keyOf(m)) ?? [],
-    })),
-  });
+  const messages = await lookupMessages(c.env.DB, { ...q, since }, readConfig(c.env).MESSAGE_HISTORY_DAYS);
+  return c.json({ messages });
 });
