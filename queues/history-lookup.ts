@@ -84,20 +84,59 @@ function batchFilter(q: Query, since: string | undefined): { sql: string; params
   return { sql: where.length ? `AND ${where.join(" AND ")}` : "", params };
 }
 
-/** The newest matching messages of the batch rows, at most `limit`. */
-async function batchCandidates(db: D1Database, q: Query, lower: string, since: string | undefined): Promise<Fields[]> {
+/** A message's entry in one batch row. */
+interface BatchEntry {
+  at: string;
+  queue: string;
+  msg: string;
+}
+
+/**
+ * A lookup by id or correlation id: every batch row entry of the matching messages, in ONE scan
+ * of the rows since `lower` (only the rows whose text holds the id are unpacked). All their
+ * steps are there: a step is never recorded before its message was received.
+ */
+async function batchEntries(db: D1Database, q: Query, lower: string, since: string | undefined): Promise<BatchEntry[]> {
   const f = batchFilter(q, since);
   const { results } = await db
     .prepare(
-      `SELECT max(m.value ->> 7) AS received_at, m.value AS msg, m.value ->> 0 AS id
-       FROM message_batches b, json_each(b.messages) m
-       WHERE b.at >= ? ${f.sql}
-       GROUP BY m.value ->> 1, m.value ->> 0
-       ORDER BY received_at DESC, id DESC LIMIT ?`,
+      `SELECT b.at AS at, b.queue AS queue, m.value AS msg FROM message_batches b, json_each(b.messages) m
+       WHERE b.at >= ? ${f.sql} ORDER BY b.at`,
     )
-    .bind(lower, ...f.params, q.limit)
-    .all<{ msg: string }>();
-  return results.map((r) => fieldsOf(JSON.parse(r.msg) as BatchedMessage));
+    .bind(lower, ...f.params)
+    .all<BatchEntry>();
+  return results;
+}
+
+/** The first window a listing reads back from now; each next one is WINDOW_GROWTH times longer. */
+const FIRST_WINDOW_MS = 15 * 60_000;
+const WINDOW_GROWTH = 8;
+
+/**
+ * A listing (device, type, since): the newest `limit` matching messages of the batch rows, read
+ * back from now in growing windows (15 min, 2 h, 16 h, …, down to `lower`). The rows since W hold
+ * every message received since W + the clock margin, so once a window finds `limit` of those, no
+ * older row can hold a newer one.
+ */
+async function batchCandidates(db: D1Database, q: Query, lower: string, since: string | undefined, now: number): Promise<Fields[]> {
+  const floor = Date.parse(lower);
+  for (let span = FIRST_WINDOW_MS; ; span *= WINDOW_GROWTH) {
+    const from = Math.max(floor, now - span);
+    const complete = from === floor;
+    const after = complete ? since : new Date(Math.max(from + CLOCK_MARGIN_MS, since ? Date.parse(since) : 0)).toISOString();
+    const f = batchFilter(q, after);
+    const { results } = await db
+      .prepare(
+        `SELECT max(m.value ->> 7) AS received_at, m.value AS msg, m.value ->> 0 AS id
+         FROM message_batches b, json_each(b.messages) m
+         WHERE b.at >= ? ${f.sql}
+         GROUP BY m.value ->> 1, m.value ->> 0
+         ORDER BY received_at DESC, id DESC LIMIT ?`,
+      )
+      .bind(new Date(from).toISOString(), ...f.params, q.limit)
+      .all<{ msg: string }>();
+    if (complete || results.length >= q.limit) return results.map((r) => fieldsOf(JSON.parse(r.msg) as BatchedMessage));
+  }
 }
 
 /** The newest matching messages of the per-message rows, with their steps. */
@@ -124,33 +163,51 @@ async function logCandidates(db: D1Database, q: Query, since: string | undefined
 }
 
 /** Every step of the chosen messages: from their batch rows (read since the oldest of them) and their own rows. */
-async function stepsOf(db: D1Database, chosen: Fields[], logged: Map<string, LogRow>): Promise<Map<string, Step[]>> {
+async function stepsOf(
+  db: D1Database,
+  chosen: Fields[],
+  logged: Map<string, LogRow>,
+  entries?: BatchEntry[],
+): Promise<Map<string, Step[]>> {
   const steps = new Map<string, Step[]>(chosen.map((m) => [keyOf(m), []]));
   const keys = JSON.stringify(chosen.map((m) => keyOf(m)));
   const oldest = Math.min(...chosen.map((m) => Date.parse(m.received_at) || 0));
   const lower = new Date(Math.max(0, oldest - CLOCK_MARGIN_MS)).toISOString();
-  const needle = chosen.length === 1 ? chosen[0]?.id : undefined;
-  const [batches, rows] = await db.batch([
-    db
-      .prepare(
-        `SELECT b.at, b.queue, m.value ->> 1 || char(31) || (m.value ->> 0) AS k, m.value ->> 8 AS steps
-         FROM message_batches b, json_each(b.messages) m
-         WHERE b.at >= ?1 ${needle === undefined ? "" : "AND instr(b.messages, ?3) > 0"}
-           AND m.value ->> 1 || char(31) || (m.value ->> 0) IN (SELECT value FROM json_each(?2))
-         ORDER BY b.at`,
-      )
-      .bind(lower, keys, ...(needle === undefined ? [] : [JSON.stringify(needle)])),
-    db
-      .prepare(
-        `SELECT id, correlation_id, source, type, exchange, routing_key, timestamp, received_at, steps FROM message_log
-         WHERE (source, id) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?1))`,
-      )
-      .bind(JSON.stringify(chosen.filter((m) => !logged.has(keyOf(m))).map((m) => [m.source, m.id]))),
-  ]);
-  for (const row of (batches?.results ?? []) as { at: string; queue: string; k: string; steps: string }[])
+  const unlogged = JSON.stringify(chosen.filter((m) => !logged.has(keyOf(m))).map((m) => [m.source, m.id]));
+  const ownRows = db
+    .prepare(
+      `SELECT id, correlation_id, source, type, exchange, routing_key, timestamp, received_at, steps FROM message_log
+       WHERE (source, id) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?1))`,
+    )
+    .bind(unlogged);
+  let rows: LogRow[];
+  let found: { at: string; queue: string; k: string; steps: string }[];
+  if (entries) {
+    rows = (await ownRows.all<LogRow>()).results;
+    found = entries.map((e) => {
+      const m = JSON.parse(e.msg) as BatchedMessage;
+      return { at: e.at, queue: e.queue, k: keyOf({ source: m[1], id: m[0] }), steps: JSON.stringify(m[8]) };
+    });
+  } else {
+    // The chosen messages' batch rows: since the oldest of them was received.
+    const [batches, own] = await db.batch([
+      db
+        .prepare(
+          `SELECT b.at, b.queue, m.value ->> 1 || char(31) || (m.value ->> 0) AS k, m.value ->> 8 AS steps
+           FROM message_batches b, json_each(b.messages) m
+           WHERE b.at >= ?1 AND m.value ->> 1 || char(31) || (m.value ->> 0) IN (SELECT value FROM json_each(?2))
+           ORDER BY b.at`,
+        )
+        .bind(lower, keys),
+      ownRows,
+    ]);
+    found = (batches?.results ?? []) as typeof found;
+    rows = (own?.results ?? []) as LogRow[];
+  }
+  for (const row of found)
     for (const [status, detail] of parsed<[string, string | null]>(row.steps))
       steps.get(row.k)?.push({ queue: row.queue, status, at: row.at, detail: detail ?? null });
-  for (const row of [...logged.values(), ...((rows?.results ?? []) as LogRow[])])
+  for (const row of [...logged.values(), ...rows])
     for (const [queue, status, at, detail] of parsed<StoredStep>(row.steps))
       steps.get(keyOf(row))?.push({ queue, status, at, detail: detail ?? null });
   // A step is listed once per queue and status, its newest record kept; then in time order.
@@ -183,13 +240,19 @@ export async function lookupMessages(db: D1Database, q: Query, retentionDays: nu
   const since = q.since;
   const retention = now - retentionDays * 86_400_000;
   const lower = new Date(Math.max(retention, since ? Date.parse(since) - CLOCK_MARGIN_MS : 0)).toISOString();
-  const [fromBatches, fromLog] = await Promise.all([batchCandidates(db, q, lower, since), logCandidates(db, q, since)]);
+  // By id or correlation id: one scan finds the messages and all their batch steps; a listing
+  // reads back in windows, then gathers the chosen messages' steps.
+  const single = q.id !== undefined || q.correlation_id !== undefined;
+  const [entries, fromLog] = await Promise.all([single ? batchEntries(db, q, lower, since) : undefined, logCandidates(db, q, since)]);
+  const fromBatches = entries
+    ? entries.map((e) => fieldsOf(JSON.parse(e.msg) as BatchedMessage))
+    : await batchCandidates(db, q, lower, since, now);
   const logged = new Map(fromLog.map((r) => [keyOf(r), r]));
   const byKey = new Map<string, Fields>();
   for (const m of [...fromLog, ...fromBatches]) if (!byKey.has(keyOf(m))) byKey.set(keyOf(m), m);
   const chosen = [...byKey.values()].sort(newestFirst).slice(0, q.limit);
   if (chosen.length === 0) return [];
-  const steps = await stepsOf(db, chosen, logged);
+  const steps = await stepsOf(db, chosen, logged, entries);
   return chosen.map((m) => ({
     id: m.id,
     correlation_id: m.correlation_id,

@@ -10,7 +10,7 @@ import { describe, expect, it } from "vitest";
 import { consume } from "../../queues/consumer";
 import { metrics as metricsConsumer } from "../../queues/consumers/metrics";
 import { ConsumerError } from "../../queues/errors";
-import { recordSteps } from "../../queues/history";
+import { historyStatements, recordSteps } from "../../queues/history";
 import { BILLABLE_FAMILY, meterEnv } from "../../shared/billing";
 import { findQueue } from "../../shared/bus/topology";
 import { flushMetrics, metrics, parseLabelText } from "../../shared/metrics";
@@ -198,6 +198,33 @@ describe("history lookups over packed batch rows", () => {
         .reverse(),
     );
     expect((await history(`id=${uniqueId("nobody")}`)).messages).toEqual([]);
+  });
+
+  it("lists newest first across the read-back windows (rows of hours ago and of now)", async () => {
+    const device = uniqueId("lhw");
+    const hoursAgo = Date.now() - 5 * 3_600_000;
+    const old = readings(30, [device]).map((m, i) => {
+      const at = new Date(hoursAgo + i).toISOString();
+      return { ...m, timestamp: at, received_at: at };
+    });
+    await env.DB.batch(
+      historyStatements(
+        env.DB,
+        old.map((message) => ({ message, queue: "metrics.system", step: "delivered" as const })),
+        new Date(hoursAgo + 500).toISOString(),
+      ),
+    );
+    const recent = readings(10, [device]);
+    await recordSteps(
+      env,
+      recent.map((message) => ({ message, queue: "metrics.system", step: "delivered" as const })),
+    );
+    const newestFirst = [...old, ...recent].map((m) => m.id).reverse();
+    // 10 are in the first window; the other 25 are found reading further back.
+    expect((await history(`device=${device}&limit=35`)).messages.map((m) => m.id)).toEqual(newestFirst.slice(0, 35));
+    const since = new Date(hoursAgo - 60_000).toISOString();
+    expect((await history(`device=${device}&since=${since}&limit=500`)).messages).toHaveLength(40);
+    expect((await history(`id=${old[3]?.id}`)).messages[0]?.steps.map((s) => s.status)).toEqual(["delivered"]);
   });
 
   it("records a replay: the replayed step on the message's own row, the delivery after it in a batch row", async () => {
