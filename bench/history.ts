@@ -8,7 +8,8 @@
  * The store is filled the way the consumers fill it at 1× (docs/cost.md: 177,120 messages a day,
  * 97 % of them two meters at 1 msg/s): every message is alone in its consumer batch on its live
  * queue (one message_batches row each, delivered and stored), and the archive consumer stores a
- * minute's messages in one row. Rows read are D1's `meta.rows_read` summed over the lookup's
+ * minute's messages in one row; then the hourly cron's digests of the finished hours are made (its
+ * rows written and read per hour are printed). Rows read are D1's `meta.rows_read` summed over the lookup's
  * statements; the time is the median of `--rounds`. "other CPU" is the cores anything else on the
  * machine kept busy meanwhile (above about 0.25 the times are high by an unknown amount).
  *
@@ -36,6 +37,7 @@ registerHooks({
   },
 });
 const { lookupMessages } = await import("../queues/history-lookup.ts");
+const { digestHours } = await import("../queues/history-hours.ts");
 
 const { values: flags } = parseArgs({
   options: {
@@ -86,7 +88,8 @@ function statements(file: string, keep: (sql: string) => boolean): string[] {
 }
 // The tables as the migrations make them (0015's data moves are for older stores).
 for (const sql of statements("0015_message_log.sql", (s) => s.startsWith("CREATE"))) await db.prepare(sql).run();
-for (const sql of statements("0017_message_batches.sql", () => true)) await db.prepare(sql).run();
+for (const file of ["0017_message_batches.sql", "0019_message_hours.sql"])
+  for (const sql of statements(file, () => true)) await db.prepare(sql).run();
 for (const sql of statements("0015_message_log.sql", (s) => s.startsWith("CREATE")))
   await db.prepare(sql.replaceAll("message_log", "message_log_v1")).run();
 
@@ -144,16 +147,23 @@ for (let from = 0; from < total; from += perMinute * 200) {
 }
 const fillSeconds = (performance.now() - filled) / 1000;
 const counts = await db
-  .prepare("SELECT (SELECT count(*) FROM message_batches) AS batches, (SELECT count(*) FROM message_log_v1) AS reference")
-  .first<{ batches: number; reference: number }>();
+  .prepare(
+    `SELECT (SELECT count(*) FROM message_batches) AS batches, (SELECT count(*) FROM message_log_v1) AS reference,
+       (SELECT sum(length(at) + length(queue) + length(batch) + length(messages)) FROM message_batches) AS bytes`,
+  )
+  .first<{ batches: number; reference: number; bytes: number }>();
 
 // ---- lookups ---------------------------------------------------------------------------------
 /** db with every statement's rows read summed. */
-function counting(): { db: D1Database; read: () => number } {
+function counting(): { db: D1Database; read: () => number; written: () => number } {
   let read = 0;
+  let written = 0;
   const raw = new WeakMap<object, D1PreparedStatement>();
   const add = (r: unknown) => {
-    for (const one of Array.isArray(r) ? r : [r]) read += (one as D1Result | undefined)?.meta?.rows_read ?? 0;
+    for (const one of Array.isArray(r) ? r : [r]) {
+      read += (one as D1Result | undefined)?.meta?.rows_read ?? 0;
+      written += (one as D1Result | undefined)?.meta?.rows_written ?? 0;
+    }
     return r;
   };
   const wrap = (s: D1PreparedStatement): D1PreparedStatement => {
@@ -176,8 +186,15 @@ function counting(): { db: D1Database; read: () => number } {
       return typeof v === "function" ? v.bind(t) : v;
     },
   });
-  return { db: proxy, read: () => read };
+  return { db: proxy, read: () => read, written: () => written };
 }
+
+// The hourly cron's digests of the finished hours (a first run catches up 48 hours at a time).
+const digesting = counting();
+const digestStart = performance.now();
+let digested = 0;
+for (let n = await digestHours(digesting.db, start, now); n > 0; n = await digestHours(digesting.db, start, now)) digested += n;
+const digestMs = (performance.now() - digestStart) / Math.max(1, digested);
 
 /** The old route's statement (functions/routes/messages.ts before migration 0017). */
 async function reference(c: D1Database, where: string, params: unknown[], limit: number): Promise<unknown[]> {
@@ -210,6 +227,11 @@ const cases: { name: string; lean: (c: D1Database) => Promise<unknown[]>; ref: (
     lean: (c) => lookupMessages(c, { correlation_id: middle, limit: 100 }, DAYS, now),
     ref: (c) =>
       reference(c, "WHERE (id = ? AND correlation_id = id OR correlation_id = ? AND correlation_id <> id)", [middle, middle], 100),
+  },
+  {
+    name: "by id (this hour, not digested)",
+    lean: (c) => lookupMessages(c, { id: `m-${total - 100}`, limit: 100 }, DAYS, now),
+    ref: (c) => reference(c, "WHERE id = ?", [`m-${total - 100}`], 100),
   },
   {
     name: "by id and since (1 h)",
@@ -284,7 +306,10 @@ const columns: Column[] = [
   { header: "reference ms", align: "right" },
 ];
 console.log(
-  `message history lookups, ${DAYS} d of 1× load: ${counts?.batches} batch rows (${total} messages), reference ${counts?.reference} rows; filled in ${fixed(fillSeconds, 0)} s; ${cpus().length} cores, other CPU ${other === undefined ? "n/a" : fixed(other, 2)}`,
+  `message history lookups, ${DAYS} d of 1× load: ${counts?.batches} batch rows (${total} messages), reference ${counts?.reference} rows; ${fixed((counts?.bytes ?? 0) / total, 0)} B of batch rows a message; filled in ${fixed(fillSeconds, 0)} s; ${cpus().length} cores, other CPU ${other === undefined ? "n/a" : fixed(other, 2)}`,
+);
+console.log(
+  `hourly digest (queues/history-hours.ts): ${digested} hours, per hour ${fixed(digesting.written() / Math.max(1, digested), 1)} D1 rows written, ${fixed(digesting.read() / Math.max(1, digested), 0)} rows read, ${fixed(digestMs, 0)} ms`,
 );
 console.log(flags.markdown ? markdownTable(columns, rows) : textTable(columns, rows));
 console.log(

@@ -8,6 +8,7 @@
  * for (docs/api.md has the rows read and the time; bench/history.ts measures them).
  */
 import type { BatchedMessage } from "./history";
+import { HOUR_MS, hoursHolding } from "./history-hours";
 
 export interface MessageQuery {
   device?: string;
@@ -92,20 +93,30 @@ interface BatchEntry {
 }
 
 /**
- * A lookup by id or correlation id: every batch row entry of the matching messages, in ONE scan
- * of the rows since `lower` (only the rows whose text holds the id are unpacked). All their
- * steps are there: a step is never recorded before its message was received.
+ * A lookup by id or correlation id: every batch row entry of the matching messages. The hourly
+ * digests (queues/history-hours.ts) say which finished hours hold the id; those hours and the
+ * ones not digested yet are read, and only their rows whose text holds the id are unpacked. All
+ * the messages' steps are there: a step is never recorded before its message was received.
  */
 async function batchEntries(db: D1Database, q: Query, lower: string, since: string | undefined): Promise<BatchEntry[]> {
   const f = batchFilter(q, since);
-  const { results } = await db
-    .prepare(
-      `SELECT b.at AS at, b.queue AS queue, m.value AS msg FROM message_batches b, json_each(b.messages) m
-       WHERE b.at >= ? ${f.sql} ORDER BY b.at`,
-    )
-    .bind(lower, ...f.params)
-    .all<BatchEntry>();
-  return results;
+  const needle = q.id ?? q.correlation_id ?? "";
+  const { hours, undigestedFrom } = await hoursHolding(db, needle, lower);
+  const ranges: [string, string | null][] = [
+    ...hours.map((h): [string, string] => [new Date(Math.max(h, Date.parse(lower))).toISOString(), new Date(h + HOUR_MS).toISOString()]),
+    [undigestedFrom, null],
+  ];
+  const results = await db.batch(
+    ranges.map(([from, to]) =>
+      db
+        .prepare(
+          `SELECT b.at AS at, b.queue AS queue, m.value AS msg FROM message_batches b, json_each(b.messages) m
+           WHERE b.at >= ? ${to === null ? "" : "AND b.at < ?"} ${f.sql} ORDER BY b.at`,
+        )
+        .bind(from, ...(to === null ? [] : [to]), ...f.params),
+    ),
+  );
+  return results.flatMap((r) => (r.results ?? []) as BatchEntry[]).sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
 }
 
 /** The first window a listing reads back from now; each next one is WINDOW_GROWTH times longer. */

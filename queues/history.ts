@@ -12,6 +12,7 @@
 
 import { log } from "../shared/log";
 import type { Envelope } from "../shared/schemas/message";
+import { digestHours, HOUR_MS } from "./history-hours";
 
 export type Step = "accepted" | "delivered" | "retried" | "dead_lettered" | "replayed" | "stored";
 
@@ -199,11 +200,16 @@ export async function readQueueStats(env: Env): Promise<Map<string, QueueCounts>
   return new Map(results.map((r) => [r.queue, { delivered: r.delivered, retried: r.retried, dead_lettered: r.dead_lettered }]));
 }
 
-/** Drops history older than the retention (the archive keeps the long-term record). */
+/**
+ * The hourly housekeeping (the Worker's cron): drops history older than the retention (the
+ * archive keeps the long-term record) and digests the finished hours for lookups by id.
+ */
 export async function pruneHistory(env: Env, olderThan: Date): Promise<void> {
   const cutoff = olderThan.toISOString();
   await env.DB.batch([
     env.DB.prepare("DELETE FROM message_log WHERE received_at < ?").bind(cutoff),
     env.DB.prepare("DELETE FROM message_batches WHERE at < ?").bind(cutoff),
+    env.DB.prepare("DELETE FROM message_hours WHERE hour < ?").bind(new Date(olderThan.getTime() - HOUR_MS).toISOString()),
   ]);
+  await digestHours(env.DB, olderThan.getTime());
 }

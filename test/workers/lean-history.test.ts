@@ -10,7 +10,7 @@ import { describe, expect, it } from "vitest";
 import { consume } from "../../queues/consumer";
 import { metrics as metricsConsumer } from "../../queues/consumers/metrics";
 import { ConsumerError } from "../../queues/errors";
-import { historyStatements, recordSteps } from "../../queues/history";
+import { historyStatements, pruneHistory, recordSteps } from "../../queues/history";
 import { BILLABLE_FAMILY, meterEnv } from "../../shared/billing";
 import { findQueue } from "../../shared/bus/topology";
 import { flushMetrics, metrics, parseLabelText } from "../../shared/metrics";
@@ -279,5 +279,41 @@ describe("history lookups over packed batch rows", () => {
         ["sensors.temperature", "stored"],
       ]),
     );
+  });
+
+  // Last in the file: the digests cover the finished hours of every row written before it.
+  it("finds by id through the hourly digests, and in the hours not digested yet; pruning keeps what is in retention", async () => {
+    const device = uniqueId("lhd");
+    const threeHoursAgo = Date.now() - 3 * 3_600_000;
+    const old = readings(40, [device]).map((m, i) => {
+      const at = new Date(threeHoursAgo + i).toISOString();
+      return { ...m, timestamp: at, received_at: at };
+    });
+    await env.DB.batch(
+      historyStatements(
+        env.DB,
+        old.map((message) => ({ message, queue: "metrics.system", step: "delivered" as const })),
+        new Date(threeHoursAgo + 200).toISOString(),
+      ),
+    );
+    const fresh = readings(5, [device]);
+    await recordSteps(
+      env,
+      fresh.map((message) => ({ message, queue: "metrics.system", step: "delivered" as const })),
+    );
+    // The hourly cron: nothing in the 7 days' retention goes; the finished hours are digested.
+    await pruneHistory(env, new Date(Date.now() - 7 * 86_400_000));
+    const digest = await env.DB.prepare("SELECT hour, ids FROM message_hours WHERE instr(ids, ?) > 0")
+      .bind(`\n${old[7]?.id}\n`)
+      .all<{ hour: string }>();
+    expect(digest.results).toHaveLength(1);
+    expect(Date.parse(digest.results[0]?.hour ?? "")).toBe(Math.floor((threeHoursAgo + 200) / 3_600_000) * 3_600_000);
+    for (const m of [old[7], old[39], fresh[2]] as Envelope[]) {
+      const [found] = (await history(`id=${m.id}`)).messages;
+      expect(found?.id).toBe(m.id);
+      expect(found?.steps.map((s) => s.status)).toEqual(["delivered"]);
+    }
+    expect((await history(`id=${uniqueId("nobody")}`)).messages).toEqual([]);
+    expect((await history(`device=${device}&limit=500`)).messages).toHaveLength(45);
   });
 });
