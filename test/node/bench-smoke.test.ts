@@ -49,6 +49,7 @@ const BENCHES: { file: string; args?: string[]; figures: RegExp }[] = [
   { file: "mqtt.ts", figures: /edgemesh \(MQTT gateway[^\n]*\d/ },
   { file: "agent.ts", figures: /agent, outbox sync=full: MQTT → outbox → edge acknowledged\s+\d+/ },
   { file: "flows.ts", figures: /trigger → command[^\n]*\d/ },
+  { file: "history.ts", figures: /by id \(middle[^\n]*\d/ },
 ];
 
 describe("benchmarks in their short mode", () => {
