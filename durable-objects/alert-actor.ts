@@ -20,74 +20,35 @@ import type { Alert, AlertRule } from "../shared/schemas/alerts";
 import type { Envelope, EnvelopeOf } from "../shared/schemas/message";
 import type { Observation, Phase, State } from "./alert-actor/rules";
 import * as machine from "./alert-actor/rules";
+import { ActorStore } from "./alert-actor/store";
 
 export type { Observation } from "./alert-actor/rules";
 
-interface StateRow {
-  rule_id: string;
-  phase: Phase;
-  since: number | null;
-  last_at: number | null;
-  last_value: number | null;
-  alert: string | null;
-  next_notify: number | null;
-  escalate_at: number | null;
-  rule: string;
-  [key: string]: SqlStorageValue;
-}
-
-const SCHEMA = `
-  CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-  CREATE TABLE IF NOT EXISTS state (
-    rule_id TEXT PRIMARY KEY, phase TEXT NOT NULL, since INTEGER, last_at INTEGER, last_value REAL,
-    alert TEXT, next_notify INTEGER, escalate_at INTEGER, rule TEXT NOT NULL);
-  CREATE TABLE IF NOT EXISTS windows (metric TEXT PRIMARY KEY, size INTEGER NOT NULL, values_json TEXT NOT NULL);
-  CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, seq INTEGER NOT NULL);
-  CREATE TABLE IF NOT EXISTS outbox (id TEXT PRIMARY KEY, body TEXT NOT NULL, created INTEGER NOT NULL);
-`;
 const OUTBOX_RETRY_MS = 5_000;
-
-const SEEN_KEPT = 2_000;
-const SEEN_PRUNE_EVERY = 500;
 const ANOMALY_WINDOW_MAX = 500;
 
 export class AlertActor extends DurableObject<Env> {
   #flushing: Promise<boolean> = Promise.resolve(true);
   #detectors = new Map<string, RollingDetector>();
-  /** The newest `seen` seq: read once per wake-up, then counted here (no MAX(seq) scan per reading). */
-  #seq: number | undefined;
+  readonly #store: ActorStore;
+  #deviceKnown = false;
+  /** The alarm as last set by this instance (undefined: not known yet). */
+  #alarmAt: number | null | undefined;
   /** The default analysis on the stream (docs/ai.md): baselines in memory, stored lazily. */
   #baselines: Baselines | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    ctx.storage.sql.exec(SCHEMA);
+    this.#store = new ActorStore(ctx.storage.sql);
   }
 
   #device(): string {
     return this.ctx.storage.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'device'").toArray()[0]?.value ?? "";
   }
 
-  #load(ruleId: string): State | undefined {
-    const row = this.ctx.storage.sql.exec<StateRow>("SELECT * FROM state WHERE rule_id = ?", ruleId).toArray()[0];
-    if (!row) return undefined;
-    return { ...row, alert: row.alert ? (JSON.parse(row.alert) as Alert) : null, rule: JSON.parse(row.rule) as AlertRule };
-  }
-
-  #save(s: State): void {
-    this.ctx.storage.sql.exec(
-      `INSERT OR REPLACE INTO state (rule_id, phase, since, last_at, last_value, alert, next_notify, escalate_at, rule)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      s.rule_id,
-      s.phase,
-      s.since,
-      s.last_at,
-      s.last_value,
-      s.alert ? JSON.stringify(s.alert) : null,
-      s.next_notify,
-      s.escalate_at,
-      JSON.stringify(s.rule),
-    );
+  #analysis(): Baselines {
+    this.#baselines ??= new Baselines(sqlBaselineStore(this.ctx.storage.sql));
+    return this.#baselines;
   }
 
   #detector(metric: string): RollingDetector {
@@ -112,22 +73,21 @@ export class AlertActor extends DurableObject<Env> {
     observations: Observation[],
     analysis?: AnalysisBatch,
   ): Promise<{ evaluated: number; changes: number }> {
-    this.ctx.storage.sql.exec("INSERT OR IGNORE INTO meta (key, value) VALUES ('device', ?)", device);
-    this.#baselines ??= new Baselines(sqlBaselineStore(this.ctx.storage.sql));
-    const analysed = analysis ? this.#baselines.observe(device, analysis) : undefined;
+    if (!this.#deviceKnown) this.ctx.storage.sql.exec("INSERT OR IGNORE INTO meta (key, value) VALUES ('device', ?)", device);
+    this.#deviceKnown = true;
+    const analysed = analysis ? this.#analysis().observe(device, analysis) : undefined;
     const outgoing: Envelope[] = [
       ...(analysed?.transitions.map((t) => machine.message(t.alert, t.transition, t.cause)) ?? []),
       ...(analysed?.results ?? []),
     ];
     if (observations.length === 0 && outgoing.length === 0) return { evaluated: 0, changes: 0 };
-    let evaluated = 0;
+    const states = this.#store.states();
+    const ids: string[] = [];
+    const touched = new Map<string, State>();
     const touchedWindows = new Set<string>();
     for (const obs of observations) {
-      this.#seq ??= this.ctx.storage.sql.exec<{ s: number | null }>("SELECT MAX(seq) AS s FROM seen").one().s ?? 0;
-      if (this.ctx.storage.sql.exec("INSERT OR IGNORE INTO seen (id, seq) VALUES (?, ?)", obs.id, this.#seq + 1).rowsWritten === 0)
-        continue;
-      this.#seq++;
-      evaluated++;
+      if (this.#store.seen(obs.id) || ids.includes(obs.id)) continue;
+      ids.push(obs.id);
       // Anomaly scores are taken against the window before this reading joins it.
       const scores = new Map<string, number>();
       for (const rule of rules) {
@@ -149,7 +109,7 @@ export class AlertActor extends DurableObject<Env> {
         if (!obs.rules.includes(rule.id)) continue;
         const value = rule.metric === undefined ? undefined : obs.readings[rule.metric];
         if (rule.condition.type !== "absence" && value === undefined) continue;
-        const state = this.#load(rule.id) ?? machine.fresh(rule);
+        const state = states.get(rule.id) ?? machine.fresh(rule);
         state.rule = rule;
         const holds = machine.holds(rule, state, obs, value, scores.get(`${rule.metric}:${rule.id}`));
         state.last_at = obs.at;
@@ -157,7 +117,8 @@ export class AlertActor extends DurableObject<Env> {
         const shown = rule.condition.type === "anomaly" ? scores.get(`${rule.metric}:${rule.id}`) : value;
         const change = machine.step(device, state, holds, obs.at, shown, obs.id);
         if (change) outgoing.push(change);
-        this.#save(state);
+        this.#store.persist(state);
+        touched.set(rule.id, state);
       }
     }
     for (const metric of touchedWindows) {
@@ -168,21 +129,19 @@ export class AlertActor extends DurableObject<Env> {
         JSON.stringify(this.#detector(metric).values),
       );
     }
-    // Pruned every SEEN_PRUNE_EVERY ids: one scan of the table then, none per reading.
-    if (evaluated > 0 && this.#seq !== undefined && this.#seq % SEEN_PRUNE_EVERY < evaluated)
-      this.ctx.storage.sql.exec("DELETE FROM seen WHERE seq <= ?", this.#seq - SEEN_KEPT);
+    // In the same synchronous step as the states and the outbox: one transaction.
+    this.#store.commit(ids, touched.values());
     await this.#emit(outgoing);
     await this.#schedule();
-    return { evaluated, changes: outgoing.length };
+    return { evaluated: ids.length, changes: outgoing.length };
   }
 
   /** Acknowledges the rule's current alert (when it is the one named); stops re-notification and escalation. */
   async acknowledge(ruleId: string, alertId: string, by: string): Promise<Alert | undefined> {
-    const s = this.#load(ruleId);
+    const s = this.#store.states().get(ruleId);
     if (!s) {
       // An alert of the default analysis (its state is the metric's baseline, not a rule's row).
-      this.#baselines ??= new Baselines(sqlBaselineStore(this.ctx.storage.sql));
-      const acked = this.#baselines.acknowledge(alertId, by);
+      const acked = this.#analysis().acknowledge(alertId, by);
       if (acked) await this.#emit([machine.message(acked.alert, "acknowledged")]);
       return acked?.alert;
     }
@@ -193,7 +152,7 @@ export class AlertActor extends DurableObject<Env> {
     s.alert = { ...s.alert, status: "acknowledged", acknowledged_at: at, acknowledged_by: by, updated_at: at };
     s.next_notify = null;
     s.escalate_at = null;
-    this.#save(s);
+    this.#store.persist(s);
     await this.#emit([machine.message(s.alert, "acknowledged")]);
     await this.#schedule();
     return s.alert;
@@ -201,10 +160,9 @@ export class AlertActor extends DurableObject<Env> {
 
   /** The rules' states, for tests and the admin view. */
   async states(): Promise<{ rule_id: string; phase: Phase; alert: Alert | null }[]> {
-    return this.ctx.storage.sql
-      .exec<StateRow>("SELECT * FROM state ORDER BY rule_id")
-      .toArray()
-      .map((r) => ({ rule_id: r.rule_id, phase: r.phase, alert: r.alert ? (JSON.parse(r.alert) as Alert) : null }));
+    return [...this.#store.states().values()]
+      .sort((a, b) => (a.rule_id < b.rule_id ? -1 : a.rule_id > b.rule_id ? 1 : 0))
+      .map((s) => ({ rule_id: s.rule_id, phase: s.phase, alert: s.alert }));
   }
 
   /** Timers: holds that ran their time, absence of data, re-notification and escalation. */
@@ -214,52 +172,56 @@ export class AlertActor extends DurableObject<Env> {
   }
 
   override async alarm(): Promise<void> {
+    // Fired, it is gone (or due now); called by recheck(), it is still set.
+    const set = await this.ctx.storage.getAlarm();
+    this.#alarmAt = set !== null && set > Date.now() ? set : null;
     await this.#flush();
     const now = Date.now();
     const device = this.#device();
-    const rows = this.ctx.storage.sql.exec<{ rule_id: string }>("SELECT rule_id FROM state").toArray();
-    this.#baselines ??= new Baselines(sqlBaselineStore(this.ctx.storage.sql));
-    const analysed = this.#baselines.openAlerts();
+    const states = this.#store.states();
     // Rules may have changed or gone since the last reading: the timers follow the stored rules.
-    const current = await rulesById(this.env.DB, [...new Set([...rows.map((r) => r.rule_id), ...analysed.map((a) => a.rule_id)])]);
+    const analysed = this.#analysis().openAlerts();
+    const current = await rulesById(this.env.DB, [...new Set([...states.keys(), ...analysed.map((a) => a.rule_id)])]);
     // The default analysis' open alerts clear when the rule that set them went or was disabled.
-    const outgoing: EnvelopeOf<"alert">[] = this.#baselines
+    const outgoing: EnvelopeOf<"alert">[] = this.#analysis()
       .retire((a) => !current.get(a.rule_id)?.enabled, now)
       .map((t) => machine.message(t.alert, t.transition));
-    for (const { rule_id } of rows) {
-      const s = this.#load(rule_id);
-      if (!s) continue;
+    for (const [rule_id, s] of [...states]) {
       const rule = current.get(rule_id);
       if (!rule?.enabled) {
         const cleared = machine.clear(s, now);
         if (cleared) outgoing.push(cleared);
-        this.ctx.storage.sql.exec("DELETE FROM state WHERE rule_id = ?", rule_id);
+        this.#store.remove(rule_id);
         continue;
       }
       s.rule = rule;
       const change = machine.due(device, s, now);
       if (change) outgoing.push(change);
-      this.#save(s);
+      this.#store.persist(s);
     }
     await this.#emit(outgoing);
     await this.#schedule();
   }
 
   async #schedule(): Promise<void> {
-    const rows = this.ctx.storage.sql.exec<StateRow>("SELECT * FROM state").toArray();
     let next: number | null = null;
-    for (const row of rows) {
-      const due = machine.nextDue({
-        ...row,
-        alert: row.alert ? (JSON.parse(row.alert) as Alert) : null,
-        rule: JSON.parse(row.rule) as AlertRule,
-      });
+    for (const s of this.#store.states().values()) {
+      const due = machine.nextDue(s);
       if (due !== null && (next === null || due < next)) next = due;
     }
     const unsent = this.ctx.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM outbox").one().n;
     if (unsent > 0) next = Math.min(next ?? Number.POSITIVE_INFINITY, Date.now() + OUTBOX_RETRY_MS);
-    if (next === null) await this.ctx.storage.deleteAlarm();
-    else await this.ctx.storage.setAlarm(Math.max(next, Date.now() + 10));
+    if (next !== null) next = Math.max(next, Date.now() + 10);
+    // The alarm is storage too: set only when it must come sooner. A later one (an absence timer
+    // pushed back by each reading) is left; it wakes the actor, which finds nothing due and sets
+    // the next — one wake-up per absence window instead of a write per reading.
+    this.#alarmAt ??= await this.ctx.storage.getAlarm();
+    if (next === null) {
+      // Nothing is due any more (a state change, not a reading): the alarm goes.
+      if (this.#alarmAt !== null) await this.ctx.storage.deleteAlarm();
+    } else if (this.#alarmAt === null || next < this.#alarmAt) await this.ctx.storage.setAlarm(next);
+    else return;
+    this.#alarmAt = next;
   }
 
   /**

@@ -156,17 +156,30 @@ export class D1SeriesStore implements SeriesStore {
         .prepare("INSERT OR IGNORE INTO series_dirty_hours (hour) SELECT value FROM json_each(?1)")
         .bind(JSON.stringify(distinctHours(rows))),
     );
-    const latest = newestPerKey(rows).map((r) => [r.device, r.metric, r.time, r.value, r.unit, r.room, r.message_id]);
+    // The newest values, one packed row per device (0018_series_latest_packed.sql): a metric's
+    // entry is replaced only by a newer one.
+    const latest = new Map<string, Record<string, [number, number, string, string | null, string]>>();
+    for (const r of newestPerKey(rows)) {
+      const own = latest.get(r.device) ?? {};
+      own[r.metric] = [r.time, r.value, r.unit, r.room, r.message_id];
+      latest.set(r.device, own);
+    }
     statements.push(
       this.#db
         .prepare(
-          `INSERT INTO series_latest (device, metric, time, value, unit, room, message_id)
-           SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6 FROM json_each(?1) WHERE true
-           ON CONFLICT (device, metric) DO UPDATE SET time = excluded.time, value = excluded.value, unit = excluded.unit,
-             room = excluded.room, message_id = excluded.message_id
-           WHERE excluded.time > series_latest.time`,
+          `INSERT INTO series_latest_packed (device, metrics)
+           SELECT value ->> 0, value ->> 1 FROM json_each(?1) WHERE true
+           ON CONFLICT (device) DO UPDATE SET metrics = (
+             SELECT json_group_object(k, json(v)) FROM (
+               SELECT o.key AS k, o.value AS v FROM json_each(series_latest_packed.metrics) o
+                 WHERE NOT EXISTS (SELECT 1 FROM json_each(excluded.metrics) n WHERE n.key = o.key AND n.value ->> 0 > o.value ->> 0)
+               UNION ALL
+               SELECT n.key, n.value FROM json_each(excluded.metrics) n
+                 WHERE NOT EXISTS (SELECT 1 FROM json_each(series_latest_packed.metrics) o WHERE o.key = n.key AND o.value ->> 0 >= n.value ->> 0)))
+           WHERE EXISTS (SELECT 1 FROM json_each(excluded.metrics) n
+             WHERE coalesce(series_latest_packed.metrics ->> ('$."' || n.key || '"[0]'), -1) < n.value ->> 0)`,
         )
-        .bind(JSON.stringify(latest)),
+        .bind(JSON.stringify([...latest].map(([device, metrics]) => [device, JSON.stringify(metrics)]))),
     );
     // One batch is one transaction: rows, rollup marks and latest values land together or not at all.
     const results = await this.#db.batch(statements);

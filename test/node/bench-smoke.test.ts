@@ -54,6 +54,7 @@ const BENCHES: { file: string; args?: string[]; figures: RegExp }[] = [
     file: "latency.ts",
     figures: /goal (HOLDS|MISSED): accepted → stored p99 < 1 s, idle[\s\S]*goal (HOLDS|MISSED): accepted → stored p99 < 1 s, 1000\/s/,
   },
+  { file: "history.ts", figures: /by id \(middle[^\n]*\d/ },
 ];
 
 describe("benchmarks in their short mode", () => {
