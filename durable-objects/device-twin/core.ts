@@ -62,13 +62,19 @@ export class TwinCore {
   /** Opens the outbox and rebuilds what the last snapshot does not hold yet (state.ts). */
   open(): void {
     const sql = this.ctx.storage.sql;
-    const bulkMs = readConfig(this.env).ARCHIVE_PACK_SECONDS * 1000;
+    const { ARCHIVE_PACK_SECONDS, LIVE_PACK_MS, TWIN_OUTBOX_SLOTS } = readConfig(this.env);
     const outbox = new TwinOutbox(
       sql,
       this.env,
       () => this.s.profile?.id,
-      (queue) => packWindow(queue, bulkMs),
+      (queue) => packWindow(queue, ARCHIVE_PACK_SECONDS * 1000, LIVE_PACK_MS),
       this.s.mark.sent,
+      TWIN_OUTBOX_SLOTS,
+      // A row newer than the snapshot is about to be overwritten (> SLOTS requests within SNAPSHOT_MS): snapshot first.
+      // The row being written is not in memory yet: the snapshot covers the rows before it.
+      (seq) => {
+        if (seq > this.s.mark.seq) this.snapshot(Date.now(), this.outbox.lastSeq - 1);
+      },
     );
     this.outboxRows = outbox;
     this.seenIds = new SeenIds(sql);
@@ -91,7 +97,7 @@ export class TwinCore {
     if (tables.has("outbound")) {
       for (const row of sql.exec<{ body: string }>("SELECT body FROM outbound ORDER BY created").toArray()) {
         const parsed = Envelope.safeParse(JSON.parse(row.body));
-        if (parsed.success) outbox.append(outbox.nextSeq(Date.now()), { m: [parsed.data], r: [routeOf(parsed.data)] });
+        if (parsed.success) outbox.append(outbox.nextSeq(Date.now()), { m: [parsed.data], r: [routeOf(parsed.data)] }, true);
       }
       sql.exec("DROP TABLE outbound");
     }
@@ -170,9 +176,10 @@ export class TwinCore {
     );
   }
 
-  snapshot(now: number): void {
+  snapshot(now: number, upTo?: number): void {
     if (!this.s.profile || !this.outboxRows) return;
-    this.s.snapshot({ seq: this.outboxRows.lastSeq, sent: this.outboxRows.sentUpTo }, now);
+    const seq = upTo ?? this.outboxRows.lastSeq;
+    this.s.snapshot({ seq, sent: Math.min(seq, this.outboxRows.sentUpTo) }, now);
   }
 
   /**
@@ -265,9 +272,9 @@ export class TwinCore {
     );
   }
 
-  /** The twin's own event (availability, command result) into the outbox, as a row of its own. */
+  /** The twin's own event (availability, command result) into the outbox, as a row of its own (the ring grows rather than refuse it). */
   enqueue(message: Envelope): void {
-    this.outbox.append(this.outbox.nextSeq(Date.now()), { m: [message], r: [routeOf(message)] });
+    this.outbox.append(this.outbox.nextSeq(Date.now()), { m: [message], r: [routeOf(message)] }, true);
   }
 
   enqueueResult(profile: TwinProfile, command: Command, id: string, now: number, outcome: CommandOutcome): void {
@@ -310,11 +317,11 @@ export class TwinCore {
     }
   }
 
-  prune(now: number, dedupeWindowMs: number, recentWindowMs: number): void {
+  prune(now: number, dedupeWindowMs: number): void {
     if (now - this.lastPrune < PRUNE_EVERY_MS) return;
     this.lastPrune = now;
-    // Bodies go once the snapshot covers them and the recent window is past; rows once the dedupe window is.
-    this.outbox.prune(Math.min(now - recentWindowMs, this.s.mark.seq + 1), now - dedupeWindowMs);
+    // The ring's rows are reused, never deleted; the id blocks go once the dedupe window is past.
+    this.outbox.prune(now - dedupeWindowMs);
     this.seen.prune(now - dedupeWindowMs);
   }
 }
