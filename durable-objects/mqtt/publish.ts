@@ -89,7 +89,10 @@ function answer(g: Gateway, ws: WebSocket, conn: Conn, packet: IPublishPacket, i
   // Anything else refused (a payload that is no valid message, an unknown topic) would be refused
   // again on every resend: 3.1.1 acknowledges it as usual and drops it, v5 answers its reason code;
   // a QoS 0 one is just dropped. The refusal is in the twin's error log either way.
-  if (reason >= 0x80 && packet.qos === 0) return save(ws, conn);
+  if (reason >= 0x80 && packet.qos === 0) {
+    save(ws, conn);
+    return;
+  }
   const code = conn.version === 4 ? REASON.success : allowed(PUBACK_REASONS, reason);
   if (packet.qos === 1) send(ws, conn, { cmd: "puback", messageId: id, reasonCode: code });
   if (packet.qos === 2) {
