@@ -12,9 +12,10 @@ import type { HubUpdate } from "../../shared/schemas/live";
 import { Envelope } from "../../shared/schemas/message";
 import type { Availability } from "../availability";
 import { type Command, CommandOutbox } from "../command-outbox";
-import { agentLinkStub, hubName, hubStub } from "../stubs";
+import { agentLinkStub } from "../stubs";
 import { TokenBucket } from "../token-bucket";
 import type { ReportedReading } from "../twin-document";
+import { HubAnnouncer } from "./announce";
 import { nextAlarmAt, stateChangedMessage } from "./availability";
 import { type CommandOutcome, resultMessage, Waiters } from "./commands";
 import { SeenIds } from "./dedupe";
@@ -46,6 +47,8 @@ export class TwinCore {
 
   readonly waiters = new Waiters();
 
+  readonly hub: HubAnnouncer;
+
   snapshotTimer: ReturnType<typeof setTimeout> | undefined;
 
   /** The alarm as last set or read (undefined: not known yet). */
@@ -56,6 +59,7 @@ export class TwinCore {
     readonly env: Env,
   ) {
     this.s = new TwinState(ctx.storage.sql);
+    this.hub = new HubAnnouncer(env, ctx);
     if (this.s.load()) this.open();
   }
 
@@ -195,17 +199,14 @@ export class TwinCore {
     );
   }
 
-  /** Tells the room's live hub, without holding up the caller; dashboards resync on reconnect. */
+  /**
+   * Tells the room's live hub, without holding up the caller; dashboards resync on reconnect.
+   * Throttled (announce.ts): at most one hub call per HUB_GAP_MS, however many messages.
+   */
   announce(updates: HubUpdate[], readings?: Record<string, ReportedReading>): void {
     const profile = this.s.profile;
     if (!profile || updates.length === 0) return;
-    const name = hubName(profile.room);
-    const room = readings && profile.room ? { room: profile.room, device: profile.id, readings } : undefined;
-    this.ctx.waitUntil(
-      hubStub(this.env, name)
-        .publish(updates, room)
-        .catch((error: unknown) => log("warn", "live hub update failed", { hub: name, device: profile.id, error: String(error) })),
-    );
+    this.hub.add(profile.room, profile.id, updates, readings);
   }
 
   announceCommands(commands: Command[]): void {

@@ -104,6 +104,7 @@ export class DeviceTwin extends DurableObject<Env> {
     if (this.#core.snapshotTimer !== undefined) clearTimeout(this.#core.snapshotTimer);
     this.#core.snapshotTimer = undefined;
     this.#core.waiters.clear();
+    this.#core.hub.forget();
   }
 
   async profile(): Promise<TwinProfile | undefined> {
