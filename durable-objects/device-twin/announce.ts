@@ -15,8 +15,8 @@ import { mergeReadings, type ReportedReading } from "../twin-document";
 export const HUB_GAP_MS = 50;
 
 export class HubAnnouncer {
-  readonly #env: Env;
-  readonly #ctx: DurableObjectState;
+  /** The twin: its (metered) env and ctx are read at each use (core.ts). */
+  readonly #owner: { readonly ctx: DurableObjectState; readonly env: Env };
   #updates: HubUpdate[] = [];
   #report: RoomReport | undefined;
   #hub = "";
@@ -26,9 +26,8 @@ export class HubAnnouncer {
   /** Hub calls made (for the tests and the cost notes). */
   calls = 0;
 
-  constructor(env: Env, ctx: DurableObjectState) {
-    this.#env = env;
-    this.#ctx = ctx;
+  constructor(owner: { readonly ctx: DurableObjectState; readonly env: Env }) {
+    this.#owner = owner;
   }
 
   /** Queues updates (and the room's share of changed readings) for the room's hub. */
@@ -80,7 +79,7 @@ export class HubAnnouncer {
     this.#busy = true;
     this.#lastAt = Date.now();
     this.calls++;
-    const call = hubStub(this.#env, hub)
+    const call = hubStub(this.#owner.env, hub)
       .publish(updates, report)
       .then(() => undefined)
       .catch((error: unknown) => log("warn", "live hub update failed", { hub, error: String(error) }))
@@ -88,7 +87,7 @@ export class HubAnnouncer {
         this.#busy = false;
         this.#pump();
       });
-    this.#ctx.waitUntil(call);
+    this.#owner.ctx.waitUntil(call);
   }
 
   forget(): void {

@@ -24,6 +24,18 @@ import { TwinOutbox } from "./outbox";
 import { SNAPSHOT_MS, TwinState } from "./state";
 import { type Failure, type Rejection, type TwinProfile, unauthorized } from "./types";
 
+/** An object whose every property is read from `resolve()` at the time of use. */
+function late<T extends object>(resolve: () => T): T {
+  return new Proxy({} as T, {
+    get(_t, prop) {
+      const target = resolve();
+      const value = Reflect.get(target, prop, target);
+      return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+    has: (_t, prop) => Reflect.has(resolve(), prop),
+  });
+}
+
 const PRUNE_EVERY_MS = 10 * 60 * 1000;
 /** The registry's last_seen is written at most this often per device (docs/twins.md: the list views trail by under a minute). */
 const REGISTRY_SEEN_EVERY_MS = 50_000;
@@ -54,22 +66,29 @@ export class TwinCore {
   /** The alarm as last set or read (undefined: not known yet). */
   alarmAt: number | null | undefined;
 
-  constructor(
-    readonly ctx: DurableObjectState,
-    readonly env: Env,
-  ) {
-    this.s = new TwinState(ctx.storage.sql);
-    this.hub = new HubAnnouncer(env, ctx);
+  /**
+   * The object's SQLite and env, looked up at each use on the owner (the DeviceTwin): the metered
+   * subclass (shared/billing-do.ts) swaps in its metered `ctx` and `env` only after the
+   * constructor, so nothing here may keep the ones the constructor saw.
+   */
+  readonly sql: SqlStorage;
+  readonly lazyEnv: Env;
+
+  constructor(readonly owner: { readonly ctx: DurableObjectState; readonly env: Env }) {
+    this.sql = late(() => owner.ctx.storage.sql);
+    this.lazyEnv = late(() => owner.env);
+    this.s = new TwinState(this.sql);
+    this.hub = new HubAnnouncer(owner);
     if (this.s.load()) this.open();
   }
 
   /** Opens the outbox and rebuilds what the last snapshot does not hold yet (state.ts). */
   open(): void {
-    const sql = this.ctx.storage.sql;
+    const sql = this.sql;
     const { ARCHIVE_PACK_SECONDS, LIVE_PACK_MS, TWIN_OUTBOX_SLOTS } = readConfig(this.env);
     const outbox = new TwinOutbox(
       sql,
-      this.env,
+      this.lazyEnv,
       () => this.s.profile?.id,
       (queue) => packWindow(queue, ARCHIVE_PACK_SECONDS * 1000, LIVE_PACK_MS),
       this.s.mark.sent,
@@ -108,6 +127,14 @@ export class TwinCore {
     if (tables.has("recent")) sql.exec("DROP TABLE recent");
   }
 
+  get ctx(): DurableObjectState {
+    return this.owner.ctx;
+  }
+
+  get env(): Env {
+    return this.owner.env;
+  }
+
   get outbox(): TwinOutbox {
     if (!this.outboxRows) this.open();
     return this.outboxRows as TwinOutbox;
@@ -120,7 +147,7 @@ export class TwinCore {
 
   /** The command outbox; its table exists only once the device is provisioned. */
   get commands(): CommandOutbox {
-    this.commandStore ??= new CommandOutbox(this.ctx.storage.sql);
+    this.commandStore ??= new CommandOutbox(this.sql);
     return this.commandStore;
   }
 

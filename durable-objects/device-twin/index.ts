@@ -47,7 +47,16 @@ export class DeviceTwin extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     // SQLite calls are synchronous, so state loads (and is rebuilt) before any call runs.
-    this.#core = new TwinCore(ctx, env);
+    // Its ctx and env are read at each use: the metered ones once the metering subclass set them.
+    const self = this;
+    this.#core = new TwinCore({
+      get ctx() {
+        return self.ctx;
+      },
+      get env() {
+        return self.env;
+      },
+    });
   }
 
   // ── Registry ────────────────────────────────────────────────────────────────────────────

@@ -230,6 +230,9 @@ function reasonOf(outcome: ItemOutcome): number {
   if (!outcome.ok) {
     if (outcome.code === "unauthorized") throw new MqttError(REASON.notAuthorized, "the device token is no longer valid");
     if (outcome.code === "rate_limited") return REASON.quotaExceeded;
+    // The twin's outbox is full (its queues are not taking messages): nothing was stored. Ending the
+    // connection without an answer makes the client publish it again after reconnecting.
+    if (outcome.code === "unavailable") throw new MqttError(REASON.serverBusy, "the device's outbox is full; publish again later");
     return REASON.implementationSpecific;
   }
   if (outcome.accepted) return REASON.success;

@@ -41,9 +41,15 @@ export class MqttSession extends DurableObject<Env> {
   #batchers = new Map<string, TwinBatcher>();
   #schema = false;
   #lastSweep = 0;
-  #gateway: Gateway = {
-    env: this.env,
-    ctx: this.ctx,
+  // env and ctx are read at each use: the metering subclass (shared/billing-do.ts) sets the
+  // metered ones only after the constructor, when this object already exists.
+  #gateway: Gateway = ((self: MqttSession) => ({
+    get env() {
+      return self.env;
+    },
+    get ctx() {
+      return self.ctx;
+    },
     sql: () => this.#sql(),
     close: (ws, conn, reason, message, options) => this.#close(ws, conn, reason, message, options),
     fail: (ws, error) => this.#fail(ws, error),
@@ -57,7 +63,7 @@ export class MqttSession extends DurableObject<Env> {
       }
       return batcher;
     },
-  };
+  }))(this);
 
   /** The connection's deferred steps: publishes answered in order while their twin calls are batched. */
   #pipeline(ws: WebSocket): Pipeline {
