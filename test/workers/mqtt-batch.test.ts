@@ -6,7 +6,7 @@
  */
 import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import type { Packet } from "mqtt-packet";
+import { generate, type Packet } from "mqtt-packet";
 import { describe, expect, it } from "vitest";
 import { ADMIN, call, json } from "./helpers";
 import { connected, publish } from "./mqtt-harness";
@@ -48,6 +48,7 @@ describe("MQTT publishes batched into the twin", () => {
           state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM outbox_ring WHERE json_array_length(ids) > 0").one().n,
       );
       expect(rows).toBeLessThan(N - 1);
+      console.warn(`MEASURE mqtt v${version}: ${N} publishes back to back → ${calls} twin calls, ${rows} twin outbox rows`);
       // Everything but the two bad ones was accepted, once; the refusal is in the twin's error log.
       const twin = await json<{ counters: { accepted: number; rejected: number } }>(
         await call(`/v1/devices/${device}/twin`, { headers: ADMIN }),
@@ -61,6 +62,31 @@ describe("MQTT publishes batched into the twin", () => {
       client.ws.close();
     });
   }
+
+  it("50 QoS 1 publishes in one WebSocket frame (a client that coalesces its writes) take two twin calls", async () => {
+    const { device, client } = await connected(5);
+    const parts = Array.from({ length: N }, (_, i) =>
+      generate(publish(`devices/${device}/telemetry`, { id: `${device}-f-${i}`, payload: { n: i } }, 1, i + 1), {
+        protocolVersion: 5,
+      } as never),
+    );
+    const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    for (const p of parts) {
+      bytes.set(p, at);
+      at += p.length;
+    }
+    client.raw(bytes);
+    const acks: (Packet & { messageId: number; reasonCode?: number })[] = [];
+    while (acks.length < N) acks.push((await client.next("puback", 10_000)) as Packet & { messageId: number; reasonCode?: number });
+    expect(acks.map((a) => a.messageId)).toEqual(Array.from({ length: N }, (_, i) => i + 1));
+    expect(acks.every((a) => (a.reasonCode ?? 0) === 0)).toBe(true);
+    // The first publish goes at once; the other 49 arrive while it is in flight and go together.
+    const calls = await env.MQTT_SESSION.getByName(device).twinCalls();
+    console.warn(`MEASURE mqtt one frame: ${N} publishes → ${calls} twin calls`);
+    expect(calls).toBeLessThanOrEqual(3);
+    client.ws.close();
+  });
 
   it("an idle device's publish is not held back: one publish, one twin call, its PUBACK at once", async () => {
     const { device, client } = await connected(5);
