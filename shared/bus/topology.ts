@@ -164,7 +164,7 @@ export function queueForCloudflareName(cloudflareName: string): QueueDef | undef
 /**
  * A queue's pack window. Archive windows take `bulkWindowMs` when given (ARCHIVE_PACK_SECONDS,
  * docs/configuration.md: tests shorten it); live windows take `liveWindowMs` (LIVE_PACK_MS: a
- * longer window trades latency for fewer queue operations); dead letters are never packed.
+ * longer window trades latency for fewer queue operations).
  */
 export function packWindow(queueName: string, bulkWindowMs?: number, liveWindowMs?: number): PackWindow | undefined {
   const pack = findQueue(queueName)?.pack;
