@@ -5,7 +5,12 @@
  *
  * Every update gets the hub's next sequence number and is kept in a bounded ring, so a client
  * that reconnects resumes without gaps while the hub still has what it missed. The hub keeps the
- * latest state of each device for snapshots. A client that stops acknowledging is not sent
+ * latest state of each device for snapshots. Both live in memory and are persisted lazily, at
+ * most every PERSIST_MS: one row for the updates since the last time (a ring of BLOCK_SLOTS
+ * block rows, reused: no delete) and one per device that changed — no row per update. After a
+ * restart the sequence goes on after the numbers the hub reserved (`meta.seq`, written once per
+ * SEQ_RESERVE updates), never reusing one: a client resuming from a number the hub handed out
+ * but had not persisted gets a snapshot, never a gap. A client that stops acknowledging is not sent
  * more than LIVE_WINDOW updates ahead: the hub coalesces to the latest update per device and
  * stream, and closes it (4008) if it stays behind; other clients never wait for it.
  */
@@ -56,13 +61,39 @@ interface Flow {
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-  CREATE TABLE IF NOT EXISTS updates (seq INTEGER PRIMARY KEY, body TEXT NOT NULL);
+  CREATE TABLE IF NOT EXISTS update_blocks (slot INTEGER PRIMARY KEY, last INTEGER NOT NULL, body TEXT NOT NULL);
   CREATE TABLE IF NOT EXISTS devices (
     device TEXT PRIMARY KEY, readings TEXT NOT NULL DEFAULT '{}', availability TEXT, routing_key TEXT);
 `;
 
+/** Updates and device state reach storage at most this long after they happen. */
+const PERSIST_MS = 5_000;
+/** Block rows of updates kept (a ring): after a restart, at most this many persists' worth, and LIVE_REPLAY_KEPT. */
+const BLOCK_SLOTS = 64;
+/** Sequence numbers reserved in storage at a time (one row per this many updates). */
+const SEQ_RESERVE = 10_000;
+
+interface DeviceState {
+  readings: Record<string, unknown>;
+  availability: unknown;
+  routing_key: string | null;
+}
+
 export class LiveHub extends DurableObject<Env> {
   #seq: number;
+  /** Resumes from after this (exclusive) up to #floor may have seen updates lost in a restart: snapshot instead. */
+  #persisted: number;
+  #floor: number;
+  /** The replay ring, oldest first, at most LIVE_REPLAY_KEPT. */
+  #ring: LiveUpdate[] = [];
+  /** Updates not yet in a block row. */
+  #unpersisted: LiveUpdate[] = [];
+  #devices = new Map<string, DeviceState>();
+  #dirty = new Set<string>();
+  #persistTimer: ReturnType<typeof setTimeout> | undefined;
+  #nextSlot = 0;
+  /** Sequence numbers up to this are reserved in storage (`meta.seq`). */
+  #reserved: number;
   #flows = new Map<WebSocket, Flow>();
   /** Room → device → its newest readings not yet handed to the room actor. */
   #roomReports = new Map<string, Map<string, Record<string, ReportedReading>>>();
@@ -70,11 +101,45 @@ export class LiveHub extends DurableObject<Env> {
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    ctx.storage.sql.exec(SCHEMA);
-    // The newest update kept is the sequence (the ring is never emptied); `meta.seq` is what older versions wrote.
-    const kept = ctx.storage.sql.exec<{ seq: number | null }>("SELECT MAX(seq) AS seq FROM updates").one().seq ?? 0;
-    const written = Number(ctx.storage.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'seq'").toArray()[0]?.value ?? 0);
-    this.#seq = Math.max(kept, written);
+    const sql = ctx.storage.sql;
+    sql.exec(SCHEMA);
+    const kept = readConfig(env).LIVE_REPLAY_KEPT;
+    let newestSlot = -1;
+    let newest = 0;
+    for (const row of sql.exec<{ slot: number; last: number; body: string }>("SELECT slot, last, body FROM update_blocks ORDER BY last")) {
+      for (const item of JSON.parse(row.body) as LiveUpdate[]) this.#ring.push(item);
+      if (row.last > newest) {
+        newest = row.last;
+        newestSlot = row.slot;
+      }
+    }
+    this.#nextSlot = (newestSlot + 1) % BLOCK_SLOTS;
+    // Versions before the blocks kept a row per update (and `meta.seq`): read once, kept as one block.
+    const legacy = sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'updates'").toArray().length > 0;
+    if (legacy) {
+      const rows = sql.exec<{ body: string }>("SELECT body FROM updates ORDER BY seq").toArray();
+      for (const row of rows) this.#ring.push(JSON.parse(row.body) as LiveUpdate);
+      this.#unpersisted = rows.map((r) => JSON.parse(r.body) as LiveUpdate);
+    }
+    const reserved = Number(sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'seq'").toArray()[0]?.value ?? 0);
+    this.#ring = this.#ring.slice(-kept);
+    this.#persisted = Math.max(this.#ring.at(-1)?.seq ?? 0, newest);
+    // Numbers in (persisted, reserved] may have been handed out and lost: none is used again.
+    this.#seq = Math.max(this.#persisted, reserved);
+    this.#reserved = this.#seq;
+    this.#floor = this.#seq;
+    for (const row of sql.exec<{ device: string; readings: string; availability: string | null; routing_key: string | null }>(
+      "SELECT * FROM devices",
+    ))
+      this.#devices.set(row.device, {
+        readings: JSON.parse(row.readings) as Record<string, unknown>,
+        availability: row.availability ? JSON.parse(row.availability) : null,
+        routing_key: row.routing_key,
+      });
+    if (legacy) {
+      this.#persist();
+      sql.exec("DROP TABLE updates");
+    }
     // Answered by the runtime without waking the hub from hibernation.
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair('{"type":"ping"}', '{"type":"pong"}'));
   }
@@ -111,13 +176,20 @@ export class LiveHub extends DurableObject<Env> {
     if (report) this.#gather(report);
     const config = readConfig(this.env);
     const sequenced: LiveUpdate[] = [];
+    if (this.#seq + updates.length > this.#reserved) {
+      // Reserved before use: a restart (even before the next persist) goes on after them.
+      this.#reserved = this.#seq + updates.length + SEQ_RESERVE;
+      this.ctx.storage.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('seq', ?)", String(this.#reserved));
+    }
     for (const update of updates) {
       const item: LiveUpdate = { ...update, seq: ++this.#seq };
       sequenced.push(item);
-      this.ctx.storage.sql.exec("INSERT INTO updates (seq, body) VALUES (?, ?)", item.seq, JSON.stringify(item));
+      this.#ring.push(item);
+      this.#unpersisted.push(item);
       this.#remember(item);
     }
-    this.ctx.storage.sql.exec("DELETE FROM updates WHERE seq <= ?", this.#seq - config.LIVE_REPLAY_KEPT);
+    if (this.#ring.length > config.LIVE_REPLAY_KEPT * 2) this.#ring = this.#ring.slice(-config.LIVE_REPLAY_KEPT);
+    this.#persistSoon();
     let behind = false;
     for (const ws of this.ctx.getWebSockets()) {
       const attachment = ws.deserializeAttachment() as Attachment;
@@ -277,15 +349,11 @@ export class LiveHub extends DurableObject<Env> {
   }
 
   #snapshot(ws: WebSocket, attachment: Attachment): void {
-    const rows = this.ctx.storage.sql
-      .exec<{ device: string; readings: string; availability: string | null; routing_key: string | null }>(
-        "SELECT * FROM devices ORDER BY device",
-      )
-      .toArray();
     const devices: Record<string, unknown> = {};
-    for (const row of rows) {
-      if (!selects(attachment, row.device, row.routing_key ?? undefined)) continue;
-      devices[row.device] = { readings: JSON.parse(row.readings), availability: row.availability ? JSON.parse(row.availability) : null };
+    for (const device of [...this.#devices.keys()].sort()) {
+      const state = this.#devices.get(device) as DeviceState;
+      if (!selects(attachment, device, state.routing_key ?? undefined)) continue;
+      devices[device] = { readings: state.readings, availability: state.availability ?? null };
     }
     const flow = this.#flow(ws, attachment);
     flow.sent = this.#seq;
@@ -293,47 +361,74 @@ export class LiveHub extends DurableObject<Env> {
   }
 
   #resume(ws: WebSocket, attachment: Attachment, after: number): void {
-    const oldest = this.ctx.storage.sql.exec<{ seq: number | null }>("SELECT MIN(seq) AS seq FROM updates").one().seq;
-    const complete = after >= this.#seq || (oldest !== null && oldest <= after + 1);
+    const kept = readConfig(this.env).LIVE_REPLAY_KEPT;
+    if (this.#ring.length > kept) this.#ring = this.#ring.slice(-kept);
+    const oldest = this.#ring[0]?.seq ?? null;
+    // Across a restart: numbers between what storage held and the skipped-to sequence may have been lost.
+    const lost = after > this.#persisted && after < this.#floor;
+    const complete = !lost && (after >= this.#seq || (oldest !== null && oldest <= after + 1));
     if (!complete || after > this.#seq) {
       this.#snapshot(ws, attachment);
       return;
     }
-    const rows = this.ctx.storage.sql.exec<{ body: string }>("SELECT body FROM updates WHERE seq > ? ORDER BY seq", after).toArray();
-    for (const row of rows) {
-      const item = JSON.parse(row.body) as LiveUpdate;
-      if (matches(attachment, item)) send(ws, { type: "update", ...item });
+    for (const item of this.#ring) {
+      if (item.seq > after && matches(attachment, item)) send(ws, { type: "update", ...item });
     }
     this.#flow(ws, attachment).sent = this.#seq;
     send(ws, { type: "resumed", seq: this.#seq });
   }
 
-  /** Keeps each device's latest state for snapshots. */
+  /** Keeps each device's latest state for snapshots (in memory; persisted lazily). */
   #remember(item: LiveUpdate): void {
     if (!item.device) return;
+    const state = this.#devices.get(item.device) ?? { readings: {}, availability: null, routing_key: null };
     if (item.stream === "twin") {
-      const row = this.ctx.storage.sql
-        .exec<{ readings: string }>("SELECT readings FROM devices WHERE device = ?", item.device)
-        .toArray()[0];
-      const readings = {
-        ...(row ? (JSON.parse(row.readings) as Record<string, unknown>) : {}),
-        ...((item.data.readings as Record<string, unknown>) ?? {}),
-      };
-      this.ctx.storage.sql.exec(
-        `INSERT INTO devices (device, readings, routing_key) VALUES (?, ?, ?)
-         ON CONFLICT (device) DO UPDATE SET readings = excluded.readings, routing_key = COALESCE(excluded.routing_key, routing_key)`,
-        item.device,
-        JSON.stringify(readings),
-        item.routing_key ?? null,
-      );
+      state.readings = { ...state.readings, ...((item.data.readings as Record<string, unknown>) ?? {}) };
+      state.routing_key = item.routing_key ?? state.routing_key;
     } else if (item.stream === "availability") {
-      const availability = { status: item.data.status, since: item.at, reason: item.data.reason };
-      this.ctx.storage.sql.exec(
-        "INSERT INTO devices (device, availability) VALUES (?, ?) ON CONFLICT (device) DO UPDATE SET availability = excluded.availability",
-        item.device,
-        JSON.stringify(availability),
+      state.availability = { status: item.data.status, since: item.at, reason: item.data.reason };
+    } else return;
+    this.#devices.set(item.device, state);
+    this.#dirty.add(item.device);
+  }
+
+  #persistSoon(): void {
+    this.#persistTimer ??= setTimeout(() => {
+      this.#persistTimer = undefined;
+      this.#persist();
+    }, PERSIST_MS);
+  }
+
+  /** One block row for the updates since the last persist, one row per device that changed. */
+  #persist(): void {
+    const sql = this.ctx.storage.sql;
+    if (this.#unpersisted.length > 0) {
+      const block = this.#unpersisted.slice(-readConfig(this.env).LIVE_REPLAY_KEPT);
+      sql.exec(
+        `INSERT INTO update_blocks (slot, last, body) VALUES (?, ?, ?)
+         ON CONFLICT (slot) DO UPDATE SET last = excluded.last, body = excluded.body`,
+        this.#nextSlot,
+        (block.at(-1) as LiveUpdate).seq,
+        JSON.stringify(block),
+      );
+      this.#nextSlot = (this.#nextSlot + 1) % BLOCK_SLOTS;
+      this.#persisted = (block.at(-1) as LiveUpdate).seq;
+      this.#unpersisted = [];
+    }
+    for (const device of this.#dirty) {
+      const state = this.#devices.get(device);
+      if (!state) continue;
+      sql.exec(
+        `INSERT INTO devices (device, readings, availability, routing_key) VALUES (?, ?, ?, ?)
+         ON CONFLICT (device) DO UPDATE SET readings = excluded.readings, availability = excluded.availability,
+           routing_key = excluded.routing_key`,
+        device,
+        JSON.stringify(state.readings),
+        state.availability === null ? null : JSON.stringify(state.availability),
+        state.routing_key,
       );
     }
+    this.#dirty.clear();
   }
 
   #save(ws: WebSocket, attachment: Attachment): void {

@@ -1,7 +1,9 @@
 /**
  * RoomActor: one Durable Object per room (seed 002's room actor). It keeps the latest reading
  * of every member device, so a room's live aggregates (latest, min, max, mean per metric) are
- * one call away, and it forwards a command to every member and gathers their outcomes.
+ * one call away, and it forwards a command to every member and gathers their outcomes. The
+ * latest readings live in memory and reach storage lazily, at most every PERSIST_MS, one row per
+ * member that changed (a restart loses at most that much of a live view the next reading mends).
  */
 import { DurableObject } from "cloudflare:workers";
 import type { CommandRequest } from "../shared/schemas/twin";
@@ -27,9 +29,14 @@ const SCHEMA = `
 
 type Readings = Record<string, ReportedReading>;
 
+/** Members' latest readings are written at most this long after they change. */
+const PERSIST_MS = 10_000;
+
 export class RoomActor extends DurableObject<Env> {
   /** Each member's latest readings: one row per member (not per reading), mirrored in memory. */
   #latest = new Map<string, Readings>();
+  #dirty = new Set<string>();
+  #persistTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -59,6 +66,7 @@ export class RoomActor extends DurableObject<Env> {
     this.ctx.storage.sql.exec("DELETE FROM members WHERE device = ?", device);
     this.ctx.storage.sql.exec("DELETE FROM member_readings WHERE device = ?", device);
     this.#latest.delete(device);
+    this.#dirty.delete(device);
   }
 
   async members(): Promise<string[]> {
@@ -73,7 +81,7 @@ export class RoomActor extends DurableObject<Env> {
     await this.reportAll({ [device]: readings });
   }
 
-  /** Changed readings of many members at once (the room's live hub gathers them, live-hub.ts): a row per member. */
+  /** Changed readings of many members at once (the room's live hub gathers them, live-hub.ts): persisted lazily. */
   async reportAll(byDevice: Record<string, Readings>): Promise<void> {
     const members = new Set(await this.members());
     for (const [device, readings] of Object.entries(byDevice)) {
@@ -81,8 +89,27 @@ export class RoomActor extends DurableObject<Env> {
       const current = this.#latest.get(device) ?? {};
       if (mergeReadings(current, readings).length === 0) continue;
       this.#latest.set(device, current);
-      this.ctx.storage.sql.exec("INSERT OR REPLACE INTO member_readings (device, readings) VALUES (?, ?)", device, JSON.stringify(current));
+      this.#dirty.add(device);
     }
+    if (this.#dirty.size > 0)
+      this.#persistTimer ??= setTimeout(() => {
+        this.#persistTimer = undefined;
+        this.#persist();
+      }, PERSIST_MS);
+  }
+
+  /** One row per member whose readings changed since the last time. */
+  #persist(): void {
+    for (const device of this.#dirty) {
+      const current = this.#latest.get(device);
+      if (current)
+        this.ctx.storage.sql.exec(
+          "INSERT OR REPLACE INTO member_readings (device, readings) VALUES (?, ?)",
+          device,
+          JSON.stringify(current),
+        );
+    }
+    this.#dirty.clear();
   }
 
   /** Live aggregates over the members' latest readings, per metric. */
@@ -139,6 +166,9 @@ export class RoomActor extends DurableObject<Env> {
 
   async forget(): Promise<void> {
     this.#latest.clear();
+    this.#dirty.clear();
+    if (this.#persistTimer !== undefined) clearTimeout(this.#persistTimer);
+    this.#persistTimer = undefined;
     await this.ctx.storage.deleteAll();
     this.ctx.storage.sql.exec(SCHEMA);
   }

@@ -29,6 +29,9 @@ const ConfigSchema = z.object({
   RECENT_READINGS_MINUTES: int(120, 1, 7 * 24 * 60),
   RECENT_READINGS_KEPT: int(20_000, 100, 1_000_000),
   ARCHIVE_PACK_SECONDS: int(30, 0, 600),
+  // The twin keeps windows up to 5 s with a timer (durable-objects/device-twin/outbox.ts).
+  LIVE_PACK_MS: int(250, 0, 5_000),
+  TWIN_OUTBOX_SLOTS: int(8_192, 8, 1_000_000),
   MAX_PENDING_COMMANDS: int(100, 1, 10_000),
   COMMAND_TTL_MAX_SECONDS: int(7 * 86_400, 1, 30 * 86_400),
   MESSAGE_HISTORY_DAYS: int(7, 1, 365),

@@ -12,9 +12,10 @@ import type { HubUpdate } from "../../shared/schemas/live";
 import { Envelope } from "../../shared/schemas/message";
 import type { Availability } from "../availability";
 import { type Command, CommandOutbox } from "../command-outbox";
-import { agentLinkStub, hubName, hubStub } from "../stubs";
+import { agentLinkStub } from "../stubs";
 import { TokenBucket } from "../token-bucket";
 import type { ReportedReading } from "../twin-document";
+import { HubAnnouncer } from "./announce";
 import { nextAlarmAt, stateChangedMessage } from "./availability";
 import { type CommandOutcome, resultMessage, Waiters } from "./commands";
 import { SeenIds } from "./dedupe";
@@ -22,6 +23,18 @@ import { routeOf } from "./ingest";
 import { TwinOutbox } from "./outbox";
 import { SNAPSHOT_MS, TwinState } from "./state";
 import { type Failure, type Rejection, type TwinProfile, unauthorized } from "./types";
+
+/** An object whose every property is read from `resolve()` at the time of use. */
+function late<T extends object>(resolve: () => T): T {
+  return new Proxy({} as T, {
+    get(_t, prop) {
+      const target = resolve();
+      const value = Reflect.get(target, prop, target);
+      return typeof value === "function" ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+    has: (_t, prop) => Reflect.has(resolve(), prop),
+  });
+}
 
 const PRUNE_EVERY_MS = 10 * 60 * 1000;
 /** The registry's last_seen is written at most this often per device (docs/twins.md: the list views trail by under a minute). */
@@ -46,29 +59,45 @@ export class TwinCore {
 
   readonly waiters = new Waiters();
 
+  readonly hub: HubAnnouncer;
+
   snapshotTimer: ReturnType<typeof setTimeout> | undefined;
 
   /** The alarm as last set or read (undefined: not known yet). */
   alarmAt: number | null | undefined;
 
-  constructor(
-    readonly ctx: DurableObjectState,
-    readonly env: Env,
-  ) {
-    this.s = new TwinState(ctx.storage.sql);
+  /**
+   * The object's SQLite and env, looked up at each use on the owner (the DeviceTwin): the metered
+   * subclass (shared/billing-do.ts) swaps in its metered `ctx` and `env` only after the
+   * constructor, so nothing here may keep the ones the constructor saw.
+   */
+  readonly sql: SqlStorage;
+  readonly lazyEnv: Env;
+
+  constructor(readonly owner: { readonly ctx: DurableObjectState; readonly env: Env }) {
+    this.sql = late(() => owner.ctx.storage.sql);
+    this.lazyEnv = late(() => owner.env);
+    this.s = new TwinState(this.sql);
+    this.hub = new HubAnnouncer(owner);
     if (this.s.load()) this.open();
   }
 
   /** Opens the outbox and rebuilds what the last snapshot does not hold yet (state.ts). */
   open(): void {
-    const sql = this.ctx.storage.sql;
-    const bulkMs = readConfig(this.env).ARCHIVE_PACK_SECONDS * 1000;
+    const sql = this.sql;
+    const { ARCHIVE_PACK_SECONDS, LIVE_PACK_MS, TWIN_OUTBOX_SLOTS } = readConfig(this.env);
     const outbox = new TwinOutbox(
       sql,
-      this.env,
+      this.lazyEnv,
       () => this.s.profile?.id,
-      (queue) => packWindow(queue, bulkMs),
+      (queue) => packWindow(queue, ARCHIVE_PACK_SECONDS * 1000, LIVE_PACK_MS),
       this.s.mark.sent,
+      TWIN_OUTBOX_SLOTS,
+      // A row newer than the snapshot is about to be overwritten (> SLOTS requests within SNAPSHOT_MS): snapshot first.
+      // The row being written is not in memory yet: the snapshot covers the rows before it.
+      (seq) => {
+        if (seq > this.s.mark.seq) this.snapshot(Date.now(), this.outbox.lastSeq - 1);
+      },
     );
     this.outboxRows = outbox;
     this.seenIds = new SeenIds(sql);
@@ -91,11 +120,19 @@ export class TwinCore {
     if (tables.has("outbound")) {
       for (const row of sql.exec<{ body: string }>("SELECT body FROM outbound ORDER BY created").toArray()) {
         const parsed = Envelope.safeParse(JSON.parse(row.body));
-        if (parsed.success) outbox.append(outbox.nextSeq(Date.now()), { m: [parsed.data], r: [routeOf(parsed.data)] });
+        if (parsed.success) outbox.append(outbox.nextSeq(Date.now()), { m: [parsed.data], r: [routeOf(parsed.data)] }, true);
       }
       sql.exec("DROP TABLE outbound");
     }
     if (tables.has("recent")) sql.exec("DROP TABLE recent");
+  }
+
+  get ctx(): DurableObjectState {
+    return this.owner.ctx;
+  }
+
+  get env(): Env {
+    return this.owner.env;
   }
 
   get outbox(): TwinOutbox {
@@ -110,7 +147,7 @@ export class TwinCore {
 
   /** The command outbox; its table exists only once the device is provisioned. */
   get commands(): CommandOutbox {
-    this.commandStore ??= new CommandOutbox(this.ctx.storage.sql);
+    this.commandStore ??= new CommandOutbox(this.sql);
     return this.commandStore;
   }
 
@@ -170,9 +207,10 @@ export class TwinCore {
     );
   }
 
-  snapshot(now: number): void {
+  snapshot(now: number, upTo?: number): void {
     if (!this.s.profile || !this.outboxRows) return;
-    this.s.snapshot({ seq: this.outboxRows.lastSeq, sent: this.outboxRows.sentUpTo }, now);
+    const seq = upTo ?? this.outboxRows.lastSeq;
+    this.s.snapshot({ seq, sent: Math.min(seq, this.outboxRows.sentUpTo) }, now);
   }
 
   /**
@@ -188,17 +226,14 @@ export class TwinCore {
     );
   }
 
-  /** Tells the room's live hub, without holding up the caller; dashboards resync on reconnect. */
+  /**
+   * Tells the room's live hub, without holding up the caller; dashboards resync on reconnect.
+   * Throttled (announce.ts): at most one hub call per HUB_GAP_MS, however many messages.
+   */
   announce(updates: HubUpdate[], readings?: Record<string, ReportedReading>): void {
     const profile = this.s.profile;
     if (!profile || updates.length === 0) return;
-    const name = hubName(profile.room);
-    const room = readings && profile.room ? { room: profile.room, device: profile.id, readings } : undefined;
-    this.ctx.waitUntil(
-      hubStub(this.env, name)
-        .publish(updates, room)
-        .catch((error: unknown) => log("warn", "live hub update failed", { hub: name, device: profile.id, error: String(error) })),
-    );
+    this.hub.add(profile.room, profile.id, updates, readings);
   }
 
   announceCommands(commands: Command[]): void {
@@ -265,9 +300,9 @@ export class TwinCore {
     );
   }
 
-  /** The twin's own event (availability, command result) into the outbox, as a row of its own. */
+  /** The twin's own event (availability, command result) into the outbox, as a row of its own (the ring grows rather than refuse it). */
   enqueue(message: Envelope): void {
-    this.outbox.append(this.outbox.nextSeq(Date.now()), { m: [message], r: [routeOf(message)] });
+    this.outbox.append(this.outbox.nextSeq(Date.now()), { m: [message], r: [routeOf(message)] }, true);
   }
 
   enqueueResult(profile: TwinProfile, command: Command, id: string, now: number, outcome: CommandOutcome): void {
@@ -310,11 +345,11 @@ export class TwinCore {
     }
   }
 
-  prune(now: number, dedupeWindowMs: number, recentWindowMs: number): void {
+  prune(now: number, dedupeWindowMs: number): void {
     if (now - this.lastPrune < PRUNE_EVERY_MS) return;
     this.lastPrune = now;
-    // Bodies go once the snapshot covers them and the recent window is past; rows once the dedupe window is.
-    this.outbox.prune(Math.min(now - recentWindowMs, this.s.mark.seq + 1), now - dedupeWindowMs);
+    // The ring's rows are reused, never deleted; the id blocks go once the dedupe window is past.
+    this.outbox.prune(now - dedupeWindowMs);
     this.seen.prune(now - dedupeWindowMs);
   }
 }

@@ -1,6 +1,7 @@
 /**
  * Which message ids the device sent within the dedupe window, without a row per id: the ids of a
- * request live packed in its outbox row (outbox.ts). Lookups go through memory — an exact map of
+ * request live packed in its outbox ring row, and in a block of many requests' ids once the slot
+ * is reused (ring.ts). Lookups go through memory — an exact map of
  * the last minutes' ids (where retries land) and a Bloom filter over the whole window — and only a
  * Bloom hit is checked in SQLite, so a false positive never turns a new message into a duplicate.
  */
@@ -60,11 +61,15 @@ export class SeenIds {
     this.#legacy = sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'seen'").toArray().length > 0;
   }
 
-  /** The filter over every id of the window, built on first use from the outbox rows. */
+  /** The filter over every id of the window, built on first use from the ring's rows and the id blocks. */
   #filter(since: number): BloomFilter {
     if (this.#bloom) return this.#bloom;
     const ids: string[] = [];
-    for (const row of this.#sql.exec<{ ids: string }>("SELECT ids FROM outbox WHERE seq >= ?", since)) {
+    for (const row of this.#sql.exec<{ ids: string }>(
+      "SELECT ids FROM outbox_ring WHERE seq >= ? UNION ALL SELECT ids FROM seen_blocks WHERE last >= ?",
+      since,
+      since,
+    )) {
       for (const id of JSON.parse(row.ids) as string[]) ids.push(id);
     }
     const bloom = new BloomFilter(Math.max(MIN_CAPACITY, ids.length * 2));
@@ -88,8 +93,12 @@ export class SeenIds {
     if (check.length > 0) {
       const list = JSON.stringify(check);
       for (const row of this.#sql.exec<{ id: string }>(
-        `SELECT DISTINCT j.value AS id FROM outbox, json_each(outbox.ids) AS j
-         WHERE outbox.seq >= ? AND j.value IN (SELECT value FROM json_each(?))`,
+        `SELECT j.value AS id FROM outbox_ring AS r, json_each(r.ids) AS j
+         WHERE r.seq >= ? AND j.value IN (SELECT value FROM json_each(?))
+         UNION SELECT j.value AS id FROM seen_blocks AS b, json_each(b.ids) AS j
+         WHERE b.last >= ? AND j.value IN (SELECT value FROM json_each(?))`,
+        since,
+        list,
         since,
         list,
       ))
@@ -106,7 +115,7 @@ export class SeenIds {
     return seen;
   }
 
-  /** Ids just written in the outbox row `seq`. */
+  /** Ids just written in the outbox ring row `seq`. */
   add(ids: readonly string[], seq: number): void {
     for (const id of ids) this.#exact.set(id, seq);
     for (const [id, at] of this.#exact) {

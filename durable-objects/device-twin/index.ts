@@ -47,7 +47,16 @@ export class DeviceTwin extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     // SQLite calls are synchronous, so state loads (and is rebuilt) before any call runs.
-    this.#core = new TwinCore(ctx, env);
+    // Its ctx and env are read at each use: the metered ones once the metering subclass set them.
+    const self = this;
+    this.#core = new TwinCore({
+      get ctx() {
+        return self.ctx;
+      },
+      get env() {
+        return self.env;
+      },
+    });
   }
 
   // ── Registry ────────────────────────────────────────────────────────────────────────────
@@ -104,6 +113,7 @@ export class DeviceTwin extends DurableObject<Env> {
     if (this.#core.snapshotTimer !== undefined) clearTimeout(this.#core.snapshotTimer);
     this.#core.snapshotTimer = undefined;
     this.#core.waiters.clear();
+    this.#core.hub.forget();
   }
 
   async profile(): Promise<TwinProfile | undefined> {
@@ -127,6 +137,16 @@ export class DeviceTwin extends DurableObject<Env> {
     if (!profile) return unauthorized;
     const config = readConfig(this.env);
     const now = Date.now();
+    if (!this.#core.outbox.hasRoom) {
+      // Backpressure: every slot of the ring holds a row the queues have not taken yet (they fail,
+      // or the device sends faster than they drain). Nothing of this request was kept; retry later.
+      return {
+        ok: false,
+        code: "unavailable",
+        message: `the device's outbox holds ${this.#core.outbox.pendingRows} requests the queues have not taken yet; retry later`,
+        retryAfterSeconds: 5,
+      };
+    }
 
     this.#core.bucket ??= new TokenBucket(profile.rate.per_second, profile.rate.burst, now);
     const count = request.items.length;
@@ -194,7 +214,7 @@ export class DeviceTwin extends DurableObject<Env> {
     }
     this.#core.persistSoon(now);
     if (accepted.length > 0 || duplicates > 0) await this.#core.heard(now, "message");
-    this.#core.prune(now, config.DEDUPE_WINDOW_HOURS * 3_600_000, config.RECENT_READINGS_MINUTES * 60_000);
+    this.#core.prune(now, config.DEDUPE_WINDOW_HOURS * 3_600_000);
     rejected.sort((a, b) => a.index - b.index);
     log("debug", "ingested", { device: profile.id, accepted: accepted.length, duplicates, rejected: rejected.length });
     return { ok: true, accepted: accepted.length, duplicates, rejected, ids, routed };

@@ -1,16 +1,19 @@
 /**
- * The twin's outbox: what the device sent is safe once its request's ONE row is written here
- * (the answer waits for that write, not for the queues). The row holds the accepted envelopes,
- * the queues each goes to, and their ids (for dedupe, dedupe.ts). Rows are flushed per queue as
- * packs (`QueuePack`), each queue after its pack window (`pack` in shared/bus/topology.ts): an
- * in-process timer while the object lives, the alarm as the safety net after an eviction.
+ * The twin's outbox: what the device sent is safe once its request's ONE row is written (the
+ * answer waits for that write, not for the queues). The row holds the accepted envelopes, the
+ * queues each goes to, and their ids (for dedupe, dedupe.ts); it lives in a slot of a ring
+ * (ring.ts) that is reused once the row was sent — one row written per request, no update or
+ * delete afterwards. Rows are flushed per queue as packs (`QueuePack`), each queue after its
+ * pack window (`pack` in shared/bus/topology.ts): an in-process timer while the object lives,
+ * the alarm as the safety net after an eviction.
  *
- * Durable progress is one watermark, `sentUpTo` (persisted with the state snapshot, state.ts):
- * every row up to it went to all its queues. After a restart the rows above it are sent again;
- * a queue may then get a message twice, which every consumer takes once (idempotent on the id).
+ * Durable progress is one watermark, `sentUpTo`, kept in memory and persisted lazily with the
+ * state snapshot (state.ts): every row up to it went to all its queues. After a restart the rows
+ * above the persisted watermark are sent again; a queue may then get a message twice, which every
+ * consumer takes once (every sink is idempotent on the message id).
  *
- * Rows keep their body for the recent-readings window (state.ts rebuilds from them) and their
- * ids for the dedupe window; then the body is dropped, then the row.
+ * The ring's rows keep their body until the slot is reused (state.ts rebuilds the recent
+ * readings from them); their ids outlive the slot in blocks for the dedupe window (ring.ts).
  */
 import { sendToQueue, unroutable } from "../../shared/bus/exchange";
 import { DEAD_LETTER_QUEUE, type PackWindow } from "../../shared/bus/topology";
@@ -18,8 +21,7 @@ import { log, logs } from "../../shared/log";
 import { metrics } from "../../shared/metrics";
 import { Envelope, MAX_PACK_BYTES, MAX_PACK_MESSAGES, type QueuePack } from "../../shared/schemas/message";
 import { utf8Length } from "./ingest";
-
-export const OUTBOX_SCHEMA = "CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, ids TEXT NOT NULL, body TEXT)";
+import { OutboxRing } from "./ring";
 
 /** What a row holds: messages, the queues of each, and what the request counted (state.ts). */
 export interface RowBody {
@@ -47,7 +49,8 @@ const RETRY_MIN_MS = 1_000;
 const RETRY_MAX_MS = 60_000;
 
 export class TwinOutbox {
-  readonly #sql: SqlStorage;
+  readonly #ring: OutboxRing;
+  readonly #reusing: (seq: number) => void;
   readonly #env: object;
   readonly #device: () => string | undefined;
   readonly #windowOf: (queue: string) => PackWindow | undefined;
@@ -67,19 +70,18 @@ export class TwinOutbox {
     device: () => string | undefined,
     windowOf: (queue: string) => PackWindow | undefined,
     sentUpTo: number,
+    slots: number,
+    reusing: (seq: number) => void = () => undefined,
   ) {
-    this.#sql = sql;
+    this.#reusing = reusing;
     this.#windowOf = windowOf;
     this.#env = env;
     this.#device = device;
-    sql.exec(OUTBOX_SCHEMA);
-    this.#lastSeq = Math.max(sentUpTo, sql.exec<{ s: number | null }>("SELECT MAX(seq) AS s FROM outbox").one().s ?? 0);
-    for (const row of sql.exec<{ seq: number; body: string }>(
-      "SELECT seq, body FROM outbox WHERE seq > ? AND body IS NOT NULL ORDER BY seq",
-      sentUpTo,
-    )) {
-      const body = JSON.parse(row.body) as RowBody;
-      this.#pending.set(row.seq, { seq: row.seq, body, queues: new Set(body.r.flat()) });
+    this.#ring = new OutboxRing(sql, slots);
+    this.#ring.migrate(sentUpTo);
+    this.#lastSeq = Math.max(sentUpTo, this.#ring.newestSeq);
+    for (const row of this.#ring.rowsAfter(sentUpTo)) {
+      this.#pending.set(row.seq, { seq: row.seq, body: row.body, queues: new Set(row.body.r.flat()) });
     }
   }
 
@@ -98,13 +100,24 @@ export class TwinOutbox {
     return this.#pending.size > 0;
   }
 
-  /** Rows after `seq` that still hold their body, oldest first (state.ts rebuilds from them). */
-  *rowsAfter(seq: number): Generator<{ seq: number; body: RowBody }> {
-    for (const row of this.#sql.exec<{ seq: number; body: string }>(
-      "SELECT seq, body FROM outbox WHERE seq > ? AND body IS NOT NULL ORDER BY seq",
-      seq,
-    ))
-      yield { seq: row.seq, body: JSON.parse(row.body) as RowBody };
+  /** Rows after `seq` the ring still holds, oldest first (state.ts rebuilds from them). */
+  rowsAfter(seq: number): Generator<{ seq: number; body: RowBody }> {
+    return this.#ring.rowsAfter(seq);
+  }
+
+  /** Whether a request's row may be written now: false when the ring is full of unsent rows. */
+  get hasRoom(): boolean {
+    return this.#ring.hasRoom((seq) => this.#pending.has(seq));
+  }
+
+  /** Slots in the ring (it grows only for the twin's own events). */
+  get slots(): number {
+    return this.#ring.size;
+  }
+
+  /** How many rows wait to be sent. */
+  get pendingRows(): number {
+    return this.#pending.size;
   }
 
   /** A seq for a new row: a millisecond timestamp, strictly increasing. */
@@ -115,11 +128,12 @@ export class TwinOutbox {
 
   /**
    * Writes one row (synchronously: callers do it with no await before it, so it commits with
-   * whatever else they write in the same turn) and arranges its flush.
+   * whatever else they write in the same turn) and arranges its flush. A device's request checks
+   * `hasRoom` first; `grow` (the twin's own events) adds a slot when the ring is full instead.
    */
-  append(seq: number, body: RowBody): void {
+  append(seq: number, body: RowBody, grow = false): void {
     const ids = body.m.map((m) => m.id);
-    this.#sql.exec("INSERT INTO outbox (seq, ids, body) VALUES (?, ?, ?)", seq, JSON.stringify(ids), JSON.stringify(body));
+    this.#ring.write(seq, ids, body, { pending: (s) => this.#pending.has(s), reusing: this.#reusing }, grow);
     this.#pending.set(seq, { seq, body, queues: new Set(body.r.flat()) });
     this.#arrange();
   }
@@ -228,11 +242,9 @@ export class TwinOutbox {
     }
   }
 
-  /** Drops bodies older than `bodyBefore` that were sent, and rows older than `rowBefore`. */
-  prune(bodyBefore: number, rowBefore: number): void {
-    const sent = Math.min(this.sentUpTo, bodyBefore - 1);
-    this.#sql.exec("UPDATE outbox SET body = NULL WHERE seq <= ? AND body IS NOT NULL", sent);
-    this.#sql.exec("DELETE FROM outbox WHERE seq < ? AND seq <= ?", rowBefore, this.sentUpTo);
+  /** Drops the id blocks older than the dedupe window (the ring's rows are never deleted: reused). */
+  prune(before: number): void {
+    this.#ring.prune(before);
   }
 
   forget(): void {
@@ -240,6 +252,7 @@ export class TwinOutbox {
     this.#timer = undefined;
     this.#timerAt = Number.POSITIVE_INFINITY;
     this.#pending.clear();
+    this.#ring.forget();
     this.#lastSeq = 0;
   }
 }

@@ -1,10 +1,11 @@
 /**
  * The twin's state in memory, persisted lazily. Profile, desired state and availability change
- * rarely and are written when they change. Reported readings, counters and last-seen change with
- * every message: they are written as a snapshot at most every SNAPSHOT_MS (in the same turn as an
- * outbox row when one is due, else by a timer), and after an eviction or restart they are rebuilt
- * from the snapshot plus the outbox rows newer than it (outbox.ts). Recent readings are a ring in
- * memory, rebuilt from the outbox rows of the recent window: no row per reading.
+ * rarely and are written when they change. Reported readings, counters, last-seen and the
+ * outbox's sent watermark change with every message: they are written together as ONE snapshot
+ * row (meta key `lazy`) at most every SNAPSHOT_MS (in the same turn as an outbox row when one is
+ * due, else by a timer), and after an eviction or restart they are rebuilt from the snapshot plus
+ * the outbox rows newer than it (outbox.ts). Recent readings are a ring in memory, rebuilt from
+ * the outbox ring's rows of the recent window: no row per reading.
  */
 import type { AvailabilityState, Counters } from "../../shared/api-types";
 import type { Envelope } from "../../shared/schemas/message";
@@ -27,6 +28,14 @@ export const SNAPSHOT_MS = 10_000;
 export interface SnapshotMark {
   seq: number;
   sent: number;
+}
+
+/** The one row the lazy state is written as. */
+interface LazySnapshot {
+  readings: Record<string, ReportedReading>;
+  counters: Counters;
+  last_seen: number | null;
+  mark: SnapshotMark;
 }
 
 interface Recent {
@@ -68,14 +77,16 @@ export class TwinState {
     if (!provisioned) return false;
     this.#sql.exec(STATE_SCHEMA);
     this.profile = this.get<TwinProfile>("profile");
-    this.readings = this.get("readings") ?? {};
     this.state = this.get("state") ?? {};
     this.desired = this.get("desired") ?? {};
     this.version = this.get("version") ?? 0;
-    this.lastSeen = this.get("last_seen") ?? null;
     this.availability = this.get("availability") ?? this.availability;
-    this.counters = this.get("counters") ?? this.counters;
-    this.mark = this.get("snapshot") ?? this.mark;
+    const lazy = this.get<LazySnapshot>("lazy");
+    // Versions before the one-row snapshot kept four keys.
+    this.readings = lazy?.readings ?? this.get("readings") ?? {};
+    this.lastSeen = lazy ? lazy.last_seen : (this.get("last_seen") ?? null);
+    this.counters = lazy?.counters ?? this.get("counters") ?? this.counters;
+    this.mark = lazy?.mark ?? this.get("snapshot") ?? this.mark;
     return true;
   }
 
@@ -100,13 +111,11 @@ export class TwinState {
     this.#written.set(key, json);
   }
 
-  /** Writes the lazily kept state, covering every outbox row up to `mark.seq`. */
+  /** Writes the lazily kept state, covering every outbox row up to `mark.seq`: one row, when anything changed. */
   snapshot(mark: SnapshotMark, now: number): void {
-    this.#setIfChanged("readings", this.readings);
-    this.#setIfChanged("counters", this.counters);
-    this.#setIfChanged("last_seen", this.lastSeen);
     this.mark = mark;
-    this.#setIfChanged("snapshot", mark);
+    const lazy: LazySnapshot = { readings: this.readings, counters: this.counters, last_seen: this.lastSeen, mark };
+    this.#setIfChanged("lazy", lazy);
     this.snapshotAt = now;
     this.dirty = false;
   }

@@ -2,6 +2,12 @@
  * PUBLISH from the device (or its will): topic aliases, then into the ingest path when the topic
  * routes, into the retained store when flagged, and on to the device's own subscribers. The
  * PUBACK / PUBREC that answers it.
+ *
+ * A QoS 0/1 publish without retain is pipelined: its twin call starts at once, batched with the
+ * others arriving meanwhile (batch.ts), and the rest of it — forwarding, the PUBACK — is a
+ * deferred step of the connection, run in the order the publishes arrived (session.ts), after its
+ * batch's durable write. Anything else (QoS 2, retained, a command result, any other packet)
+ * first waits for the deferred steps, so it sees, and answers after, everything before it.
  */
 import type { IPublishPacket } from "mqtt-packet";
 import { readConfig } from "../../shared/config";
@@ -10,10 +16,11 @@ import { jsonLimitsOf, parseJsonSafe } from "../../shared/safe-json";
 import type { MessageType } from "../../shared/schemas/message";
 import { mapTopic } from "../../shared/topics";
 import { twinStub } from "../stubs";
+import type { ItemOutcome } from "./batch";
 import { allowed, PUBACK_REASONS, PUBLISH_REFUSAL } from "./reasons";
 import { addAwaitingRel, removeRetained, retainedRoom, storeRetained } from "./store";
 import { forward } from "./subscribe";
-import type { Conn, Gateway, Message, Publisher, RetainedProperties } from "./types";
+import type { Conn, Gateway, Message, Pipeline, Publisher, RetainedProperties } from "./types";
 import { payloadBytes, save, send } from "./wire";
 
 /** The properties of an incoming v5 PUBLISH (or will) that travel on with it. */
@@ -28,28 +35,52 @@ export function keptProperties(props: Record<string, unknown> | undefined): Reta
   return kept;
 }
 
-export async function onPublish(g: Gateway, ws: WebSocket, conn: Conn, packet: IPublishPacket): Promise<void> {
+export async function onPublish(g: Gateway, ws: WebSocket, conn: Conn, packet: IPublishPacket, pipe: Pipeline): Promise<void> {
   // validate.ts checked the packet id, the topic name, the alias range and the properties.
   const id = packet.messageId ?? 0;
   const topic = resolveAlias(conn, packet);
-
-  if (packet.qos === 2) {
-    // [MQTT-4.3.3-9] a repeat of a QoS 2 publish still awaiting PUBREL is acknowledged, not delivered again.
-    if (conn.awaitingRel.includes(id)) {
-      send(ws, conn, { cmd: "pubrec", messageId: id, reasonCode: 0 });
-      return;
-    }
-    // [MQTT-3.3.4-9] no more QoS 2 publishes in flight than the Receive Maximum we announced.
-    if (conn.awaitingRel.length >= readConfig(g.env).MQTT_RECEIVE_MAXIMUM)
-      throw new MqttError(REASON.receiveMaximumExceeded, "more QoS 2 publishes in flight than the receive maximum", "MQTT-3.3.4-9");
-  }
-  const reason = await accept(g, conn, {
+  const message: Message = {
     topic,
     payload: payloadBytes(packet.payload as Uint8Array | string | undefined),
     qos: packet.qos,
     retain: packet.retain === true,
     properties: keptProperties(packet.properties as Record<string, unknown> | undefined),
-  });
+  };
+  // The alias is the next packets' to see now.
+  save(ws, conn);
+  if (packet.qos < 2 && !message.retain && classifyTopic(topic, conn.device).kind !== "command_result") {
+    // The answer comes in order, after the twin's write.
+    const planned = plan(g, conn, message);
+    pipe.defer(async () => {
+      const reason = await complete(g, conn, message, planned);
+      const current = ws.deserializeAttachment() as Conn;
+      if (current.state === "closed") return;
+      answer(g, ws, current, packet, id, topic, reason);
+    });
+    return;
+  }
+  await pipe.drain();
+  // What the deferred steps changed (their saves) is the connection now.
+  const current = ws.deserializeAttachment() as Conn;
+  if (current.state === "closed") return;
+  if (packet.qos === 2) {
+    // [MQTT-4.3.3-9] a repeat of a QoS 2 publish still awaiting PUBREL is acknowledged, not delivered again.
+    if (current.awaitingRel.includes(id)) {
+      send(ws, current, { cmd: "pubrec", messageId: id, reasonCode: 0 });
+      return;
+    }
+    // [MQTT-3.3.4-9] no more QoS 2 publishes in flight than the Receive Maximum we announced.
+    if (current.awaitingRel.length >= readConfig(g.env).MQTT_RECEIVE_MAXIMUM)
+      throw new MqttError(REASON.receiveMaximumExceeded, "more QoS 2 publishes in flight than the receive maximum", "MQTT-3.3.4-9");
+  }
+  const reason = await accept(g, current, message);
+  const after = ws.deserializeAttachment() as Conn;
+  if (after.state === "closed") return;
+  answer(g, ws, after, packet, id, topic, reason);
+}
+
+/** The PUBACK / PUBREC of a publish (none for QoS 0), or the end of a 3.1.1 connection. */
+function answer(g: Gateway, ws: WebSocket, conn: Conn, packet: IPublishPacket, id: number, topic: string, reason: number): void {
   if (reason >= 0x80 && conn.version === 4 && (reason === REASON.notAuthorized || reason === REASON.quotaExceeded)) {
     // 3.1.1 has no negative acknowledgement. A publish the device may not make ends the connection
     // [MQTT-3.3.5-2], and so does one over its quota (the client keeps it and sends it again later).
@@ -58,7 +89,10 @@ export async function onPublish(g: Gateway, ws: WebSocket, conn: Conn, packet: I
   // Anything else refused (a payload that is no valid message, an unknown topic) would be refused
   // again on every resend: 3.1.1 acknowledges it as usual and drops it, v5 answers its reason code;
   // a QoS 0 one is just dropped. The refusal is in the twin's error log either way.
-  if (reason >= 0x80 && packet.qos === 0) return save(ws, conn);
+  if (reason >= 0x80 && packet.qos === 0) {
+    save(ws, conn);
+    return;
+  }
   const code = conn.version === 4 ? REASON.success : allowed(PUBACK_REASONS, reason);
   if (packet.qos === 1) send(ws, conn, { cmd: "puback", messageId: id, reasonCode: code });
   if (packet.qos === 2) {
@@ -91,29 +125,52 @@ function resolveAlias(conn: Conn, packet: IPublishPacket): string {
  * store when flagged, and on to the device's own subscribers. Returns the PUBACK/PUBREC reason.
  */
 export async function accept(g: Gateway, from: Publisher, message: Message): Promise<number> {
+  return complete(g, from, message, plan(g, from, message));
+}
+
+/** What a publish does, decided when it arrives; its twin call (if any) starts now. */
+interface Plan {
+  /** The answer, known without the twin. */
+  reason?: number;
+  inNamespace: boolean;
+  routed: boolean;
+  twin?: Promise<number>;
+}
+
+function plan(g: Gateway, from: Publisher, message: Message): Plan {
   const { topic } = message;
-  if (serverOwned(topic, from.device)) return REASON.notAuthorized;
+  if (serverOwned(topic, from.device)) return { reason: REASON.notAuthorized, inNamespace: false, routed: false };
   const own = classifyTopic(topic, from.device);
-  if (own.kind === "other_device") return REASON.notAuthorized;
+  if (own.kind === "other_device") return { reason: REASON.notAuthorized, inNamespace: false, routed: false };
   const inNamespace = own.kind !== "not_own";
   if (message.retain && inNamespace) {
     // [MQTT-3.3.1-6/7] a retained publish with no payload removes the topic's retained message.
     if (message.payload.byteLength === 0) {
       removeRetained(g.sql(), topic);
-      return REASON.success;
+      return { reason: REASON.success, inNamespace: false, routed: false };
     }
-    if (!retainedRoom(g.sql(), topic)) return REASON.quotaExceeded;
+    if (!retainedRoom(g.sql(), topic)) return { reason: REASON.quotaExceeded, inNamespace: false, routed: false };
   }
   // Other topics of the namespace are the device's own: kept and handed to its subscribers, not routed.
   const routed = own.kind !== "own_other";
-  const reason = routed ? await route(g, from, own, topic, message.payload) : REASON.success;
-  if (reason >= 0x80 || !inNamespace) return reason;
-  if (message.retain) storeRetained(g.sql(), message);
-  const delivered = forward(g, from.clientId, message);
-  return !routed && !message.retain && delivered === 0 ? REASON.noMatchingSubscribers : reason;
+  if (!routed) return { inNamespace, routed };
+  const twin = route(g, from, own, topic, message.payload);
+  // Awaited by `complete`, maybe a few steps later: a failure meanwhile is not an unhandled one.
+  twin.catch(() => undefined);
+  return { inNamespace, routed, twin };
 }
 
-/** The publish into the ingest path. Returns the PUBACK/PUBREC reason code. */
+/** The rest of a publish once its twin call answered: the retained store and the device's subscribers. */
+async function complete(g: Gateway, from: Publisher, message: Message, planned: Plan): Promise<number> {
+  if (planned.reason !== undefined) return planned.reason;
+  const reason = planned.twin ? await planned.twin : REASON.success;
+  if (reason >= 0x80 || !planned.inNamespace) return reason;
+  if (message.retain) storeRetained(g.sql(), message);
+  const delivered = forward(g, from.clientId, message);
+  return !planned.routed && !message.retain && delivered === 0 ? REASON.noMatchingSubscribers : reason;
+}
+
+/** The publish into the ingest path (batched with the session's others, batch.ts). Returns the PUBACK/PUBREC reason code. */
 async function route(g: Gateway, from: Publisher, own: OwnTopic, topic: string, payload: Uint8Array): Promise<number> {
   const twin = twinStub(g.env, from.device);
   let body: unknown;
@@ -156,22 +213,30 @@ async function route(g: Gateway, from: Publisher, own: OwnTopic, topic: string, 
     if (item.routing_key !== undefined && item.routing_key !== mapping.routingKey) return REASON.payloadFormatInvalid;
     item = { ...item, routing_key: mapping.routingKey };
   }
-  const outcome = await twin.ingest({
-    secret: from.secret,
-    ...(from.credentialHash !== undefined && { credentialHash: from.credentialHash }),
-    items: [item],
-    preRejected: [],
-    defaultType,
-    allowedTypes,
-    transport: "mqtt",
-  });
+  const outcome = await g.batcher(from.device).submit(
+    {
+      secret: from.secret,
+      ...(from.credentialHash !== undefined && { credentialHash: from.credentialHash }),
+      defaultType,
+      allowedTypes,
+    },
+    item,
+  );
+  return reasonOf(outcome);
+}
+
+/** A publish's reason code from its share of the twin's answer. */
+function reasonOf(outcome: ItemOutcome): number {
   if (!outcome.ok) {
     if (outcome.code === "unauthorized") throw new MqttError(REASON.notAuthorized, "the device token is no longer valid");
     if (outcome.code === "rate_limited") return REASON.quotaExceeded;
+    // The twin's outbox is full (its queues are not taking messages): nothing was stored. Ending the
+    // connection without an answer makes the client publish it again after reconnecting.
+    if (outcome.code === "unavailable") throw new MqttError(REASON.serverBusy, "the device's outbox is full; publish again later");
     return REASON.implementationSpecific;
   }
-  if (outcome.accepted + outcome.duplicates > 0) return REASON.success;
-  const code = outcome.rejected[0]?.code;
+  if (outcome.accepted) return REASON.success;
+  const code = outcome.rejected?.code;
   if (code === "forbidden" || code === "source_mismatch") return REASON.notAuthorized;
   if (code === "unknown_exchange") return REASON.topicNameInvalid;
   if (code === "message_too_large") return PUBLISH_REFUSAL.notAccepted;

@@ -17,6 +17,7 @@ import type { Packet } from "mqtt-packet";
 import { readConfig } from "../../shared/config";
 import { log } from "../../shared/log";
 import { MqttError, REASON, WS_CLOSE } from "../../shared/mqtt";
+import { TwinBatcher } from "./batch";
 import { commandsQos, deliverCommands, sendDesired, wantsDesired } from "./commands";
 import { onConnect, refuseConnect } from "./connect";
 import { onPublish } from "./publish";
@@ -24,7 +25,7 @@ import { onPuback, onPubcomp, onPubrec, onPubrel } from "./qos";
 import { allowed, DISCONNECT_REASONS } from "./reasons";
 import { dueWills, nextWillAt, SCHEMA } from "./store";
 import { onSubscribe, onUnsubscribe } from "./subscribe";
-import { type CloseOptions, COMMAND_POLL_MS, CONNECT_TIMEOUT_MS, type Conn, type Gateway, keepAliveDeadline } from "./types";
+import { type CloseOptions, COMMAND_POLL_MS, CONNECT_TIMEOUT_MS, type Conn, type Gateway, keepAliveDeadline, type Pipeline } from "./types";
 import { connectVersionHint, validateConnect, validatePacket } from "./validate";
 import { ended, publishWill } from "./will";
 import { decode, frame, newReader, type Reader, save, send } from "./wire";
@@ -35,17 +36,55 @@ const SWEEP_MS = 250;
 export class MqttSession extends DurableObject<Env> {
   #parsers = new Map<WebSocket, Reader>();
   #chains = new Map<WebSocket, Promise<void>>();
+  /** Per connection: its deferred publish steps (publish.ts), run in arrival order. */
+  #tails = new Map<WebSocket, Promise<void>>();
+  #batchers = new Map<string, TwinBatcher>();
   #schema = false;
   #lastSweep = 0;
-  #gateway: Gateway = {
-    env: this.env,
-    ctx: this.ctx,
+  // env and ctx are read at each use: the metering subclass (shared/billing-do.ts) sets the
+  // metered ones only after the constructor, when this object already exists.
+  #gateway: Gateway = ((self: MqttSession) => ({
+    get env() {
+      return self.env;
+    },
+    get ctx() {
+      return self.ctx;
+    },
     sql: () => this.#sql(),
     close: (ws, conn, reason, message, options) => this.#close(ws, conn, reason, message, options),
     fail: (ws, error) => this.#fail(ws, error),
     scheduleAt: (at) => this.#scheduleAt(at),
     schedule: () => this.#schedule(),
-  };
+    batcher: (device) => {
+      let batcher = this.#batchers.get(device);
+      if (!batcher) {
+        batcher = new TwinBatcher(this.env, device);
+        this.#batchers.set(device, batcher);
+      }
+      return batcher;
+    },
+  }))(this);
+
+  /** The connection's deferred steps: publishes answered in order while their twin calls are batched. */
+  #pipeline(ws: WebSocket): Pipeline {
+    return {
+      defer: (step) => {
+        const previous = this.#tails.get(ws) ?? Promise.resolve();
+        const next = previous.then(step).catch((error: unknown) => this.#fail(ws, error));
+        this.#tails.set(ws, next);
+        // The answers go out even when the event that deferred them has returned.
+        this.ctx.waitUntil(next);
+      },
+      drain: () => this.#tails.get(ws) ?? Promise.resolve(),
+    };
+  }
+
+  /** twin.ingest calls made by this session's publishes so far (batch.ts; the tests count them). */
+  async twinCalls(): Promise<number> {
+    let calls = 0;
+    for (const batcher of this.#batchers.values()) calls += batcher.calls;
+    return calls;
+  }
 
   #sql(): SqlStorage {
     if (!this.#schema) this.ctx.storage.sql.exec(SCHEMA);
@@ -201,11 +240,17 @@ export class MqttSession extends DurableObject<Env> {
       // [MQTT-3.1.0-1] the first packet from the client MUST be CONNECT.
       throw new MqttError(REASON.protocolError, `${packet.cmd} before CONNECT`, "MQTT-3.1.0-1");
     }
+    if (packet.cmd === "publish") return onPublish(g, ws, conn, packet, this.#pipeline(ws));
+    // Every other packet comes after the publishes before it are answered (publish.ts).
+    if (this.#tails.has(ws)) {
+      await this.#pipeline(ws).drain();
+      const current = ws.deserializeAttachment() as Conn;
+      if (current.state === "closed") return;
+      Object.assign(conn, current);
+    }
     switch (packet.cmd) {
       case "connect":
         return onConnect(g, ws, conn, packet);
-      case "publish":
-        return onPublish(g, ws, conn, packet);
       case "pubrel":
         return onPubrel(g, ws, conn, packet.messageId ?? 0);
       case "puback":
@@ -309,6 +354,7 @@ export class MqttSession extends DurableObject<Env> {
     const conn = ws.deserializeAttachment() as Conn;
     this.#parsers.delete(ws);
     this.#chains.delete(ws);
+    this.#tails.delete(ws);
     if (conn.state === "closed") return;
     const wasConnected = conn.state === "connected";
     conn.state = "closed";

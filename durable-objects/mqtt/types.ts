@@ -4,6 +4,8 @@
  * packet family lives in its own file without importing the class).
  */
 
+import type { TwinBatcher } from "./batch";
+
 export type Version = 3 | 4 | 5;
 
 /** A subscription: the QoS granted and v5's subscription options [MQTT-3.8.3-3/4]. */
@@ -104,6 +106,16 @@ export interface Gateway {
   scheduleAt(at: number): Promise<void>;
   /** Sets the alarm to the earliest deadline of every connection and delayed will. */
   schedule(): Promise<void>;
+  /** The session's one way into the device's twin for publishes (batch.ts). */
+  batcher(device: string): TwinBatcher;
+}
+
+/** A connection's deferred steps (publish.ts): run in order, each after the ones before it. */
+export interface Pipeline {
+  /** Runs `step` after every step deferred before it; a failure ends the connection. */
+  defer(step: () => Promise<void>): void;
+  /** Resolves once every step deferred so far has run. */
+  drain(): Promise<void>;
 }
 
 /** A CONNECT must arrive this soon after the upgrade. */

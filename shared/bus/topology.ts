@@ -40,8 +40,12 @@ export interface PackWindow {
   readonly maxMessages: number;
 }
 
-/** Latency-bound queues: a reading is stored well within a second of its acceptance. */
-const LIVE: PackWindow = { windowMs: 250, maxMessages: 100 };
+/**
+ * Latency-bound queues: a reading is stored well within a second of its acceptance. The window is
+ * the default of LIVE_PACK_MS (docs/configuration.md), which the twin passes to `packWindow`.
+ */
+export const LIVE_PACK_MS_DEFAULT = 250;
+const LIVE: PackWindow = { windowMs: LIVE_PACK_MS_DEFAULT, maxMessages: 100 };
 /** Archive queues: nobody waits for them; big packs make few queue operations and R2 objects. */
 const BULK: PackWindow = { windowMs: 30_000, maxMessages: 100 };
 
@@ -159,12 +163,14 @@ export function queueForCloudflareName(cloudflareName: string): QueueDef | undef
 
 /**
  * A queue's pack window. Archive windows take `bulkWindowMs` when given (ARCHIVE_PACK_SECONDS,
- * docs/configuration.md: tests shorten it); the others are as drawn above.
+ * docs/configuration.md: tests shorten it); live windows take `liveWindowMs` (LIVE_PACK_MS: a
+ * longer window trades latency for fewer queue operations).
  */
-export function packWindow(queueName: string, bulkWindowMs?: number): PackWindow | undefined {
+export function packWindow(queueName: string, bulkWindowMs?: number, liveWindowMs?: number): PackWindow | undefined {
   const pack = findQueue(queueName)?.pack;
-  if (!pack || pack !== BULK || bulkWindowMs === undefined) return pack;
-  return { ...pack, windowMs: bulkWindowMs };
+  if (pack === BULK && bulkWindowMs !== undefined) return { ...pack, windowMs: bulkWindowMs };
+  if (pack === LIVE && liveWindowMs !== undefined) return { ...pack, windowMs: liveWindowMs };
+  return pack;
 }
 
 /** How many times a consumer retries a failed message before it dead-letters it. */

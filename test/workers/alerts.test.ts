@@ -369,7 +369,8 @@ describe("on the stream", () => {
         const { runInDurableObject } = await import("cloudflare:test");
         return runInDurableObject(rows, async (_i, state) => {
           const found = state.storage.sql
-            .exec<{ body: string }>("SELECT body FROM updates")
+            // The hub persists its updates lazily, as blocks (durable-objects/live-hub.ts).
+            .exec<{ body: string }>("SELECT body FROM update_blocks")
             .toArray()
             .some((r) => r.body.includes(alert?.id ?? "none") && r.body.includes('"stream":"alert"'));
           return found ? true : undefined;

@@ -187,12 +187,11 @@ describe("the twin's lazy state across a restart", () => {
     const before = await json<TwinBody>(await call(`/v1/devices/${device.id}/twin`, { headers: ADMIN }));
     expect(before.counters.accepted).toBe(4);
     const rows = await runInDurableObject(stub, async (_i, state) => ({
-      outbox: state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM outbox").one().n,
-      snapshot: JSON.parse(state.storage.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'snapshot'").one().value) as {
-        seq: number;
-      },
+      outbox: state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM outbox_ring").one().n,
       newer: state.storage.sql
-        .exec<{ n: number }>("SELECT COUNT(*) AS n FROM outbox WHERE seq > (SELECT value ->> 'seq' FROM meta WHERE key = 'snapshot')")
+        .exec<{ n: number }>(
+          "SELECT COUNT(*) AS n FROM outbox_ring WHERE seq > (SELECT value -> 'mark' ->> 'seq' FROM meta WHERE key = 'lazy')",
+        )
         .one().n,
     }));
     // Four requests and the device's coming online; all but the first request are newer than the snapshot.

@@ -205,7 +205,8 @@ describe("availability", () => {
 async function stubSilence(id: string, ms: number) {
   const { runInDurableObject } = await import("cloudflare:test");
   await runInDurableObject(env.DEVICE_TWIN.getByName(id), async (_instance, state) => {
-    state.storage.sql.exec("UPDATE meta SET value = ? WHERE key = 'last_seen'", JSON.stringify(Date.now() - ms));
+    // The lazily kept state is one row (durable-objects/device-twin/state.ts).
+    state.storage.sql.exec("UPDATE meta SET value = json_set(value, '$.last_seen', ?) WHERE key = 'lazy'", Date.now() - ms);
   });
   // The instance caches last_seen in memory: evict it so it reloads from storage.
   const { evictDurableObject } = await import("cloudflare:test");
