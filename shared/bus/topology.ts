@@ -46,6 +46,11 @@ export interface PackWindow {
  */
 export const LIVE_PACK_MS_DEFAULT = 250;
 const LIVE: PackWindow = { windowMs: LIVE_PACK_MS_DEFAULT, maxMessages: 100 };
+/**
+ * Event queues (home events, motion): an automation waits on them (motion → light), and a home
+ * sends few, so they go at once — the window costs latency and saves next to nothing.
+ */
+const PROMPT: PackWindow = { windowMs: 0, maxMessages: 100 };
 /** Archive queues: nobody waits for them; big packs make few queue operations and R2 objects. */
 const BULK: PackWindow = { windowMs: 30_000, maxMessages: 100 };
 
@@ -87,12 +92,12 @@ function queue(name: string, consumer: string, origin: QueueDef["origin"] = "see
 export const DEAD_LETTER_QUEUE = "dead.letter.queue";
 
 export const QUEUES = [
-  queue("home.events.state_changes", "automations"),
-  queue("home.events.automations", "automations"),
-  queue("home.events.command_results", "archive-feed", "edgemesh"),
+  queue("home.events.state_changes", "automations", "seed-001", PROMPT),
+  queue("home.events.automations", "automations", "seed-001", PROMPT),
+  queue("home.events.command_results", "archive-feed", "edgemesh", PROMPT),
   queue("sensors.temperature", "transformer"),
   queue("sensors.humidity", "transformer"),
-  queue("sensors.motion", "automations"),
+  queue("sensors.motion", "automations", "seed-001", PROMPT),
   queue("sensors.energy", "transformer", "edgemesh"),
   queue("sensors.other", "transformer", "edgemesh"),
   queue("metrics.system", "metrics"),
