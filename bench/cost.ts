@@ -40,7 +40,6 @@ import {
   type Ops,
   PRICES_AS_OF,
 } from "../shared/billing-prices.ts";
-import { packWindow } from "../shared/bus/topology.ts";
 import {
   AGENT,
   type Device,
@@ -57,6 +56,17 @@ import {
   type Transport,
 } from "./lib/cost-load.ts";
 import { type Paced, pace } from "./lib/cost-pace.ts";
+import {
+  ARCHIVE,
+  ARCHIVE_QUEUES,
+  ARCHIVE_R2,
+  archiveEnvelope,
+  archivePack,
+  BENCH_ARCHIVE_SECONDS,
+  type Measured,
+  perMessage,
+  shown,
+} from "./lib/cost-price.ts";
 import { type Counters, delta, EdgeCounters, envelopeBytes, waitIdle } from "./lib/counters.ts";
 import { markdownTable, textTable } from "./lib/table.ts";
 
@@ -91,7 +101,7 @@ const QUICK = values.quick || process.env.BENCH_QUICK === "1";
  * Seconds each meter window lasts: ≥ 12 live pack windows (250 ms), many consumer batches. What
  * a window leaves in the twins' archive packs is priced by arithmetic (archivePack).
  */
-const WINDOW_S: Record<Load, number> = QUICK ? { "1x": 4, "10x": 3, "100x": 3 } : { "1x": 30, "10x": 20, "100x": 10 };
+const WINDOW_S: Record<Load, number> = QUICK ? { "1x": 4, "10x": 3, "100x": 2 } : { "1x": 20, "10x": 10, "100x": 5 };
 /**
  * The other kinds (temperature, heat pump, event) send one message per device every 400 ms: more
  * than a live pack window apart, so each is its own pack and request, as at every load of seed
@@ -99,37 +109,19 @@ const WINDOW_S: Record<Load, number> = QUICK ? { "1x": 4, "10x": 3, "100x": 3 } 
  */
 const SPARSE_RATE = 2.5;
 const SPARSE_PER_DEVICE: Record<Exclude<Kind, "meter">, number> = QUICK
-  ? { temperature: 2, heatpump: 3, event: 3 }
-  : { temperature: 6, heatpump: 20, event: 20 };
-/** Archive packs form over ARCHIVE_PACK_SECONDS (30 s deployed); the bench's edge holds them longer (see below). */
-const ARCHIVE = packWindow("archive.metrics") ?? { windowMs: 30_000, maxMessages: 100 };
-const BENCH_ARCHIVE_SECONDS = 600;
-const ARCHIVE_QUEUES = ["archive.metrics", "archive.events"];
-/** An archived envelope's bytes, for the 64 KB units of a pack priced by arithmetic: a meter's, read from a twin after the run. */
-let ENVELOPE_BYTES = 1_000;
+  ? { temperature: 1, heatpump: 2, event: 2 }
+  : { temperature: 4, heatpump: 10, event: 10 };
 const say = (line: string) => {
   if (!values.json) console.log(line);
   else process.stderr.write(`${line}\n`);
 };
 
-/** wrangler.toml with every consumer's batch wait capped at 1 s (the archive queues wait 30 s). */
+/** wrangler.toml with every consumer taking what is there at once (the archive queues wait 30 s: their batches are priced by arithmetic). */
 function benchConfig(): string {
-  const text = readFileSync(join(PROJECT_ROOT, "wrangler.toml"), "utf8").replace(
-    /max_batch_timeout\s*=\s*(\d+)/g,
-    (_, s: string) => `max_batch_timeout = ${Math.min(1, Number(s))}`,
-  );
+  const text = readFileSync(join(PROJECT_ROOT, "wrangler.toml"), "utf8").replace(/max_batch_timeout\s*=\s*(\d+)/g, "max_batch_timeout = 0");
   const path = join(PROJECT_ROOT, `.bench-cost-${process.pid}.wrangler.toml`);
   writeFileSync(path, text);
   return path;
-}
-
-interface Measured {
-  messages: number;
-  ops: Record<string, number>;
-  d1Bytes: number;
-  /** Accepted messages still waiting in a twin's archive pack when the measurement ended. */
-  archiveLeft: number;
-  paced: Paced;
 }
 
 // A private dev registry: this edge's queues must not deliver into another local edge's consumers.
@@ -143,7 +135,16 @@ const started = Date.now();
 const edge = await startLocalEdge({
   config,
   migrate: true,
-  vars: { METRICS_FLUSH_SECONDS: "0", ARCHIVE_PACK_SECONDS: String(BENCH_ARCHIVE_SECONDS) },
+  vars: {
+    METRICS_FLUSH_SECONDS: "0",
+    ARCHIVE_PACK_SECONDS: String(BENCH_ARCHIVE_SECONDS),
+    // A bench device waits minutes for its window; deployed, seed 004's devices never fall silent
+    // long enough to go stale (a twin's availability event flushes every pack it holds).
+    AVAILABILITY_MAINS_STALE_SECONDS: "86400",
+    AVAILABILITY_MAINS_OFFLINE_SECONDS: "604800",
+    AVAILABILITY_BATTERY_STALE_SECONDS: "604800",
+    AVAILABILITY_BATTERY_OFFLINE_SECONDS: "2592000",
+  },
   verbose: values.verbose,
 });
 const cleanup = async () => {
@@ -184,12 +185,14 @@ try {
   // Two fresh meters per transport and load: no window's archive messages wait in a twin into another window.
   const meters = new Map<string, Device[]>();
   if (RUN_KINDS.includes("meter"))
-    for (const t of RUN_TRANSPORTS)
-      for (const load of RUN_LOADS)
-        meters.set(`${t}/${load}`, [
-          await fleet.addDevice(`meter-${t}-${load}-a`.replaceAll("_", "-"), "meter"),
-          await fleet.addDevice(`meter-${t}-${load}-b`.replaceAll("_", "-"), "meter"),
-        ]);
+    await Promise.all(
+      RUN_TRANSPORTS.flatMap((t) =>
+        RUN_LOADS.map(async (load) => {
+          const id = `meter-${t}-${load}`.replaceAll("_", "-");
+          meters.set(`${t}/${load}`, [await fleet.addDevice(`${id}-a`, "meter"), await fleet.addDevice(`${id}-b`, "meter")]);
+        }),
+      ),
+    );
   const counters = new EdgeCounters(edge.persistDir);
   // Warm-up: every device's twin, room and series rows exist before anything is counted.
   await fleet.warm(
@@ -199,16 +202,10 @@ try {
   await waitIdle(edge.url, counters);
 
   const measure = async (key: string, transport: Transport, devices: Device[], rate: number, perDevice: number) => {
-    if (transport.startsWith("mqtt")) {
-      // Connecting is not what a message costs: the connections open before the counting starts.
-      await fleet.connect(devices);
-      await waitIdle(edge.url, counters);
-    }
     const before: Counters = counters.read();
     const paced = await pace(fleet, transport, devices, rate, perDevice);
     const pings = await waitIdle(edge.url, counters);
     const after = counters.read();
-    await fleet.disconnect();
     const ops = delta(before.billable, after.billable);
     // The idle probes are Worker invocations of the bench's own; a probe whose count is still in
     // flight can make the difference slightly negative: never below 0.
@@ -235,17 +232,27 @@ try {
   };
 
   for (const transport of RUN_TRANSPORTS) {
+    const others = RUN_KINDS.filter((k) => k !== "meter");
+    if (transport.startsWith("mqtt")) {
+      // One connection per device, opened before the counting starts (connecting is not what a message costs).
+      await fleet.connect([...RUN_LOADS.flatMap((l) => meters.get(`${transport}/${l}`) ?? []), ...others.flatMap((k) => fleet.of(k))]);
+      await waitIdle(edge.url, counters);
+    }
     for (const load of RUN_LOADS) {
       const pair = meters.get(`${transport}/${load}`);
       if (!pair) continue;
       const rate = SEED_004_RATE.meter * LOADS[load];
       await measure(`${transport}/meter/${load}`, transport, pair, rate, Math.round(rate * WINDOW_S[load]));
     }
-    for (const kind of RUN_KINDS)
-      if (kind !== "meter") await measure(`${transport}/${kind}`, transport, fleet.of(kind), SPARSE_RATE, SPARSE_PER_DEVICE[kind]);
+    for (const kind of others) await measure(`${transport}/${kind}`, transport, fleet.of(kind), SPARSE_RATE, SPARSE_PER_DEVICE[kind]);
+    if (transport.startsWith("mqtt")) {
+      // Closing sessions is not what a message costs either.
+      await fleet.disconnect();
+      await waitIdle(edge.url, counters);
+    }
   }
   counters.close();
-  ENVELOPE_BYTES = envelopeBytes(edge.persistDir, "total_energy_kwh") ?? ENVELOPE_BYTES;
+  archiveEnvelope.bytes = envelopeBytes(edge.persistDir, "total_energy_kwh") ?? archiveEnvelope.bytes;
 } catch (error) {
   failed ||= String((error as Error).stack ?? error);
 } finally {
@@ -255,26 +262,6 @@ try {
 // ---- pricing ----------------------------------------------------------------------------------
 
 const round = (n: number, digits = 2) => Number(n.toFixed(digits));
-
-/**
- * The archive pack a kind's messages form deployed at a load: what one twin sends in the
- * archive's window (ARCHIVE_PACK_SECONDS, 30 s), at most 100 — and the queue operations per
- * message of that pack (write + read + delete per 64 KB).
- */
-function archivePack(kind: Kind, load: Load): { messages: number; opsPerMessage: number } {
-  const perTwin = SEED_004_RATE[kind] * LOADS[load] * (ARCHIVE.windowMs / 1000);
-  const messages = Math.min(ARCHIVE.maxMessages, Math.max(1, Math.floor(perTwin)));
-  const units = Math.ceil((messages * ENVELOPE_BYTES) / 65_536);
-  return { messages, opsPerMessage: (3 * units) / messages };
-}
-
-/** Ops per accepted message at a load: the measurement, plus the archive packs it left, priced as they form deployed. */
-function perMessage(m: Measured, kind: Kind, load: Load): Ops {
-  const ops: Ops = Object.fromEntries(Object.entries(m.ops).map(([k, v]) => [k, v / m.messages]));
-  const share = (m.archiveLeft / m.messages) * (archivePack(kind, load).opsPerMessage / 3);
-  for (const k of ["queue_write_ops", "queue_read_ops", "queue_delete_ops"]) ops[k] = (ops[k] ?? 0) + share;
-  return ops;
-}
 
 const measuredAt = (transport: Transport, kind: Kind, load: Load) =>
   results.get(kind === "meter" ? `${transport}/meter/${load}` : `${transport}/${kind}`);
@@ -298,19 +285,6 @@ interface TransportFigures {
   };
 }
 
-const shown = (per: Ops) => {
-  const billed = billedLines(per);
-  return {
-    d1_rows_written: round(billed.d1_rows_written),
-    do_rows_written: round(billed.do_rows_written),
-    queue_ops: round(billed.queue_ops),
-    do_requests: round(billed.do_requests),
-    d1_rows_read: round(billed.d1_rows_read),
-    worker_requests: round(billed.worker_requests),
-    r2_ops: round(billed.r2_class_a + billed.r2_class_b),
-  };
-};
-
 const figures: Partial<Record<Transport, TransportFigures>> = {};
 for (const transport of TRANSPORTS) {
   if (KINDS.some((k) => LOAD_NAMES.some((l) => !measuredAt(transport, k, l)))) continue;
@@ -322,7 +296,7 @@ for (const transport of TRANSPORTS) {
   const bytesPerMessage = {} as Record<Kind, number>;
   for (const load of LOAD_NAMES) {
     byLoad[load] = {} as Record<Kind, Record<string, number>>;
-    const month: Ops = {};
+    const month: Ops = { ...ARCHIVE_R2 };
     bytesPerDay[load] = 0;
     for (const kind of KINDS) {
       const m = measuredAt(transport, kind, load) as Measured;
@@ -408,7 +382,7 @@ const report = {
   archive: {
     pack_seconds_deployed: ARCHIVE.windowMs / 1000,
     pack_seconds_in_bench: BENCH_ARCHIVE_SECONDS,
-    envelope_bytes: ENVELOPE_BYTES,
+    envelope_bytes: archiveEnvelope.bytes,
     pack_messages: Object.fromEntries(LOAD_NAMES.map((l) => [l, Object.fromEntries(KINDS.map((k) => [k, archivePack(k, l).messages]))])),
   },
   prices: {

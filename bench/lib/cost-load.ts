@@ -59,7 +59,8 @@ export class Fleet {
     const agent = await this.edge.admin<{ token: string }>("POST", "/v1/devices", { id: AGENT, kind: "service", type: "agent" });
     if (agent.status !== 201) throw new Error(`agent: ${agent.status} ${JSON.stringify(agent.body)}`);
     this.agentToken = agent.body.token;
-    for (const group of FLEET)
+    // The meters are added per measurement window (addDevice).
+    for (const group of FLEET.filter((g) => g.kind !== "meter"))
       for (const id of group.ids) {
         const res = await this.edge.admin<{ token: string }>("POST", "/v1/devices", {
           id,

@@ -104,7 +104,7 @@ export async function waitIdle(url: string, counters: EdgeCounters, stableReads 
   while (Date.now() < deadline) {
     await fetch(`${url}/`).then((r) => r.arrayBuffer());
     pings++;
-    await sleep(400);
+    await sleep(250);
     const now = counters.read();
     // The pings themselves are Worker invocations: everything else must stand still.
     const { worker_invocations: _, ...work } = now.billable;
