@@ -18,7 +18,8 @@
  * accepted message AT EACH LOAD × seed 004's mix at that load → its month, priced with
  * shared/billing-prices.ts.
  *
- *   node bench/cost.ts [--quick] [--json] [--markdown] [--loads 1x,10x,100x] [--transports a,b] [--kinds a,b] [--verbose]
+ *   node bench/cost.ts [--quick] [--json] [--markdown] [--loads 1x,10x,100x] [--transports a,b] [--kinds a,b]
+ *                      [--live-pack-ms N] [--verbose]
  *
  * `--json` prints ONE JSON object (per transport: monthly_usd, base_usd, aws_iot_usd for 1x,
  * 10x, 100x, ops_per_message by kind at 1×, ops_per_message_by_load, the top cost lines, storage).
@@ -79,6 +80,7 @@ const { values } = parseArgs({
     transports: { type: "string" },
     kinds: { type: "string" },
     verbose: { type: "boolean" },
+    "live-pack-ms": { type: "string" },
   },
 });
 /** --transports, --kinds and --loads measure a part (the CI smoke run); a month is priced only with every kind and load. */
@@ -144,6 +146,8 @@ const edge = await startLocalEdge({
     AVAILABILITY_MAINS_OFFLINE_SECONDS: "604800",
     AVAILABILITY_BATTERY_STALE_SECONDS: "604800",
     AVAILABILITY_BATTERY_OFFLINE_SECONDS: "2592000",
+    // The live queues' pack window where the twin reads it (LIVE_PACK_MS, docs/configuration.md); unset: the default.
+    ...(values["live-pack-ms"] && { LIVE_PACK_MS: values["live-pack-ms"] }),
   },
   verbose: values.verbose,
 });
@@ -373,6 +377,7 @@ const report = {
   date: new Date().toISOString(),
   quick: QUICK,
   window_seconds: WINDOW_S,
+  live_pack_ms: values["live-pack-ms"] ? Number(values["live-pack-ms"]) : "default",
   seconds: Math.round((Date.now() - started) / 1000),
   load_1x: {
     messages_per_day: Object.values(SEED_004_PER_DAY).reduce((a, b) => a + b, 0),
