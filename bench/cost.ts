@@ -408,6 +408,7 @@ const report = {
           messages: m.messages,
           ops_per_message: billedLines(perMessage(m, kind, load)),
           archive_left: m.archiveLeft,
+          counted: m.ops,
           d1_bytes: m.d1Bytes,
           paced: m.paced,
         },
