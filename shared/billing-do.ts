@@ -57,45 +57,25 @@ function meterCursor<T extends Record<string, SqlStorageValue>>(cursor: SqlStora
   return proxy;
 }
 
-function meterSql(sql: SqlStorage): SqlStorage {
-  return new Proxy(sql, {
-    get(t, prop) {
-      if (prop === UNMETERED) return t;
-      const value = Reflect.get(t, prop, t);
-      if (prop === "exec") return (query: string, ...bindings: unknown[]) => meterCursor(t.exec(query, ...(bindings as SqlStorageValue[])));
-      return typeof value === "function" ? (value as AnyFn).bind(t) : value;
-    },
-  });
-}
+/** The objects whose SQLite cursor is metered already (an object is constructed again after an eviction). */
+const meteredSql = new WeakSet<object>();
 
-function meterStorage(storage: DurableObjectStorage): DurableObjectStorage {
-  let sql: SqlStorage | undefined;
-  return new Proxy(storage, {
-    get(t, prop) {
-      if (prop === UNMETERED) return t;
-      if (prop === "sql") {
-        sql ??= meterSql(t.sql);
-        return sql;
-      }
-      const value = Reflect.get(t, prop, t);
-      return typeof value === "function" ? (value as AnyFn).bind(t) : value;
-    },
+/**
+ * Meters the object's own `ctx.storage.sql.exec`, in place, before its constructor runs: every
+ * part of the object — including what its constructor hands the real `ctx` to (a core, an outbox)
+ * — then counts its rows. (A metered copy of `ctx` would reach only code that reads `this.ctx`
+ * later, and the runtime's base class takes only the real state.)
+ */
+function meterSqlInPlace(ctx: DurableObjectState): void {
+  const sql = ctx.storage.sql;
+  if (meteredSql.has(sql)) return;
+  const exec = sql.exec.bind(sql);
+  Object.defineProperty(sql, "exec", {
+    value: (query: string, ...bindings: SqlStorageValue[]) => meterCursor(exec(query, ...bindings)),
+    configurable: true,
+    writable: true,
   });
-}
-
-function meterState(ctx: DurableObjectState): DurableObjectState {
-  let storage: DurableObjectStorage | undefined;
-  return new Proxy(ctx, {
-    get(t, prop) {
-      if (prop === UNMETERED) return t;
-      if (prop === "storage") {
-        storage ??= meterStorage(t.storage);
-        return storage;
-      }
-      const value = Reflect.get(t, prop, t);
-      return typeof value === "function" ? (value as AnyFn).bind(t) : value;
-    },
-  });
+  meteredSql.add(sql);
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: a Durable Object class of any constructor shape
@@ -106,12 +86,14 @@ export function meterDurableObject<C extends DurableObjectClass>(Base: C): C {
   const Concrete = Base as unknown as new (ctx: DurableObjectState, env: object) => object;
   class Metered extends Concrete {
     constructor(ctx: DurableObjectState, env: object) {
-      // The runtime's base class takes only the real state; the constructor (schema setup) runs
-      // unmetered, and from then on `this.ctx` and `this.env` are the metered ones.
-      super(ctx, env);
+      // Metered before the object's own constructor runs, so that what it keeps of `ctx` and
+      // `env` (a core, an outbox, stubs of other objects) is metered too: its queue sends, its
+      // calls to other objects and its SQLite rows all count.
+      meterSqlInPlace(ctx);
+      const metered = meterEnv(env);
+      super(ctx, metered);
       setLogLevel((env as { LOG_LEVEL?: unknown }).LOG_LEVEL);
-      Object.defineProperty(this, "ctx", { value: meterState(ctx), writable: false, configurable: true, enumerable: false });
-      Object.defineProperty(this, "env", { value: meterEnv(env), writable: false, configurable: true, enumerable: false });
+      Object.defineProperty(this, "env", { value: metered, writable: false, configurable: true, enumerable: false });
     }
   }
   const proto = Base.prototype as Record<string, unknown>;

@@ -1,8 +1,9 @@
 /**
- * bench/cost's fleet and transports: seed 004's devices (2 energy meters, a heat pump, 5
- * temperature sensors, and a motion sensor for events), their messages, and the five ways a
- * message reaches the edge — HTTPS one per request, HTTPS 100 per request, MQTT over WebSocket
- * at QoS 0 and 1 (the `mqtt` package), and the LAN agent's batch route as agent/uplink.ts uses it.
+ * bench/cost's fleet: seed 004's devices (2 energy meters, a heat pump, 5 temperature sensors,
+ * and a motion sensor for events), their messages and rates, and the requests each of the five
+ * transports makes — HTTPS one per request, HTTPS up to 100 per request, MQTT over WebSocket at
+ * QoS 0 and 1 (the `mqtt` package), and the LAN agent's batch route as agent/uplink.ts uses it.
+ * How they are paced at a load's rates: bench/lib/cost-pace.ts.
  */
 import mqtt, { type MqttClient } from "mqtt";
 import type { LocalEdge } from "../../scripts/lib/local-edge.ts";
@@ -15,6 +16,11 @@ export type Transport = (typeof TRANSPORTS)[number];
 
 /** Seed 004's load per kind, messages a day: 2 meters at 1/s, the heat pump every 30 s, 5 sensors every 5 min. */
 export const SEED_004_PER_DAY: Record<Kind, number> = { meter: 2 * 86_400, heatpump: 86_400 / 30, temperature: 5 * 288, event: 0 };
+/** Seed 004's rate per device at 1×, messages a second (10× and 100× multiply it). */
+export const SEED_004_RATE: Record<Kind, number> = { meter: 1, heatpump: 1 / 30, temperature: 1 / 300, event: 0 };
+/** The loads bench/cost prices: seed 004's rates × 1, 10, 100. */
+export const LOADS = { "1x": 1, "10x": 10, "100x": 100 } as const;
+export type Load = keyof typeof LOADS;
 /** Readings a message carries (for bytes per reading). */
 export const READINGS: Record<Kind, number> = { meter: 4, temperature: 2, heatpump: 5, event: 0 };
 /** Devices connected all month at 1× (for AWS IoT Core's connection minutes). */
@@ -22,11 +28,13 @@ export const SEED_004_DEVICES = 8;
 
 export const AGENT = "bench-cost-agent";
 
-interface Device {
+export interface Device {
   id: string;
   kind: Kind;
   token: string;
   seq: number;
+  /** The last timestamp it sent (ms): timestamps are the send time, strictly increasing per device. */
+  last: number;
 }
 
 const FLEET: { kind: Kind; ids: string[]; type: string; room: string }[] = [
@@ -41,8 +49,6 @@ export class Fleet {
   readonly devices: Device[] = [];
   agentToken = "";
   #clients = new Map<string, MqttClient>();
-  /** Device timestamps start a day back, one second apart per message, so no two readings share a key. */
-  readonly #start = Date.now() - 86_400_000;
 
   readonly edge: LocalEdge;
   constructor(edge: LocalEdge) {
@@ -53,7 +59,8 @@ export class Fleet {
     const agent = await this.edge.admin<{ token: string }>("POST", "/v1/devices", { id: AGENT, kind: "service", type: "agent" });
     if (agent.status !== 201) throw new Error(`agent: ${agent.status} ${JSON.stringify(agent.body)}`);
     this.agentToken = agent.body.token;
-    for (const group of FLEET)
+    // The meters are added per measurement window (addDevice).
+    for (const group of FLEET.filter((g) => g.kind !== "meter"))
       for (const id of group.ids) {
         const res = await this.edge.admin<{ token: string }>("POST", "/v1/devices", {
           id,
@@ -63,7 +70,7 @@ export class Fleet {
           rate: { per_second: 10_000, burst: 10_000 },
         });
         if (res.status !== 201) throw new Error(`device ${id}: ${res.status} ${JSON.stringify(res.body)}`);
-        this.devices.push({ id, kind: group.kind, token: res.body.token, seq: 0 });
+        this.devices.push({ id, kind: group.kind, token: res.body.token, seq: 0, last: 0 });
       }
   }
 
@@ -74,7 +81,9 @@ export class Fleet {
   /** One message of the kind, as the device posts it (`{timestamp, payload}`). */
   message(device: Device): { timestamp: string; payload: Record<string, unknown> } {
     const n = ++device.seq;
-    const timestamp = new Date(this.#start + n * 1000).toISOString();
+    // The send time, as a device stamps it (packed series rows group readings by time: docs/series.md).
+    device.last = Math.max(Date.now(), device.last + 1);
+    const timestamp = new Date(device.last).toISOString();
     const wobble = (n % 17) / 100;
     switch (device.kind) {
       case "meter":
@@ -110,9 +119,28 @@ export class Fleet {
     }
   }
 
-  /** Opens the MQTT connections of a kind's devices (before a measurement: connecting is not what a message costs). */
-  async connect(kind: Kind): Promise<void> {
-    for (const d of this.of(kind)) {
+  /**
+   * A fresh device of a kind (bench/cost gives each paced meter window its own two meters, so no
+   * archive message of one window waits in a twin into the next: docs/cost.md).
+   */
+  async addDevice(id: string, kind: Kind): Promise<Device> {
+    const group = FLEET.find((g) => g.kind === kind) as (typeof FLEET)[number];
+    const res = await this.edge.admin<{ token: string }>("POST", "/v1/devices", {
+      id,
+      type: group.type,
+      room: group.room,
+      metadata: { agent: AGENT },
+      rate: { per_second: 10_000, burst: 10_000 },
+    });
+    if (res.status !== 201) throw new Error(`device ${id}: ${res.status} ${JSON.stringify(res.body)}`);
+    const device: Device = { id, kind, token: res.body.token, seq: 0, last: 0 };
+    this.devices.push(device);
+    return device;
+  }
+
+  /** Opens one MQTT connection per device (before a measurement: connecting is not what a message costs). */
+  async connect(devices: readonly Device[]): Promise<void> {
+    for (const d of devices) {
       const client = mqtt.connect(`ws://127.0.0.1:${this.edge.port}/mqtt/${d.id}`, {
         protocolVersion: 4,
         clientId: d.id,
@@ -136,46 +164,31 @@ export class Fleet {
     this.#clients.clear();
   }
 
-  /** Sends `count` messages of a kind over a transport; resolves when the edge has answered them all. */
-  async send(transport: Transport, kind: Kind, count: number, concurrency = 4): Promise<void> {
-    const devices = this.of(kind);
-    const path = kind === "event" ? "/v1/events" : "/v1/telemetry";
-    const pick = (i: number) => devices[i % devices.length] as Device;
-    if (transport === "https_single" || transport === "mqtt_qos0" || transport === "mqtt_qos1") {
-      let next = 0;
-      const worker = async () => {
-        for (let i = next++; i < count; i = next++) {
-          const device = pick(i);
-          const message = this.message(device);
-          if (transport === "https_single") await this.#post(path, device.token, message);
-          else {
-            const client = this.#clients.get(device.id);
-            if (!client) throw new Error(`no MQTT connection for ${device.id}`);
-            const topic = `devices/${device.id}/${kind === "event" ? "events" : "telemetry"}`;
-            await client.publishAsync(topic, JSON.stringify(message), { qos: transport === "mqtt_qos1" ? 1 : 0 });
-          }
-        }
-      };
-      await Promise.all(Array.from({ length: concurrency }, worker));
-      return;
-    }
-    for (let sent = 0, request = 0; sent < count; request++) {
-      const size = Math.min(100, count - sent);
-      if (transport === "https_batch") {
-        const device = pick(request);
-        await this.#post(
-          path,
-          device.token,
-          Array.from({ length: size }, () => this.message(device)),
-        );
-      } else {
-        const messages = Array.from({ length: size }, (_, i) => {
-          const device = pick(sent + i);
-          return { device: device.id, type: kind === "event" ? "event" : "telemetry", ...this.message(device) };
-        });
-        await this.#post("/v1/agent/messages", this.agentToken, { messages });
-      }
-      sent += size;
-    }
+  /** A device's MQTT connection (connect() first). */
+  client(device: Device): MqttClient {
+    const client = this.#clients.get(device.id);
+    if (!client) throw new Error(`no MQTT connection for ${device.id}`);
+    return client;
+  }
+
+  /** POST one message (HTTPS single) or an array (HTTPS batch) as the device. */
+  postAsDevice(device: Device, body: unknown): Promise<void> {
+    return this.#post(device.kind === "event" ? "/v1/events" : "/v1/telemetry", device.token, body);
+  }
+
+  /** POST a batch on the agent's route, as agent/uplink.ts does. */
+  postAsAgent(messages: { device: Device; message: ReturnType<Fleet["message"]> }[]): Promise<void> {
+    return this.#post("/v1/agent/messages", this.agentToken, {
+      messages: messages.map(({ device, message }) => ({
+        device: device.id,
+        type: device.kind === "event" ? "event" : "telemetry",
+        ...message,
+      })),
+    });
+  }
+
+  /** Warm-up: `count` messages per device over HTTPS, one at a time (twin, room and series rows exist before counting). */
+  async warm(devices: readonly Device[], count: number): Promise<void> {
+    for (let i = 0; i < count; i++) await Promise.all(devices.map((d) => this.postAsDevice(d, this.message(d))));
   }
 }

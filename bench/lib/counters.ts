@@ -22,6 +22,8 @@ export interface Counters {
   ingest: Record<string, number>;
   /** Sink outcomes (delivered, retried, dead_lettered), summed over queues. */
   sink: Record<string, number>;
+  /** Messages the twins' outboxes sent to each queue (edgemesh_routed_messages_total by queue). */
+  routed: Record<string, number>;
   /** The D1 database's size: page_count × page_size. */
   d1Bytes: number;
 }
@@ -57,7 +59,7 @@ export class EdgeCounters {
       labels: string;
       value: number;
     }[];
-    const out: Counters = { billable: {}, metering: 0, ingest: {}, sink: {}, d1Bytes: 0 };
+    const out: Counters = { billable: {}, metering: 0, ingest: {}, sink: {}, routed: {}, d1Bytes: 0 };
     const add = (into: Record<string, number>, key: string, value: number) => {
       into[key] = (into[key] ?? 0) + value;
     };
@@ -68,6 +70,7 @@ export class EdgeCounters {
         else add(out.billable, labels.kind ?? "", r.value);
       } else if (r.name === "edgemesh_ingest_messages_total") add(out.ingest, labels.outcome ?? "", r.value);
       else if (r.name === "edgemesh_sink_messages_total") add(out.sink, labels.outcome ?? "", r.value);
+      else if (r.name === "edgemesh_routed_messages_total") add(out.routed, labels.queue ?? "", r.value);
     }
     const pages = this.#db.prepare("PRAGMA page_count").get() as { page_count: number };
     const size = this.#db.prepare("PRAGMA page_size").get() as { page_size: number };
@@ -101,14 +104,51 @@ export async function waitIdle(url: string, counters: EdgeCounters, stableReads 
   while (Date.now() < deadline) {
     await fetch(`${url}/`).then((r) => r.arrayBuffer());
     pings++;
-    await sleep(600);
+    await sleep(250);
     const now = counters.read();
     // The pings themselves are Worker invocations: everything else must stand still.
     const { worker_invocations: _, ...work } = now.billable;
-    const key = JSON.stringify([work, now.ingest, now.sink]);
+    const key = JSON.stringify([work, now.ingest, now.sink, now.routed]);
     stable = key === last ? stable + 1 : 0;
     last = key;
     if (stable >= stableReads) return pings;
   }
   throw new Error(`the edge did not go idle within ${timeoutMs / 1000} s`);
+}
+
+/**
+ * The bytes of one archived envelope of the kind whose payload names `field` (a JSON line in a
+ * pack), read from a twin's outbox in the local Durable Object files; undefined when none is found.
+ */
+export function envelopeBytes(persistDir: string, field: string): number | undefined {
+  const files: string[] = [];
+  const walk = (dir: string) => {
+    let entries: string[];
+    try {
+      entries = readdirSync(dir);
+    } catch {
+      return;
+    }
+    for (const name of entries) {
+      const path = join(dir, name);
+      if (statSync(path).isDirectory()) walk(path);
+      else if (name.endsWith(".sqlite") && !name.startsWith("metadata")) files.push(path);
+    }
+  };
+  walk(join(persistDir, "v3", "do"));
+  for (const file of files) {
+    try {
+      const db = new DatabaseSync(file, { readOnly: true });
+      try {
+        const row = db.prepare("SELECT body FROM outbox WHERE body LIKE ? LIMIT 1").get(`%${field}%`) as { body: string } | undefined;
+        const envelope = row && (JSON.parse(row.body) as { m?: unknown[] }).m?.[0];
+        if (envelope) return Buffer.byteLength(JSON.stringify(envelope)) + 1;
+      } finally {
+        db.close();
+      }
+    } catch {
+      // Not a twin's file (no outbox table): the next one.
+    }
+  }
+  return undefined;
 }

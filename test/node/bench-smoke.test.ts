@@ -65,19 +65,25 @@ describe("benchmarks in their short mode", () => {
       expect(run.stdout).toMatch(bench.figures);
     });
 
-  it("bench/cost.ts prints one JSON object with the ops per message it measured", { timeout: 150_000 }, async () => {
-    const run = await runBench("cost.ts", ["--json", "--transports", "https_single", "--kinds", "meter"], 140_000);
+  it("bench/cost.ts prints one JSON object with the ops per message it measured at a load's own rates", { timeout: 150_000 }, async () => {
+    const run = await runBench("cost.ts", ["--json", "--transports", "https_single", "--kinds", "meter", "--loads", "1x"], 140_000);
     expect(run.code, run.stderr.slice(-3000)).toBe(0);
     const report = JSON.parse(run.stdout) as {
       bench: string;
-      measured: Record<string, { messages: number; ops_per_message: Record<string, number> }>;
+      measured: Record<
+        string,
+        { messages: number; ops_per_message: Record<string, number>; paced: { rate_per_device: number; requests: number } }
+      >;
     };
     expect(report.bench).toBe("cost");
-    const meter = report.measured["https_single/meter"];
-    expect(meter?.messages).toBe(20);
+    const meter = report.measured["https_single/meter/1x"];
+    // Two meters at seed 004's 1× rate (1 message a second each) for the quick window of 4 s, one request per message.
+    expect(meter?.messages).toBe(8);
+    expect(meter?.paced.rate_per_device).toBe(1);
+    expect(meter?.paced.requests).toBe(8);
     // A stored meter reading is written somewhere and travels through at least one queue.
     expect(meter?.ops_per_message.d1_rows_written).toBeGreaterThan(0);
-    // Packed (issue 13): well under one queue message a reading, but some.
+    // It travels through the queues and its twin.
     expect(meter?.ops_per_message.queue_ops).toBeGreaterThan(0);
     expect(meter?.ops_per_message.do_requests).toBeGreaterThan(0);
   });

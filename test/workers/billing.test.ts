@@ -7,6 +7,7 @@ import { createMessageBatch } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
 import { BILLABLE_FAMILY, meterEnv, meterQueueBatch, unmetered } from "../../shared/billing";
+import { meterDurableObject } from "../../shared/billing-do";
 import { metrics, parseLabelText } from "../../shared/metrics";
 
 /** What was counted since the last call, by kind (app only). */
@@ -98,5 +99,35 @@ describe("metered queues", () => {
     const failed = counted();
     expect(failed.queue_read_ops).toBe(2);
     expect(failed.queue_delete_ops).toBe(1); // m5 is delivered again, not deleted
+  });
+});
+
+describe("metered Durable Objects", () => {
+  it("count what the object's constructor kept of ctx and env: its SQLite rows, queue sends and calls", async () => {
+    const { runInDurableObject } = await import("cloudflare:test");
+    // An object that hands its ctx and env to a helper in its constructor, as the twin does with its outbox.
+    class Probe {
+      readonly kept: { sql: SqlStorage; env: Env };
+      constructor(ctx: DurableObjectState, objectEnv: Env) {
+        this.kept = { sql: ctx.storage.sql, env: objectEnv };
+      }
+    }
+    const Metered = meterDurableObject(Probe);
+    const stub = env.ROOM.get(env.ROOM.idFromName("billing-probe"));
+    await runInDurableObject(stub, async (_instance, state) => {
+      const probe = new Metered(state, env);
+      probe.kept.sql.exec("CREATE TABLE IF NOT EXISTS billing_probe (id INTEGER PRIMARY KEY)");
+      probe.kept.sql.exec("DELETE FROM billing_probe");
+      counted();
+      probe.kept.sql.exec("INSERT INTO billing_probe (id) VALUES (1), (2)");
+      await probe.kept.env.Q_METRICS_SYSTEM.send({ probe: true });
+      const c = counted();
+      expect(c.do_rows_written).toBe(2);
+      expect(c.queue_write_ops).toBe(1);
+      // Constructed again (as after an eviction): still counted once, not twice.
+      const again = new Metered(state, env);
+      again.kept.sql.exec("INSERT INTO billing_probe (id) VALUES (3)");
+      expect(counted().do_rows_written).toBe(1);
+    });
   });
 });
