@@ -1,7 +1,7 @@
 /**
  * Where a device's AlertActor keeps the default analysis' baselines (shared/analysis.ts): one row
- * per metric in the actor's own SQLite storage, written lazily (every PERSIST_EVERY readings of
- * the metric, and when its verdict changes), never per reading. docs/ai.md has the cost.
+ * per metric in the actor's own SQLite storage, written lazily (PERSIST_MS after the metric's last
+ * write, and when its verdict changes), never per reading. docs/ai.md has the cost.
  */
 import type { BaselineStore, StoredBaseline } from "./analysis";
 

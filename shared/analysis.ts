@@ -22,8 +22,12 @@ export const DEFAULT_ANALYSIS_RULE_ID = "a7a70000-0000-4000-8000-000000000001";
 export const ANALYSIS_MODEL = "edgemesh-baseline";
 /** The detector's options for the default (off for alert rules): docs/ai.md. */
 export const ANALYSIS_OPTIONS: ScoreOptions = { trend: true, resolution: true };
-/** A metric's baseline is written after this many new readings, and on every verdict change. */
-export const PERSIST_EVERY = 16;
+/**
+ * A metric's baseline with new readings is written when this long has passed since its last write
+ * (and at once on every verdict change): a fast meter costs a row per metric per half minute, not
+ * per few readings, and a slow sensor (an actor evicted between its readings) keeps every reading.
+ */
+export const PERSIST_MS = 30_000;
 /** Metrics analysed per device (readings of more metrics are left out: a limit on memory and rows). */
 export const MAX_METRICS = 256;
 
@@ -92,6 +96,8 @@ interface Live {
   alert: Alert | null;
   unsaved: number;
   dirty: boolean;
+  /** When this instance last wrote the metric's row (0: not yet, so the first new reading is written). */
+  saved_at: number;
 }
 
 const fmt = (n: number): string => String(Number(n.toPrecision(4)));
@@ -164,6 +170,7 @@ export class Baselines {
         alert: stored.alert as Alert | null,
         unsaved: 0,
         dirty: false,
+        saved_at: 0,
       };
       this.#metrics.set(metric, live);
     }
@@ -293,10 +300,10 @@ export class Baselines {
     return undefined;
   }
 
-  /** Writes a metric's row when it changed state, or every PERSIST_EVERY readings (`force`: now). */
-  #persist(metric: string, force: boolean): void {
+  /** Writes a metric's row when it changed state, or PERSIST_MS after its last write (`force`: now). */
+  #persist(metric: string, force: boolean, now = Date.now()): void {
     const live = this.#metrics.get(metric);
-    if (!live || !(force || live.dirty || live.unsaved >= PERSIST_EVERY)) return;
+    if (!live || !(force || live.dirty || (live.unsaved > 0 && now - live.saved_at >= PERSIST_MS))) return;
     this.store.save(metric, {
       values: [...live.detector.values],
       last_at: live.last_at,
@@ -305,5 +312,6 @@ export class Baselines {
     });
     live.unsaved = 0;
     live.dirty = false;
+    live.saved_at = now;
   }
 }

@@ -8,7 +8,7 @@ import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { evaluateAlerts } from "../../queues/alert-rules";
-import { ANALYSIS_OPTIONS, DEFAULT_ANALYSIS_RULE_ID } from "../../shared/analysis";
+import { ANALYSIS_OPTIONS, DEFAULT_ANALYSIS_RULE_ID, PERSIST_MS } from "../../shared/analysis";
 import { robustScore } from "../../shared/anomaly";
 import { gaussian, seededRandom } from "../../shared/random";
 import type { StoredAlert } from "../../shared/repos/alerts";
@@ -169,6 +169,29 @@ describe("the default analysis on the stream", () => {
     await evaluateAlerts(env, [reading(tuned, t0 + 30_000, { moisture: value })]);
     const alerts = await alertsOf(tuned);
     expect(alerts.map((a) => [a.rule_id, a.metric, a.status])).toEqual([[rule.id, "moisture", "active"]]);
+  });
+
+  it("a slow sensor whose actor is evicted between readings keeps every reading; a fast one writes its row once per PERSIST_MS", async () => {
+    const slow = uniqueId("slow");
+    const t0 = Date.now() - 3_600_000;
+    const rowOf = (device: string) =>
+      runInDurableObject(env.ALERT_ACTOR.getByName(device), async (_i, state) =>
+        JSON.parse(state.storage.sql.exec<{ body: string }>("SELECT body FROM baselines WHERE metric = 'moisture'").one().body),
+      ) as Promise<{ values: number[] }>;
+    for (let i = 0; i < 6; i++) {
+      await evaluateAlerts(env, [reading(slow, t0 + i * 300_000, { moisture: normal(i, 40) })]);
+      await runInDurableObject(env.ALERT_ACTOR.getByName(slow), async (_i, state) => {
+        state.abort("test: evicted between readings");
+      }).catch(() => undefined);
+    }
+    expect((await rowOf(slow)).values).toHaveLength(6);
+
+    // A fast device, one reading per call: its first reading is written, the next ones wait for PERSIST_MS.
+    const fast = uniqueId("fast");
+    for (let i = 0; i < 10; i++) await evaluateAlerts(env, [reading(fast, t0 + i * 1000, { moisture: normal(i, 40) })]);
+    // The stored row is the one written with the first reading; the other nine are in memory only.
+    expect((await rowOf(fast)).values).toHaveLength(1);
+    expect(PERSIST_MS).toBeGreaterThanOrEqual(10_000);
   });
 
   it("the baselines survive the actor's restart (no re-warming); a redelivered batch changes nothing", async () => {
