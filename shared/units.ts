@@ -89,7 +89,8 @@ export function normalize(value: number, unit: string | undefined): Normalized {
   const conversion = CONVERSIONS.get(unit.trim().toLowerCase());
   if (!conversion) return { value, unit };
   const converted = tidy(value * conversion.factor + conversion.offset);
-  if (conversion.canonical === unit && converted === value) return { value, unit };
+  // `converted`, not `value`: the same number, but -0 becomes 0 as on every other path.
+  if (conversion.canonical === unit && converted === value) return { value: converted, unit };
   return { value: converted, unit: conversion.canonical, original: { value, unit } };
 }
 
