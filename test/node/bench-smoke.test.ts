@@ -77,10 +77,10 @@ describe("benchmarks in their short mode", () => {
     };
     expect(report.bench).toBe("cost");
     const meter = report.measured["https_single/meter/1x"];
-    // Two meters at seed 004's 1× rate (1 message a second each) for the quick window of 4 s, one request per message.
-    expect(meter?.messages).toBe(8);
+    // Two meters at seed 004's 1× rate (1 message a second each) for the quick window of 8 s, one request per message.
+    expect(meter?.messages).toBe(16);
     expect(meter?.paced.rate_per_device).toBe(1);
-    expect(meter?.paced.requests).toBe(8);
+    expect(meter?.paced.requests).toBe(16);
     // A stored meter reading is written somewhere and travels through at least one queue.
     expect(meter?.ops_per_message.d1_rows_written).toBeGreaterThan(0);
     // It travels through the queues and its twin.
