@@ -4,15 +4,12 @@
  * anomaly; with no rule written, #/alerts shows the alert with its evidence (the reading against
  * its baseline, the score, the window), and an operator acknowledges it there.
  */
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { rmSync } from "node:fs";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect } from "vitest";
-import { buildWeb } from "../../scripts/build-web.ts";
-import { freePort, type LocalEdge, startLocalEdge } from "../../scripts/lib/local-edge.ts";
+import type { LocalEdge } from "../../scripts/lib/local-edge.ts";
 import { gaussian, seededRandom } from "../../shared/random.ts";
-import { launchChromium, mustCall, newPage, randomSecret, requireChromium, steps } from "./harness.ts";
+import { mustCall, newPage, randomSecret, startEdgeAndChromium, steps } from "./harness.ts";
 
 const adminToken = randomSecret();
 
@@ -29,13 +26,7 @@ const { step, failed } = steps(90_000);
 describe("the default analysis on #/alerts in chromium", () => {
   beforeAll(async () => {
     try {
-      requireChromium();
-      await buildWeb();
-      persistDir = mkdtempSync(join(tmpdir(), "edgemesh-analysis-"));
-      [edge, browser] = await Promise.all([
-        startLocalEdge({ port: await freePort(), persistDir, adminToken, jwtSecret: randomSecret() }),
-        launchChromium(),
-      ]);
+      ({ edge, browser, persistDir } = await startEdgeAndChromium("analysis", { adminToken }));
       const created = await mustCall(
         edge.url,
         adminToken,

@@ -11,14 +11,12 @@
  *   twin has it, and its chart on #/devices/meter1 draws the history.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect } from "vitest";
-import { buildWeb } from "../../scripts/build-web.ts";
-import { freePort, type LocalEdge, PROJECT_ROOT, startLocalEdge } from "../../scripts/lib/local-edge.ts";
-import { DESKTOP, launchChromium, mustCall, newPage, PHONE, randomSecret, requireChromium, screenshot, steps } from "./harness.ts";
+import { type LocalEdge, PROJECT_ROOT } from "../../scripts/lib/local-edge.ts";
+import { DESKTOP, mustCall, newPage, PHONE, randomSecret, screenshot, startEdgeAndChromium, steps } from "./harness.ts";
 
 const CLI = join(PROJECT_ROOT, "tools/cli/main.ts");
 const FAHRENHEIT = 65; // 18.333… °C
@@ -82,13 +80,7 @@ const { step, failed } = steps(60_000);
 describe("the fleet list and unitless charts in chromium, the CLI and the API", () => {
   beforeAll(async () => {
     try {
-      requireChromium();
-      await buildWeb();
-      persistDir = mkdtempSync(join(tmpdir(), "edgemesh-fleet-"));
-      [edge, browser] = await Promise.all([
-        startLocalEdge({ port: await freePort(), persistDir, adminToken, jwtSecret: randomSecret() }),
-        launchChromium(),
-      ]);
+      ({ edge, browser, persistDir } = await startEdgeAndChromium("fleet", { adminToken }));
       for (const d of [
         { id: "porch-thermo", name: "Porch thermometer", type: "temperature", room: "porch", class: "mains" },
         { id: "meter1", name: "Energy meter", type: "energy", room: "utility", class: "mains" },

@@ -4,11 +4,13 @@
  * into its static assets, devices and their posts, and screenshots in test-results/screenshots.
  */
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { it } from "vitest";
-import { PROJECT_ROOT } from "../../scripts/lib/local-edge.ts";
+import { buildWeb } from "../../scripts/build-web.ts";
+import { freePort, type LocalEdge, PROJECT_ROOT, startLocalEdge } from "../../scripts/lib/local-edge.ts";
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 export const SCREENSHOTS = join(PROJECT_ROOT, "test-results", "screenshots");
@@ -35,6 +37,24 @@ export function requireChromium(): void {
       "      apt-get update && apt-get install -y chromium\n\n" +
       "    (or set CHROMIUM_PATH to another Chromium binary). scripts/test.sh installs it when it runs as root.\n",
   );
+}
+
+/**
+ * A suite's own local edge (a fresh persist folder, the dashboard built into its assets) and
+ * chromium, started together. The caller stops both and removes `persistDir`.
+ */
+export async function startEdgeAndChromium(
+  name: string,
+  options: { adminToken: string; jwtSecret?: string; vars?: Record<string, string> },
+): Promise<{ edge: LocalEdge; browser: Browser; persistDir: string }> {
+  requireChromium();
+  await buildWeb();
+  const persistDir = mkdtempSync(join(tmpdir(), `edgemesh-${name}-`));
+  const [edge, browser] = await Promise.all([
+    startLocalEdge({ port: await freePort(), persistDir, jwtSecret: randomSecret(), ...options }),
+    launchChromium(),
+  ]);
+  return { edge, browser, persistDir };
 }
 
 export async function launchChromium(): Promise<Browser> {

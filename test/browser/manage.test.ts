@@ -8,14 +8,11 @@
  * Then a screenshot of every screen, desktop and phone, for docs/dashboard.md.
  */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { rmSync } from "node:fs";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect } from "vitest";
-import { buildWeb } from "../../scripts/build-web.ts";
-import { freePort, type LocalEdge, startLocalEdge } from "../../scripts/lib/local-edge.ts";
-import { call, DESKTOP, docShot, launchChromium, mustCall, newPage, PHONE, randomSecret, requireChromium, steps } from "./harness.ts";
+import type { LocalEdge } from "../../scripts/lib/local-edge.ts";
+import { call, DESKTOP, docShot, mustCall, newPage, PHONE, randomSecret, startEdgeAndChromium, steps } from "./harness.ts";
 
 const adminToken = randomSecret();
 let edge: LocalEdge;
@@ -42,13 +39,7 @@ const { step, failed } = steps(60_000);
 describe("managing the home from the dashboard in chromium", () => {
   beforeAll(async () => {
     try {
-      requireChromium();
-      await buildWeb();
-      persistDir = mkdtempSync(join(tmpdir(), "edgemesh-manage-"));
-      [edge, browser] = await Promise.all([
-        startLocalEdge({ port: await freePort(), persistDir, adminToken, jwtSecret: randomSecret() }),
-        launchChromium(),
-      ]);
+      ({ edge, browser, persistDir } = await startEdgeAndChromium("manage", { adminToken }));
       const issue = async (sub: string, role: string) =>
         String((await mustCall(edge.url, adminToken, "POST", "/v1/auth/token", { grant_type: "issue", sub, role }, [201])).refresh_token);
       operatorLogin = await issue("olivia", "operator");
