@@ -13,20 +13,33 @@ import { connected, publish } from "./mqtt-harness";
 
 const N = 50;
 
+/** Packets as one WebSocket frame's bytes (a client that coalesces its writes). */
+function frame(packets: Packet[], version: 4 | 5): Uint8Array {
+  const parts = packets.map((p) => generate(p, { protocolVersion: version } as never) as unknown as Uint8Array);
+  const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    bytes.set(p, at);
+    at += p.length;
+  }
+  return bytes;
+}
+
 describe("MQTT publishes batched into the twin", () => {
   for (const version of [5, 4] as const) {
     it(`v${version}: ${N} QoS 1 publishes back to back get ${N} PUBACKs in order, with fewer twin calls, a bad one its own code`, async () => {
       const { device, client } = await connected(version);
       const base = Date.now() - 10_000;
       // Index 20: the twin refuses it (a timestamp an hour ahead); index 30: no JSON at all (refused before the twin).
-      for (let i = 0; i < N; i++) {
+      // All in one WebSocket frame, so they are surely back to back: separate frames race a local
+      // twin that answers within a millisecond, and how many arrive during a call is then luck.
+      const packets = Array.from({ length: N }, (_, i) => {
         const id = i + 1;
-        if (i === 30) client.send(publish(`devices/${device}/telemetry`, "{not json", 1, id));
-        else {
-          const timestamp = new Date(i === 20 ? Date.now() + 3_600_000 : base + i).toISOString();
-          client.send(publish(`devices/${device}/telemetry`, { id: `${device}-b-${i}`, timestamp, payload: { n: i } }, 1, id));
-        }
-      }
+        if (i === 30) return publish(`devices/${device}/telemetry`, "{not json", 1, id);
+        const timestamp = new Date(i === 20 ? Date.now() + 3_600_000 : base + i).toISOString();
+        return publish(`devices/${device}/telemetry`, { id: `${device}-b-${i}`, timestamp, payload: { n: i } }, 1, id);
+      });
+      client.raw(frame(packets, version));
       const acks: (Packet & { messageId: number; reasonCode?: number })[] = [];
       while (acks.length < N) acks.push((await client.next("puback", 10_000)) as Packet & { messageId: number; reasonCode?: number });
       // [MQTT-4.6.0-2] PUBACKs in the order the PUBLISHes arrived.
@@ -65,18 +78,14 @@ describe("MQTT publishes batched into the twin", () => {
 
   it("50 QoS 1 publishes in one WebSocket frame (a client that coalesces its writes) take two twin calls", async () => {
     const { device, client } = await connected(5);
-    const parts = Array.from({ length: N }, (_, i) =>
-      generate(publish(`devices/${device}/telemetry`, { id: `${device}-f-${i}`, payload: { n: i } }, 1, i + 1), {
-        protocolVersion: 5,
-      } as never),
+    client.raw(
+      frame(
+        Array.from({ length: N }, (_, i) =>
+          publish(`devices/${device}/telemetry`, { id: `${device}-f-${i}`, payload: { n: i } }, 1, i + 1),
+        ),
+        5,
+      ),
     );
-    const bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-    let at = 0;
-    for (const p of parts) {
-      bytes.set(p, at);
-      at += p.length;
-    }
-    client.raw(bytes);
     const acks: (Packet & { messageId: number; reasonCode?: number })[] = [];
     while (acks.length < N) acks.push((await client.next("puback", 10_000)) as Packet & { messageId: number; reasonCode?: number });
     expect(acks.map((a) => a.messageId)).toEqual(Array.from({ length: N }, (_, i) => i + 1));
