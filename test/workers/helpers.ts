@@ -1,4 +1,5 @@
 /** Helpers for tests that run inside workerd against the real Worker, DOs, D1 and Queues. */
+import { runInDurableObject } from "cloudflare:test";
 import { exports } from "cloudflare:workers";
 import { expect } from "vitest";
 import type { Envelope } from "../../shared/schemas/message";
@@ -93,4 +94,22 @@ export function metricEnvelope(id: string, options: { correlation?: string; sour
     metadata: {},
     schema_version: 1,
   };
+}
+
+/** Counts the rows every SQL statement of this storage writes from now on (a Durable Object's, in its own context). */
+export function countWrites(sql: SqlStorage): () => number {
+  const cursors: { rowsWritten: number }[] = [];
+  const target = sql as unknown as { exec: SqlStorage["exec"] };
+  const original = sql.exec.bind(sql);
+  target.exec = ((query: string, ...bindings: unknown[]) => {
+    const cursor = original(query, ...(bindings as SqlStorageValue[]));
+    cursors.push(cursor);
+    return cursor;
+  }) as SqlStorage["exec"];
+  return () => cursors.reduce((n, c) => n + c.rowsWritten, 0);
+}
+
+/** countWrites for an object named by its stub: the rows it writes from now on. */
+export async function countRowsOf(stub: DurableObjectStub): Promise<() => number> {
+  return runInDurableObject(stub, async (_i, state) => countWrites(state.storage.sql));
 }

@@ -11,7 +11,7 @@ import { ActorStore, CHECKPOINT } from "../../durable-objects/alert-actor/store"
 import { alertStub } from "../../durable-objects/stubs";
 import type { StoredAlert } from "../../shared/repos/alerts";
 import type { AlertRule } from "../../shared/schemas/alerts";
-import { ADMIN, call, json, uniqueId } from "./helpers";
+import { ADMIN, call, countRowsOf, json, uniqueId } from "./helpers";
 
 const H = { ...ADMIN, "content-type": "application/json" };
 
@@ -26,19 +26,7 @@ async function alertsOf(device: string): Promise<StoredAlert[]> {
 }
 
 /** Counts the rows every statement of the actor writes from now on. */
-async function countRows(device: string): Promise<() => number> {
-  const cursors: SqlStorageCursor<Record<string, SqlStorageValue>>[] = [];
-  await runInDurableObject(env.ALERT_ACTOR.getByName(device), async (_i, state) => {
-    const sql = state.storage.sql as unknown as { exec: SqlStorage["exec"] };
-    const original = sql.exec.bind(state.storage.sql);
-    sql.exec = ((query: string, ...bindings: unknown[]) => {
-      const cursor = original(query, ...bindings);
-      cursors.push(cursor);
-      return cursor;
-    }) as SqlStorage["exec"];
-  });
-  return () => cursors.reduce((n, c) => n + c.rowsWritten, 0);
-}
+const countRows = (device: string) => countRowsOf(env.ALERT_ACTOR.getByName(device));
 
 /** Two rules as bench/cost configures a temperature sensor: a threshold and an absence. */
 async function twoRules(device: string): Promise<AlertRule[]> {

@@ -3,11 +3,10 @@
  * `rowsWritten`) and the queue messages the whole pipeline sends; prints them (docs/twins.md has
  * the before/after figures) and holds the twin to its budget. bench/cost.ts prices them.
  */
-import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { QUEUES } from "../../shared/bus/topology";
-import { createDevice, post, uniqueId } from "./helpers";
+import { countRowsOf, createDevice, post, uniqueId } from "./helpers";
 
 function countQueues(): { sent: () => number; by: Record<string, number>; restore: () => void } {
   let sent = 0;
@@ -35,17 +34,7 @@ function countQueues(): { sent: () => number; by: Record<string, number>; restor
 }
 
 async function countRows(id: string): Promise<{ rows: () => number }> {
-  const cursors: SqlStorageCursor<Record<string, SqlStorageValue>>[] = [];
-  await runInDurableObject(env.DEVICE_TWIN.getByName(id), async (_i, state) => {
-    const sql = state.storage.sql as unknown as { exec: SqlStorage["exec"] };
-    const original = sql.exec.bind(state.storage.sql);
-    sql.exec = ((query: string, ...bindings: unknown[]) => {
-      const cursor = original(query, ...bindings);
-      cursors.push(cursor);
-      return cursor;
-    }) as SqlStorage["exec"];
-  });
-  return { rows: () => cursors.reduce((n, c) => n + c.rowsWritten, 0) };
+  return { rows: await countRowsOf(env.DEVICE_TWIN.getByName(id)) };
 }
 
 const meter = (i: number) => ({

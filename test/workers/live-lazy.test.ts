@@ -8,19 +8,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { HUB_GAP_MS } from "../../durable-objects/device-twin/announce";
 import { hubStub } from "../../durable-objects/stubs";
-import { createDevice, post, uniqueId } from "./helpers";
-
-function countWrites(sql: SqlStorage): () => number {
-  const cursors: { rowsWritten: number }[] = [];
-  const target = sql as unknown as { exec: SqlStorage["exec"] };
-  const original = sql.exec.bind(sql);
-  target.exec = ((query: string, ...bindings: unknown[]) => {
-    const cursor = original(query, ...(bindings as SqlStorageValue[]));
-    cursors.push(cursor);
-    return cursor;
-  }) as SqlStorage["exec"];
-  return () => cursors.reduce((n, c) => n + c.rowsWritten, 0);
-}
+import { countWrites, createDevice, post, uniqueId } from "./helpers";
 
 describe("the live hub's storage", () => {
   it("writes no row per update: one sequence reservation, then one block and the changed devices per persist", {

@@ -11,7 +11,7 @@ import { SeenIds } from "../../durable-objects/device-twin/dedupe";
 import { TwinOutbox } from "../../durable-objects/device-twin/outbox";
 import { packWindow, QUEUES } from "../../shared/bus/topology";
 import { QueuePack } from "../../shared/schemas/message";
-import { ADMIN, call, createDevice, json, metricEnvelope, post, uniqueId } from "./helpers";
+import { ADMIN, call, countWrites, createDevice, json, metricEnvelope, post, uniqueId } from "./helpers";
 
 /** The twin's queue bindings, held: sends are recorded and not delivered (or fail, for an outage). */
 function holdQueues(): { ids: string[]; fail: (on: boolean) => void; restore: () => void } {
@@ -50,19 +50,6 @@ afterEach(() => {
   held?.restore();
   held = undefined;
 });
-
-/** Counts the rows every SQL statement of this object writes from now on. */
-function countWrites(sql: SqlStorage): () => number {
-  const cursors: { rowsWritten: number }[] = [];
-  const target = sql as unknown as { exec: SqlStorage["exec"] };
-  const original = sql.exec.bind(sql);
-  target.exec = ((query: string, ...bindings: unknown[]) => {
-    const cursor = original(query, ...(bindings as SqlStorageValue[]));
-    cursors.push(cursor);
-    return cursor;
-  }) as SqlStorage["exec"];
-  return () => cursors.reduce((n, c) => n + c.rowsWritten, 0);
-}
 
 const SLOTS = 8;
 const outboxOn = (sql: SqlStorage, sentUpTo = 0) =>
