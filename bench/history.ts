@@ -16,7 +16,6 @@
  *   node bench/history.ts [--days 7] [--rounds 5] [--markdown]    (--quick: 1 day, 3 rounds)
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { registerHooks } from "node:module";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -24,18 +23,8 @@ import { Miniflare } from "miniflare";
 import { machineBusySeconds, treeCpuSeconds } from "./lib/proc.ts";
 import { fixed } from "./lib/stats.ts";
 import { type Column, markdownTable, textTable } from "./lib/table.ts";
+import "./lib/worker-modules.ts";
 
-// The Worker's modules import each other without file extensions; Node's type stripping needs them.
-registerHooks({
-  resolve(specifier, context, nextResolve) {
-    try {
-      return nextResolve(specifier, context);
-    } catch (error) {
-      if (!/^\.\.?\//.test(specifier) || /\.[cm]?[jt]s$/.test(specifier)) throw error;
-      return nextResolve(`${specifier}.ts`, context);
-    }
-  },
-});
 const { lookupMessages } = await import("../queues/history-lookup.ts");
 const { digestHours } = await import("../queues/history-hours.ts");
 

@@ -24,7 +24,6 @@
  *
  *   node bench/series.ts [--messages 20000] [--batch-messages 100] [--rounds 3] [--markdown]
  */
-import { registerHooks } from "node:module";
 import { connect, type Socket } from "node:net";
 import { cpus, loadavg } from "node:os";
 import { parseArgs } from "node:util";
@@ -34,19 +33,8 @@ import { type PostgresCluster, startPostgres } from "../scripts/lib/postgres.ts"
 import { machineBusySeconds, treeCpuSeconds, treeUsage } from "./lib/proc.ts";
 import { fixed, ratio, summarize } from "./lib/stats.ts";
 import { type Column, markdownTable, textTable } from "./lib/table.ts";
+import "./lib/worker-modules.ts";
 
-// The Worker's modules import each other without file extensions (wrangler bundles them); Node's
-// type stripping needs them, so relative imports without one get ".ts" here.
-registerHooks({
-  resolve(specifier, context, nextResolve) {
-    try {
-      return nextResolve(specifier, context);
-    } catch (error) {
-      if (!/^\.\.?\//.test(specifier) || /\.[cm]?[jt]s$/.test(specifier)) throw error;
-      return nextResolve(`${specifier}.ts`, context);
-    }
-  },
-});
 const { PostgresSeriesStore } = await import("../shared/series/postgres.ts");
 const { rowsOf } = await import("../shared/series/rows.ts");
 type SeriesRow = import("../shared/schemas/series.ts").SeriesRow;
