@@ -60,18 +60,7 @@ export class Fleet {
     if (agent.status !== 201) throw new Error(`agent: ${agent.status} ${JSON.stringify(agent.body)}`);
     this.agentToken = agent.body.token;
     // The meters are added per measurement window (addDevice).
-    for (const group of FLEET.filter((g) => g.kind !== "meter"))
-      for (const id of group.ids) {
-        const res = await this.edge.admin<{ token: string }>("POST", "/v1/devices", {
-          id,
-          type: group.type,
-          room: group.room,
-          metadata: { agent: AGENT },
-          rate: { per_second: 10_000, burst: 10_000 },
-        });
-        if (res.status !== 201) throw new Error(`device ${id}: ${res.status} ${JSON.stringify(res.body)}`);
-        this.devices.push({ id, kind: group.kind, token: res.body.token, seq: 0, last: 0 });
-      }
+    for (const group of FLEET.filter((g) => g.kind !== "meter")) for (const id of group.ids) await this.addDevice(id, group.kind);
   }
 
   of(kind: Kind): Device[] {

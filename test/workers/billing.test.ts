@@ -6,23 +6,12 @@
 import { createMessageBatch } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeEach, describe, expect, it } from "vitest";
-import { BILLABLE_FAMILY, meterEnv, meterQueueBatch, unmetered } from "../../shared/billing";
+import { meterEnv, meterQueueBatch, unmetered } from "../../shared/billing";
 import { meterDurableObject } from "../../shared/billing-do";
-import { metrics, parseLabelText } from "../../shared/metrics";
-
-/** What was counted since the last call, by kind (app only). */
-function counted(): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const e of metrics.drain()) {
-    if (e.name !== BILLABLE_FAMILY) continue;
-    const { kind, source } = parseLabelText(e.labels);
-    if (source === "app" && kind) out[kind] = (out[kind] ?? 0) + e.value;
-  }
-  return out;
-}
+import { countedBillable } from "./helpers";
 
 beforeEach(() => {
-  counted();
+  countedBillable();
 });
 
 describe("metered D1", () => {
@@ -32,14 +21,14 @@ describe("metered D1", () => {
     const db = metered.DB;
     await db.prepare("CREATE TABLE IF NOT EXISTS billing_probe (id INTEGER PRIMARY KEY, name TEXT)").run();
     await db.prepare("DELETE FROM billing_probe").run();
-    counted();
+    countedBillable();
 
     const inserted = await db.batch([
       db.prepare("INSERT INTO billing_probe (id, name) VALUES (?, ?)").bind(1, "a"),
       db.prepare("INSERT INTO billing_probe (id, name) VALUES (?, ?)").bind(2, "b"),
     ]);
     expect(inserted.map((r) => r.meta.rows_written)).toEqual([1, 1]);
-    const afterInsert = counted();
+    const afterInsert = countedBillable();
     expect(afterInsert.d1_queries).toBe(2);
     expect(afterInsert.d1_rows_written).toBe(2);
 
@@ -52,7 +41,7 @@ describe("metered D1", () => {
       [2, "b"],
     ]);
     expect(await db.prepare("SELECT id FROM billing_probe ORDER BY id").raw({ columnNames: true })).toEqual([["id"], [1], [2]]);
-    const reads = counted();
+    const reads = countedBillable();
     expect(reads.d1_queries).toBe(6);
     expect(reads.d1_rows_read).toBeGreaterThanOrEqual(2);
     expect(reads.d1_rows_written ?? 0).toBe(0);
@@ -64,7 +53,7 @@ describe("metered queues", () => {
     const queue = meterEnv(env).Q_METRICS_SYSTEM;
     await queue.send({ small: true });
     await queue.sendBatch([{ body: { a: 1 } }, { body: "x".repeat(70 * 1024) }]);
-    const sent = counted();
+    const sent = countedBillable();
     expect(sent.queue_messages_sent).toBe(3);
     expect(sent.queue_write_ops).toBe(4); // 1 + 1 + 2 (a 70 KB message is two 64 KB units)
   });
@@ -81,7 +70,7 @@ describe("metered queues", () => {
       b.messages[1]?.retry();
       // m3: neither: acknowledged by the batch returning.
     });
-    const ok = counted();
+    const ok = countedBillable();
     expect(ok.queue_read_ops).toBe(3);
     expect(ok.queue_delete_ops).toBe(2);
     expect(ok.worker_invocations).toBe(1);
@@ -96,7 +85,7 @@ describe("metered queues", () => {
         throw new Error("the consumer failed");
       }),
     ).rejects.toThrow("the consumer failed");
-    const failed = counted();
+    const failed = countedBillable();
     expect(failed.queue_read_ops).toBe(2);
     expect(failed.queue_delete_ops).toBe(1); // m5 is delivered again, not deleted
   });
@@ -118,16 +107,16 @@ describe("metered Durable Objects", () => {
       const probe = new Metered(state, env);
       probe.kept.sql.exec("CREATE TABLE IF NOT EXISTS billing_probe (id INTEGER PRIMARY KEY)");
       probe.kept.sql.exec("DELETE FROM billing_probe");
-      counted();
+      countedBillable();
       probe.kept.sql.exec("INSERT INTO billing_probe (id) VALUES (1), (2)");
       await probe.kept.env.Q_METRICS_SYSTEM.send({ probe: true });
-      const c = counted();
+      const c = countedBillable();
       expect(c.do_rows_written).toBe(2);
       expect(c.queue_write_ops).toBe(1);
       // Constructed again (as after an eviction): still counted once, not twice.
       const again = new Metered(state, env);
       again.kept.sql.exec("INSERT INTO billing_probe (id) VALUES (3)");
-      expect(counted().do_rows_written).toBe(1);
+      expect(countedBillable().do_rows_written).toBe(1);
     });
   });
 });

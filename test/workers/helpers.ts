@@ -2,6 +2,8 @@
 import { runInDurableObject } from "cloudflare:test";
 import { exports } from "cloudflare:workers";
 import { expect } from "vitest";
+import { BILLABLE_FAMILY } from "../../shared/billing";
+import { metrics, parseLabelText } from "../../shared/metrics";
 import type { Envelope } from "../../shared/schemas/message";
 
 export const ADMIN = { authorization: "Bearer test-admin-token" };
@@ -112,4 +114,15 @@ export function countWrites(sql: SqlStorage): () => number {
 /** countWrites for an object named by its stub: the rows it writes from now on. */
 export async function countRowsOf(stub: DurableObjectStub): Promise<() => number> {
   return runInDurableObject(stub, async (_i, state) => countWrites(state.storage.sql));
+}
+
+/** What the billing meter counted since the last call (it drains the tally), by kind: the pipeline's own, not the meter's flush. */
+export function countedBillable(): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const e of metrics.drain()) {
+    if (e.name !== BILLABLE_FAMILY) continue;
+    const { kind, source } = parseLabelText(e.labels);
+    if (source === "app" && kind) out[kind] = (out[kind] ?? 0) + e.value;
+  }
+  return out;
 }

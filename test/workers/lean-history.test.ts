@@ -11,11 +11,11 @@ import { consume } from "../../queues/consumer";
 import { metrics as metricsConsumer } from "../../queues/consumers/metrics";
 import { ConsumerError } from "../../queues/errors";
 import { historyStatements, pruneHistory, recordSteps } from "../../queues/history";
-import { BILLABLE_FAMILY, meterEnv } from "../../shared/billing";
+import { meterEnv } from "../../shared/billing";
 import { findQueue } from "../../shared/bus/topology";
-import { flushMetrics, metrics, parseLabelText } from "../../shared/metrics";
+import { flushMetrics } from "../../shared/metrics";
 import type { Envelope } from "../../shared/schemas/message";
-import { ADMIN, call, eventually, json, metricEnvelope, uniqueId } from "./helpers";
+import { ADMIN, call, countedBillable, eventually, json, metricEnvelope, uniqueId } from "./helpers";
 
 const found = findQueue("metrics.system");
 if (!found) throw new Error("topology lost metrics.system");
@@ -36,17 +36,6 @@ async function history(query: string): Promise<Answer> {
   const res = await call(`/v1/messages?${query}`, { headers: ADMIN });
   expect(res.status).toBe(200);
   return json<Answer>(res);
-}
-
-/** What the meter counted since the last call, by kind (the pipeline's own, not the meter's flush). */
-function counted(): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const e of metrics.drain()) {
-    if (e.name !== BILLABLE_FAMILY) continue;
-    const { kind, source } = parseLabelText(e.labels);
-    if (source === "app" && kind) out[kind] = (out[kind] ?? 0) + e.value;
-  }
-  return out;
 }
 
 /** `n` metric envelopes from `devices`, received a millisecond apart. */
@@ -91,14 +80,14 @@ describe("the lean history through the consumer", () => {
     const messages = readings(100, devices);
     // The meter's own flush is due at most once a minute: flush now so none drains the tally mid-batch.
     await flushMetrics(env.DB, 0);
-    counted();
+    countedBillable();
     const result = await consumePacks(messages);
     expect(result.explicitAcks).toHaveLength(4);
-    const first = counted().d1_rows_written ?? 0;
+    const first = countedBillable().d1_rows_written ?? 0;
     // The next batch of the same devices: their series blocks and latest rows exist already.
     const next = readings(100, devices);
     expect((await consumePacks(next)).explicitAcks).toHaveLength(4);
-    const steady = counted().d1_rows_written ?? 0;
+    const steady = countedBillable().d1_rows_written ?? 0;
     console.warn(
       `MEASURE consumer batch of 100 messages (2 devices, 4 packs of 25): d1_rows_written first=${first} (${first / 100}/message), next=${steady} (${steady / 100}/message)`,
     );
